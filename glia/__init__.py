@@ -1,0 +1,29 @@
+"""Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
+
+from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
+from glia.api import experiment_config, simulate
+from glia.policies import BASELINES, Router
+from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, WorkloadConfig
+from glia.sim._presets import PRESETS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BASELINES",
+    "PRESETS",
+    "ClusterConfig",
+    "ClusterView",
+    "DesignError",
+    "GliaError",
+    "InputError",
+    "Request",
+    "Router",
+    "SimResult",
+    "SimulationError",
+    "Summary",
+    "TraceError",
+    "WorkloadConfig",
+    "__version__",
+    "experiment_config",
+    "simulate",
+]

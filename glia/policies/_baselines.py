@@ -1,0 +1,252 @@
+"""The baseline routers: what production systems and the Glia paper compare against.
+
+All are deterministic given the simulation seed; ties go to the lowest replica index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from glia.sim import ClusterView, ReplicaView, Request
+
+from ._router import Assignment, Router
+
+__all__ = [
+    "BASELINES",
+    "ExpertRouter",
+    "HeadRoomAdmissionRouter",
+    "LeastKvRouter",
+    "LeastLoadedQueueRouter",
+    "LeastOutstandingRouter",
+    "LlmdScorerRouter",
+    "PowerOfTwoRouter",
+    "RandomRouter",
+    "RoundRobinRouter",
+]
+
+
+def _prompt_blocks(tokens: float, block_size: int) -> int:
+    return math.ceil(tokens / block_size)
+
+
+class RandomRouter(Router):
+    """Each request to a replica drawn uniformly at random."""
+
+    name = "random"
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        q = cluster.queue
+        picks = self.rng.integers(0, cluster.num_replicas, size=len(q))
+        return [(int(r), req) for r, req in zip(picks, q, strict=True)]
+
+
+class RoundRobinRouter(Router):
+    """Replicas in turn."""
+
+    name = "round-robin"
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        super().setup(cluster, rng)
+        self._next = 0
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        out = []
+        for req in cluster.queue:
+            out.append((self._next, req))
+            self._next = (self._next + 1) % cluster.num_replicas
+        return out
+
+
+def _greedy(cluster: ClusterView, load: list[int]) -> list[Assignment]:
+    """Route every queued request, in arrival order, to the least ``load`` (then lowest id)."""
+    out = []
+    idx = range(len(load))
+    for req in cluster.queue:
+        best = min(idx, key=load.__getitem__)
+        out.append((best, req))
+        load[best] += 1
+    return out
+
+
+class LeastOutstandingRouter(Router):
+    """LOR: the replica with the fewest requests waiting in its queue (Vidur's ``lor``)."""
+
+    name = "lor"
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        return _greedy(cluster, [r.num_queued for r in cluster.replicas])
+
+
+class LeastLoadedQueueRouter(Router):
+    """LLQ: the replica with the fewest requests in flight (queued plus running)."""
+
+    name = "llq"
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        return _greedy(cluster, [r.num_outstanding for r in cluster.replicas])
+
+
+class PowerOfTwoRouter(Router):
+    """Power of two choices: of two distinct random replicas, the one with fewer in flight."""
+
+    name = "power-of-two"
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        n = cluster.num_replicas
+        load = [r.num_outstanding for r in cluster.replicas]
+        out = []
+        for req in cluster.queue:
+            if n == 1:
+                best = 0
+            else:
+                a, b = (int(x) for x in self.rng.choice(n, size=2, replace=False))
+                best = a if (load[a], a) <= (load[b], b) else b
+            out.append((best, req))
+            load[best] += 1
+        return out
+
+
+def _committed_blocks(r: ReplicaView, extra_per_token: float = 1.0) -> int:
+    """Blocks allocated now plus those the queued prompts will take on admission."""
+    bs = r.block_size
+    return r.num_allocated_blocks + sum(
+        _prompt_blocks(q.num_prefill_tokens * extra_per_token, bs) for q in r.queue
+    )
+
+
+class LeastKvRouter(Router):
+    """The replica with the fewest KV blocks committed (allocated plus queued prompts)."""
+
+    name = "least-kv"
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        kv = [_committed_blocks(r) for r in reps]
+        load = [r.num_outstanding for r in reps]
+        out = []
+        for req in cluster.queue:
+            best = min(range(len(reps)), key=lambda i: (kv[i], load[i], i))
+            out.append((best, req))
+            kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)
+            load[best] += 1
+        return out
+
+
+class LlmdScorerRouter(Router):
+    """llm-d's inference-scheduler default scorers, equally weighted: queue and KV use.
+
+    Queue score: ``(max_q - q) / (max_q - min_q)`` over replicas (1 when all equal); KV score:
+    ``1 - used / capacity``. The replica with the highest weighted sum wins.
+    """
+
+    name = "llm-d"
+    queue_weight = 1.0
+    kv_weight = 1.0
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        queued = [r.num_queued for r in reps]
+        kv = [_committed_blocks(r) for r in reps]
+        out = []
+        for req in cluster.queue:
+            lo, hi = min(queued), max(queued)
+            span = hi - lo
+
+            def score(i: int) -> tuple[float, int]:
+                qs = 1.0 if span == 0 else (hi - queued[i]) / span
+                ks = 1.0 - kv[i] / reps[i].num_blocks
+                return (-(self.queue_weight * qs + self.kv_weight * ks), i)
+
+            best = min(range(len(reps)), key=score)
+            out.append((best, req))
+            queued[best] += 1
+            kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)
+        return out
+
+
+def _shortest_prompt_first(queue: tuple[Request, ...]) -> list[Request]:
+    return sorted(queue, key=lambda q: (q.num_prefill_tokens, q.arrived_at, q.id))
+
+
+class ExpertRouter(Router):
+    """The human expert's router (Glia paper): shortest prompt first; hold when memory is full.
+
+    Route the shortest queued prompt to the replica with the fewest committed blocks if that
+    replica stays under ``limit`` (2,100 of 2,240 blocks, scaled to the replica's size);
+    otherwise hold the queue until the next completion.
+    """
+
+    name = "expert"
+    limit_fraction = 2100 / 2240
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        committed = [_committed_blocks(r) for r in reps]
+        out = []
+        for req in _shortest_prompt_first(cluster.queue):
+            best = min(range(len(reps)), key=lambda i: (committed[i], i))
+            r = reps[best]
+            need = _prompt_blocks(req.num_prefill_tokens, r.block_size)
+            if committed[best] + need >= self.limit_fraction * r.num_blocks:
+                break
+            out.append((best, req))
+            committed[best] += need
+        return out
+
+
+class HeadRoomAdmissionRouter(Router):
+    """HRA, the router Glia found (paper Fig. 12): head-room admission, shortest prompt first.
+
+    Each request is projected to need ``ceil(prompt * (1 + decode_ratio) / block_size)`` blocks.
+    For each replica, projected use = allocated blocks + the projection of every request routed
+    there but not started. The shortest queued prompt goes to the replica with the lowest
+    projected use (ties: fewer in flight) among those that keep ``safety`` of their blocks free
+    after adding it; if none can, the queue is held until the next completion.
+    """
+
+    name = "hra"
+    decode_ratio = 0.6
+    safety = 0.03
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        if not cluster.num_queued:
+            return []
+        grow = 1.0 + self.decode_ratio
+        projected = [_committed_blocks(r, grow) for r in reps]
+        load = [r.num_outstanding for r in reps]
+        out = []
+        for req in _shortest_prompt_first(cluster.queue):
+            best, best_key = -1, (0, 0, 0)
+            for i, r in enumerate(reps):
+                need = _prompt_blocks(req.num_prefill_tokens * grow, r.block_size)
+                if r.num_blocks - (projected[i] + need) < int(r.num_blocks * self.safety):
+                    continue
+                key = (projected[i], load[i], i)
+                if best < 0 or key < best_key:
+                    best, best_key = i, key
+            if best < 0:
+                break
+            out.append((best, req))
+            projected[best] += _prompt_blocks(req.num_prefill_tokens * grow, reps[best].block_size)
+            load[best] += 1
+        return out
+
+
+BASELINES: dict[str, type[Router]] = {
+    cls.name: cls
+    for cls in (
+        RandomRouter,
+        RoundRobinRouter,
+        LeastOutstandingRouter,
+        LeastLoadedQueueRouter,
+        PowerOfTwoRouter,
+        LeastKvRouter,
+        LlmdScorerRouter,
+        ExpertRouter,
+        HeadRoomAdmissionRouter,
+    )
+}
+"""Every baseline router by name, in the order reports list them."""

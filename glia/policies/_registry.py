@@ -1,0 +1,84 @@
+"""Turning a router given by name, class, instance or source file into a Router."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from glia._errors import DesignError, InputError, unknown_name
+
+from ._baselines import BASELINES
+from ._router import Router
+
+__all__ = ["RouterSpec", "load_design", "resolve_router"]
+
+RouterSpec = str | Path | type[Router] | Router
+"""A baseline name, a ``.py`` design file, a :class:`Router` subclass or an instance."""
+
+_module_ids = itertools.count()
+
+
+def load_design(path: str | Path) -> type[Router]:
+    """Import a design file in this process and return the one Router subclass it defines.
+
+    The design runs with this process's privileges: use it for trusted code only (the sandbox
+    runs untrusted designs in a separate, resource-limited process).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"design file {str(p)!r} does not exist: give the path of a .py file")
+    name = f"glia_design_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise InputError(f"design file {str(p)!r} is not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise DesignError(f"{p}:{e.lineno}: syntax error: {e.msg}") from e
+    except Exception as e:
+        raise DesignError(f"{p}: importing the design raised {type(e).__name__}: {e}") from e
+    finally:
+        sys.modules.pop(name, None)
+    return _only_router(module, p)
+
+
+def _only_router(module: ModuleType, path: Path) -> type[Router]:
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Router)
+        and obj is not Router
+        and obj.__module__ == module.__name__
+    ]
+    if len(found) != 1:
+        names = ", ".join(c.__name__ for c in found) or "none"
+        raise DesignError(
+            f"{path}: a design must define exactly one subclass of glia.policies.Router "
+            f"(found {names})"
+        )
+    return found[0]
+
+
+def resolve_router(spec: RouterSpec) -> Router:
+    """A fresh Router from a baseline name, a ``.py`` file, a Router subclass or an instance."""
+    if isinstance(spec, Router):
+        return spec
+    if inspect.isclass(spec) and issubclass(spec, Router):
+        return spec()
+    if isinstance(spec, Path) or (isinstance(spec, str) and spec.endswith(".py")):
+        return load_design(spec)()
+    if isinstance(spec, str):
+        cls = BASELINES.get(spec.lower())
+        if cls is None:
+            raise unknown_name("router", spec, BASELINES, hint="or give a .py design file")
+        return cls()
+    raise InputError(
+        f"router {spec!r} is a {type(spec).__name__}: give a baseline name, a .py design file, "
+        "a Router subclass or an instance"
+    )

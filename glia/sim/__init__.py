@@ -1,0 +1,41 @@
+"""The cluster simulator: replicas, KV memory, batching, latency model, workloads and metrics.
+
+Pure model code: no bus, no agents, no I/O beyond reading traces.
+"""
+
+from ._config import ArrivalProcess, ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._engine import RoutingPolicy, run_simulation
+from ._latency import GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
+from ._metrics import COLUMNS, RequestTable, SimResult, Summary
+from ._replica import IterationRecord
+from ._request import Request, RunningRequest
+from ._views import ClusterView, ReplicaView, Trigger
+from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
+
+__all__ = [
+    "COLUMNS",
+    "ArrivalProcess",
+    "ClusterConfig",
+    "ClusterView",
+    "GpuSpec",
+    "IterationRecord",
+    "LatencyModel",
+    "ModelSpec",
+    "ReplicaView",
+    "Request",
+    "RequestTable",
+    "ResolvedCluster",
+    "RoutingPolicy",
+    "RunningRequest",
+    "SimResult",
+    "Summary",
+    "Trace",
+    "Trigger",
+    "WorkloadConfig",
+    "build_trace",
+    "builtin_traces",
+    "catalogue",
+    "derive_num_blocks",
+    "load_trace_csv",
+    "run_simulation",
+]

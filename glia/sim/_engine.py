@@ -1,0 +1,261 @@
+"""The discrete-event core: arrivals, replica iterations, and router calls.
+
+Time advances from event to event. Arrivals come from the trace in order; each busy replica has
+one pending event, the end of its current iteration, on a heap keyed ``(time, replica id)`` so
+ties resolve the same way every run. At one instant, iteration ends are handled before
+arrivals, and idle replicas start their next iteration only after every event at that instant
+(so a request routed at time t joins a batch formed at t). The router is called after every
+arrival and after every iteration that completed a request.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import numpy as np
+
+from glia._errors import DesignError, InputError, SimulationError
+
+from ._config import ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._metrics import RequestTable, SimResult, summarize
+from ._replica import IterationRecord, Replica
+from ._request import Job, Request
+from ._views import ClusterView, ReplicaView, Trigger
+from ._workload import Trace
+
+__all__ = ["RoutingPolicy", "run_simulation"]
+
+
+class RoutingPolicy(Protocol):
+    """What the engine needs of a router (see :class:`glia.policies.Router`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None: ...
+
+    def schedule(self, cluster: ClusterView) -> Iterable[tuple[int, Request]]: ...
+
+
+def _check_fits(trace: Trace, rc: ResolvedCluster, source: str) -> None:
+    """Every request must fit a replica's KV memory on its own, even after a restart."""
+    bs = rc.config.block_size
+    # A restarted request re-prefills its prompt and all but its last output token.
+    worst = -(-(trace.num_prefill_tokens + trace.num_decode_tokens - 1) // bs)
+    room = rc.num_blocks - rc.watermark_blocks
+    bad = np.flatnonzero(worst > room)
+    if len(bad):
+        i = int(bad[0])
+        p, d = int(trace.num_prefill_tokens[i]), int(trace.num_decode_tokens[i])
+        raise InputError(
+            f"impossible cluster: request {i} of {source} ({p} prompt + {d} output tokens) needs "
+            f"up to {int(worst[i])} KV blocks but a replica has {room} usable ({rc.num_blocks} "
+            f"minus {rc.watermark_blocks} watermark): cap request lengths (max_tokens), add KV "
+            f"blocks (num_blocks) or use a bigger GPU"
+        )
+
+
+def run_simulation(
+    trace: Trace,
+    cluster: ClusterConfig,
+    router: RoutingPolicy,
+    *,
+    seed: int = 0,
+    workload: WorkloadConfig | None = None,
+    observer: Callable[[IterationRecord], None] | None = None,
+) -> SimResult:
+    """Simulate ``trace`` on ``cluster`` under ``router`` until every request completes.
+
+    ``seed`` seeds the router's generator (the trace is already fixed). ``observer``, if given,
+    receives an :class:`IterationRecord` for every replica iteration.
+    """
+    wall0 = time.perf_counter()
+    rc = cluster.resolve()
+    source = workload.trace if workload is not None else "the trace"
+    _check_fits(trace, rc, source)
+
+    replicas = [
+        Replica(
+            i,
+            latency=rc.latency,
+            num_blocks=rc.num_blocks,
+            block_size=cluster.block_size,
+            watermark_blocks=rc.watermark_blocks,
+            chunk_size=cluster.chunk_size,
+            max_batch=cluster.max_batch_size,
+            observer=observer,
+        )
+        for i in range(cluster.num_replicas)
+    ]
+    views = tuple(ReplicaView(r, rc.gpu, rc.model) for r in replicas)
+    n = len(trace)
+    arrivals = trace.arrived_at.tolist()
+    prompts = trace.num_prefill_tokens.tolist()
+    outputs = trace.num_decode_tokens.tolist()
+    jobs = [Job(Request(i, arrivals[i], prompts[i]), outputs[i]) for i in range(n)]
+
+    waiting: dict[int, Job] = {}  # the global queue, in arrival order
+    heap: list[tuple[float, int]] = []  # (iteration end time, replica id)
+    to_start: set[int] = set()
+    done: list[Job] = []
+    num_done = 0
+    name = router.name
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
+    router.setup(ClusterView(0.0, "arrival", waiting, views), rng)
+
+    def route(now: float, trigger: Trigger) -> None:
+        try:
+            decisions = router.schedule(ClusterView(now, trigger, waiting, views))
+            pairs = list(decisions) if decisions is not None else []
+        except DesignError:
+            raise
+        except Exception as e:
+            raise DesignError(
+                f"router {name!r} raised {type(e).__name__} at t={now:.3f}s: {e}"
+            ) from e
+        for pair in pairs:
+            try:
+                rid, req = pair
+            except (TypeError, ValueError):
+                raise DesignError(
+                    f"router {name!r} returned {pair!r} at t={now:.3f}s: schedule() must return "
+                    "(replica index, request) pairs"
+                ) from None
+            if not isinstance(req, Request):
+                raise DesignError(
+                    f"router {name!r} returned {req!r} as a request at t={now:.3f}s: route the "
+                    "Request objects from cluster.queue"
+                )
+            if type(rid) is not int and not isinstance(rid, np.integer):
+                raise DesignError(
+                    f"router {name!r} routed request {req.id} to {rid!r} at t={now:.3f}s: a "
+                    "replica is an int index"
+                )
+            rid = int(rid)
+            if not 0 <= rid < len(replicas):
+                raise DesignError(
+                    f"router {name!r} routed request {req.id} to replica {rid} at t={now:.3f}s, "
+                    f"but the cluster has replicas 0..{len(replicas) - 1}: return an index in "
+                    f"range({len(replicas)})"
+                )
+            job = waiting.pop(req.id, None)
+            if job is None or job.req != req:
+                if 0 <= req.id < n and jobs[req.id].replica >= 0:
+                    raise DesignError(
+                        f"router {name!r} routed request {req.id} twice (again to replica {rid} "
+                        f"at t={now:.3f}s; first to replica {jobs[req.id].replica}): route each "
+                        "request from cluster.queue once"
+                    )
+                raise DesignError(
+                    f"router {name!r} routed request {req.id} at t={now:.3f}s, which is not in "
+                    "the global queue: route only requests from cluster.queue"
+                )
+            job.replica = rid
+            r = replicas[rid]
+            r.queue.append(job)
+            if not r.busy:
+                to_start.add(rid)
+
+    next_arrival = 0
+    now = 0.0
+    while True:
+        t_iter = heap[0][0] if heap else float("inf")
+        t_arr = arrivals[next_arrival] if next_arrival < n else float("inf")
+        if t_iter <= t_arr and heap:
+            now, rid = heapq.heappop(heap)
+            r = replicas[rid]
+            r.busy = False
+            before = len(done)
+            r.finish(now, done)
+            to_start.add(rid)
+            if len(done) > before:
+                num_done += len(done) - before
+                route(now, "completion")
+        elif next_arrival < n:
+            now = t_arr
+            job = jobs[next_arrival]
+            next_arrival += 1
+            waiting[job.id] = job
+            route(now, "arrival")
+        else:
+            break
+        # Start idle replicas once every event at this instant has been handled.
+        if to_start:
+            t_next = min(
+                heap[0][0] if heap else float("inf"),
+                arrivals[next_arrival] if next_arrival < n else float("inf"),
+            )
+            if t_next > now:
+                for rid in sorted(to_start):
+                    r = replicas[rid]
+                    dt = r.start(now)
+                    if dt > 0.0:
+                        r.busy = True
+                        heapq.heappush(heap, (now + dt, rid))
+                to_start.clear()
+
+    if num_done != n:
+        stuck = [j for j in jobs if j.completed_at < 0.0]
+        first = stuck[0]
+        where = "in the global queue" if first.replica < 0 else f"on replica {first.replica}"
+        raise SimulationError(
+            f"router {name!r} left {len(stuck)} of {n} requests unserved when the cluster went "
+            f"idle at t={now:.3f}s (first: request {first.id}, arrived at "
+            f"{first.arrived_at:.3f}s, {where}): a router may hold requests only while some "
+            "replica is busy; route everything once the cluster is idle",
+            partial=len(done),
+        )
+    return SimResult(
+        summary=summarize(table := _table(jobs, rc), time.perf_counter() - wall0),
+        requests=table,
+        router=name,
+        cluster=cluster,
+        workload=workload if workload is not None else WorkloadConfig(trace="<in-memory>"),
+        seed=seed,
+    )
+
+
+def _table(jobs: list[Job], rc: ResolvedCluster) -> RequestTable:
+    n = len(jobs)
+    arrived = np.fromiter((j.arrived_at for j in jobs), np.float64, n)
+    scheduled = np.fromiter((j.scheduled_at for j in jobs), np.float64, n)
+    first = np.fromiter((j.prefill_done_at for j in jobs), np.float64, n)
+    completed = np.fromiter((j.completed_at for j in jobs), np.float64, n)
+    prompt = np.fromiter((j.req.num_prefill_tokens for j in jobs), np.int64, n)
+    output = np.fromiter((j.output for j in jobs), np.int64, n)
+    e2e = completed - arrived
+    tpot = np.where(output > 1, (completed - first) / np.maximum(output - 1, 1), 0.0)
+    return RequestTable(
+        request_id=np.arange(n, dtype=np.int64),
+        arrived_at=arrived,
+        scheduled_at=scheduled,
+        prefill_completed_at=first,
+        completed_at=completed,
+        request_e2e_time=e2e,
+        prefill_e2e_time=first - arrived,
+        decode_time_per_token=tpot,
+        request_scheduling_delay=scheduled - arrived,
+        request_slowdown=e2e / _ideal_latency(prompt, output, rc),
+        request_num_restarts=np.fromiter((j.restarts for j in jobs), np.int64, n),
+        replica_id=np.fromiter((j.replica for j in jobs), np.int64, n),
+        request_num_prefill_tokens=prompt,
+        request_num_decode_tokens=output,
+        request_num_tokens=prompt + output,
+    )
+
+
+def _ideal_latency(prompt: np.ndarray, output: np.ndarray, rc: ResolvedCluster) -> np.ndarray:
+    """Seconds each request takes alone on an idle replica (the slowdown's denominator)."""
+    lm, chunk = rc.latency, rc.config.chunk_size
+    p = prompt.astype(np.float64)
+    prefill = lm.iteration_times(p, 0, 1, 0, p * (p + 1) / 2)
+    for i in np.flatnonzero(prompt > chunk):  # rare: prompts longer than one chunk
+        prefill[i] = lm.prefill_time(int(prompt[i]), chunk)
+    # Decode steps read a context growing from P+1 to P+D-1 tokens: use the midpoint.
+    mid = p + output / 2.0
+    step = lm.iteration_times(0, 1, 1, mid, mid)
+    return prefill + (output - 1) * step
+

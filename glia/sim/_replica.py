@@ -1,0 +1,285 @@
+"""One replica: a vLLM-style engine with continuous batching and a Sarathi chunked-prefill scheduler.
+
+Each iteration the replica batches, in order: one decode token for every running request past
+its prefill; prefill chunks for requests whose prompt is partly processed; then new requests from
+the front of its queue, while the token budget (``chunk_size``), the batch cap and KV memory allow.
+A new request is admitted only if, after allocating blocks for its whole prompt, ``watermark``
+blocks stay free. A decode step that fills its last block takes a new one; when none is free, the
+most recently arrived running request is preempted: its blocks are freed and it goes back to the
+front of the queue to be recomputed from scratch (prompt plus the output it had generated), as
+vLLM's recompute preemption does.
+
+Decoders are accounted lazily so that an iteration costs O(1) plus O(new events), not O(batch):
+a decoder that started decoding at iteration ``s`` with a ``P``-token prompt holds
+``ceil((P + it - s) / B)`` blocks after ``it`` iterations and needs a new block exactly at the
+iterations ``c`` with ``c = s - P (mod B)`` (``B`` = block size), so the replica keeps a count of
+decoders per residue and the sum ``P - s`` over decoders for the KV tokens attention reads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from ._latency import LatencyModel, ceil_div
+from ._request import Job, RunningRequest
+
+__all__ = ["IterationRecord", "Replica"]
+
+
+class IterationRecord:
+    """What one iteration did (for tests and diagnostics; built only when observed)."""
+
+    __slots__ = (
+        "allocated_blocks",
+        "blocks_needed",
+        "decode_tokens",
+        "end",
+        "free_before",
+        "num_blocks",
+        "num_seqs",
+        "preempted",
+        "prefill_tokens",
+        "replica",
+        "start",
+    )
+
+    def __init__(self, **fields: float | int) -> None:
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"IterationRecord({inner})"
+
+
+class Replica:
+    """Mutable state of one replica. Driven by the engine: :meth:`start`, then :meth:`finish`."""
+
+    __slots__ = (
+        "_chunks",
+        "_ends",
+        "_kv_base",
+        "_phase_count",
+        "block_size",
+        "busy",
+        "chunk_size",
+        "decoding",
+        "free",
+        "id",
+        "it",
+        "latency",
+        "max_batch",
+        "num_blocks",
+        "observer",
+        "prefilling",
+        "queue",
+        "watermark",
+    )
+
+    def __init__(
+        self,
+        rid: int,
+        *,
+        latency: LatencyModel,
+        num_blocks: int,
+        block_size: int,
+        watermark_blocks: int,
+        chunk_size: int,
+        max_batch: int,
+        observer: Callable[[IterationRecord], None] | None = None,
+    ) -> None:
+        self.id = rid
+        self.latency = latency
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.watermark = watermark_blocks
+        self.chunk_size = chunk_size
+        self.max_batch = max_batch
+        self.observer = observer
+        self.free = num_blocks
+        self.it = 0  # iterations completed
+        self.busy = False
+        self.queue: deque[Job] = deque()  # routed here, not admitted (preempted ones at the front)
+        self.prefilling: list[Job] = []  # admitted, prompt not fully processed, admission order
+        self.decoding: dict[int, Job] = {}  # past prefill, by id
+        self._ends: dict[int, list[Job]] = {}  # iteration -> decoders finishing in it
+        self._phase_count = [0] * block_size
+        self._kv_base = 0  # sum over decoders of (prompt - start_it)
+        self._chunks: list[tuple[Job, int]] = []
+
+    # -- what policies may read ------------------------------------------------------------
+    @property
+    def num_running(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    def decoder_blocks(self, job: Job) -> int:
+        return ceil_div(job.prompt + self.it - job.start_it, self.block_size)
+
+    def snapshot(self) -> tuple[RunningRequest, ...]:
+        """The running requests, oldest admission first (prefilling ones before decoders)."""
+        out = [
+            RunningRequest(
+                request=j.req,
+                num_processed_tokens=j.prefilled,
+                num_generated_tokens=j.output - j.remaining,
+                num_allocated_blocks=j.blocks,
+                in_prefill=True,
+                num_restarts=j.restarts,
+            )
+            for j in self.prefilling
+        ]
+        for j in self.decoding.values():
+            steps = self.it - j.start_it
+            out.append(
+                RunningRequest(
+                    request=j.req,
+                    num_processed_tokens=j.prompt + steps,
+                    num_generated_tokens=j.output - j.remaining + steps,
+                    num_allocated_blocks=self.decoder_blocks(j),
+                    in_prefill=False,
+                    num_restarts=j.restarts,
+                )
+            )
+        return tuple(out)
+
+    # -- the iteration -------------------------------------------------------------------------
+    def start(self, now: float) -> float:
+        """Form the next batch at ``now``; return its duration, or 0.0 when there is no work."""
+        c = self.it
+        bs = self.block_size
+        need = self._phase_count[c % bs]
+        free_before = self.free
+        preempted = 0
+        while need > self.free:
+            need -= self._preempt_youngest(c)
+            preempted += 1
+        self.free -= need
+
+        n_dec = len(self.decoding)
+        budget = self.chunk_size - n_dec
+        nseq = n_dec
+        kv_read = self._kv_base + n_dec * c  # tokens cached by the decoders
+        pairs = kv_read
+        prefill_tokens = 0
+        chunks = self._chunks
+        chunks.clear()
+        for job in self.prefilling:
+            if budget <= 0:
+                break
+            done = job.prefilled
+            n = min(job.prompt - done, budget)
+            budget -= n
+            nseq += 1
+            prefill_tokens += n
+            kv_read += done
+            pairs += n * done + n * (n + 1) // 2
+            chunks.append((job, n))
+        queue = self.queue
+        while budget > 0 and queue and n_dec + len(self.prefilling) < self.max_batch:
+            job = queue[0]
+            blocks = ceil_div(job.prompt, bs)
+            if self.free - blocks < self.watermark:
+                break  # FCFS: the head of the queue waits for memory, and so do the others
+            queue.popleft()
+            self.free -= blocks
+            job.blocks = blocks
+            if job.scheduled_at < 0.0:
+                job.scheduled_at = now
+            self.prefilling.append(job)
+            n = min(job.prompt, budget)
+            budget -= n
+            nseq += 1
+            prefill_tokens += n
+            pairs += n * (n + 1) // 2
+            chunks.append((job, n))
+        if nseq == 0:
+            return 0.0
+        dt = self.latency.iteration_time(prefill_tokens, n_dec, nseq, kv_read, pairs)
+        if self.observer is not None:
+            self.observer(
+                IterationRecord(
+                    replica=self.id,
+                    start=now,
+                    end=now + dt,
+                    prefill_tokens=prefill_tokens,
+                    decode_tokens=n_dec,
+                    num_seqs=nseq,
+                    allocated_blocks=self.num_blocks - self.free,
+                    num_blocks=self.num_blocks,
+                    blocks_needed=self._phase_count[c % bs],
+                    free_before=free_before,
+                    preempted=preempted,
+                )
+            )
+        return dt
+
+    def finish(self, now: float, completed: list[Job]) -> None:
+        """End the iteration started last at ``now``; append the requests it completed."""
+        c = self.it
+        self.it = c + 1
+        bs = self.block_size
+        done_prefill = False
+        for job, n in self._chunks:
+            job.prefilled += n
+            if job.prefilled < job.prompt:
+                continue
+            done_prefill = True
+            if job.prefill_done_at < 0.0:
+                job.prefill_done_at = now  # the first output token (time to first token)
+            job.remaining -= 1
+            if job.remaining == 0:
+                self.free += job.blocks
+                job.completed_at = now
+                completed.append(job)
+                continue
+            s = c + 1
+            job.start_it = s
+            job.end_it = s + job.remaining - 1
+            job.phase = (s - job.prompt) % bs
+            self._phase_count[job.phase] += 1
+            self._kv_base += job.prompt - s
+            self.decoding[job.id] = job
+            self._ends.setdefault(job.end_it, []).append(job)
+        if done_prefill:
+            self.prefilling = [j for j in self.prefilling if j.prefilled < j.prompt]
+        self._chunks.clear()
+        ending = self._ends.pop(c, None)
+        if ending:
+            for job in ending:
+                self._drop_decoder(job)
+                job.remaining = 0
+                job.completed_at = now
+                completed.append(job)
+
+    # -- memory pressure -----------------------------------------------------------------------
+    def _drop_decoder(self, job: Job) -> None:
+        """Remove a decoder and free its blocks (call before ``it`` moves on for preemption)."""
+        self.free += self.decoder_blocks(job)
+        del self.decoding[job.id]
+        self._phase_count[job.phase] -= 1
+        self._kv_base -= job.prompt - job.start_it
+
+    def _preempt_youngest(self, c: int) -> int:
+        """Preempt the most recently arrived running request; return the blocks it needed now."""
+        victim = max(
+            (*self.prefilling, *self.decoding.values()), key=lambda j: (j.arrived_at, j.id)
+        )
+        needed_now = 0
+        if victim.id in self.decoding:
+            needed_now = 1 if victim.phase == c % self.block_size else 0
+            steps = c - victim.start_it
+            self._drop_decoder(victim)
+            self._ends[victim.end_it].remove(victim)
+            # It generated one token at the end of its prefill (already counted) and one per
+            # decode step since; its prompt and all of them are recomputed as the new prompt.
+            victim.prompt += 1 + steps
+            victim.remaining -= steps
+        else:
+            self.free += victim.blocks
+            self.prefilling.remove(victim)
+        victim.prefilled = 0
+        victim.blocks = 0
+        victim.restarts += 1
+        self.queue.appendleft(victim)
+        return needed_now

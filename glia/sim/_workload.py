@@ -1,0 +1,281 @@
+"""Request traces: loading CSVs, generating arrivals, inflating and capping lengths.
+
+Every random draw comes from a ``numpy.random.Generator`` derived from the caller's seed, with one
+independent stream per purpose (arrivals, length sampling, prompt and output inflation), so
+changing the arrival rate does not change which lengths are drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from glia._errors import InputError, TraceError, unknown_name
+
+from ._config import WorkloadConfig
+
+__all__ = ["Trace", "build_trace", "builtin_traces", "load_trace_csv"]
+
+_BUILTIN = {
+    "sharegpt_first_turn": "sharegpt_first_turn_lengths.csv",
+    "sharegpt": "sharegpt_lengths.csv",
+    "azure_conv": "azure_conv_2023.csv",
+}
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Requests to simulate, in arrival order: read-only arrays of equal length."""
+
+    arrived_at: FloatArray
+    num_prefill_tokens: IntArray
+    num_decode_tokens: IntArray
+
+    def __post_init__(self) -> None:
+        for a in (self.arrived_at, self.num_prefill_tokens, self.num_decode_tokens):
+            a.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.arrived_at)
+
+
+@dataclass(frozen=True, eq=False)
+class _Table:
+    path: str
+    has_arrivals: bool
+    arrived_at: FloatArray
+    prefill: IntArray
+    decode: IntArray
+
+
+def builtin_traces() -> dict[str, str]:
+    """Names of the traces shipped with Glia and their files (see ``glia/data/traces``)."""
+    return dict(_BUILTIN)
+
+
+def _resolve_path(trace: str) -> Path:
+    if trace in _BUILTIN:
+        ref = resources.files("glia").joinpath("data", "traces", _BUILTIN[trace])
+        return Path(str(ref))
+    path = Path(trace)
+    if path.suffix.lower() != ".csv" and not path.exists():
+        raise unknown_name("trace", trace, _BUILTIN, hint="or give the path of a CSV file")
+    if not path.is_file():
+        raise TraceError(str(path), None, "no such file: give an existing CSV trace path")
+    return path
+
+
+def load_trace_csv(trace: str) -> tuple[Trace, bool]:
+    """Load a trace CSV (a shipped name or a path) and say whether it has arrival times.
+
+    Columns: ``num_prefill_tokens`` and ``num_decode_tokens`` (positive integers), optionally
+    ``arrived_at`` (seconds, non-decreasing). Extra columns are ignored.
+    """
+    path = _resolve_path(trace)
+    st = path.stat()
+    table = _load_table(str(path), st.st_mtime_ns, st.st_size)
+    return Trace(table.arrived_at.copy(), table.prefill.copy(), table.decode.copy()), (
+        table.has_arrivals
+    )
+
+
+# Parsing a 56k-row CSV costs tens of milliseconds; keyed by (path, mtime, size) the cache can
+# never serve stale data, and its values are read-only arrays.
+@functools.lru_cache(maxsize=16)
+def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise TraceError(path, None, "the file is empty: it needs a header row")
+            cols = {name.strip(): i for i, name in enumerate(header)}
+            for need in ("num_prefill_tokens", "num_decode_tokens"):
+                if need not in cols:
+                    raise TraceError(
+                        path,
+                        1,
+                        f"missing column {need!r} (found {', '.join(header)}): a trace needs "
+                        "num_prefill_tokens and num_decode_tokens, optionally arrived_at",
+                    )
+            ip, idc = cols["num_prefill_tokens"], cols["num_decode_tokens"]
+            ia = cols.get("arrived_at")
+            arr: list[float] = []
+            pre: list[int] = []
+            dec: list[int] = []
+            for rowno, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                try:
+                    p, d = _count(row[ip]), _count(row[idc])
+                    a = float(row[ia]) if ia is not None else 0.0
+                except (ValueError, IndexError):
+                    raise TraceError(
+                        path,
+                        rowno,
+                        f"cannot read {row!r}: token counts must be integers and arrived_at a "
+                        "number of seconds",
+                    ) from None
+                if p <= 0 or d <= 0:
+                    col = "num_prefill_tokens" if p <= 0 else "num_decode_tokens"
+                    raise TraceError(
+                        path, rowno, f"{col} is {min(p, d)}: token counts must be positive"
+                    )
+                if ia is not None:
+                    if not math.isfinite(a) or a < 0:
+                        raise TraceError(
+                            path, rowno, f"arrived_at is {a}: it must be a finite time >= 0"
+                        )
+                    if arr and a < arr[-1]:
+                        raise TraceError(
+                            path,
+                            rowno,
+                            f"arrived_at {a} is earlier than the previous row's {arr[-1]}: "
+                            "sort the trace by arrival time",
+                        )
+                arr.append(a)
+                pre.append(p)
+                dec.append(d)
+    except UnicodeDecodeError:
+        raise TraceError(path, None, "not a UTF-8 text CSV file") from None
+    except OSError as e:
+        raise TraceError(path, None, f"cannot read the file ({e.strerror})") from None
+    if not pre:
+        raise TraceError(path, None, "the trace has a header but no requests")
+    table = _Table(
+        path,
+        ia is not None,
+        np.asarray(arr, dtype=np.float64),
+        np.asarray(pre, dtype=np.int64),
+        np.asarray(dec, dtype=np.int64),
+    )
+    for a in (table.arrived_at, table.prefill, table.decode):
+        a.flags.writeable = False
+    return table
+
+
+def _count(text: str) -> int:
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
+def _gaps(cfg: WorkloadConfig, qps: float, n: int, rng: np.random.Generator) -> FloatArray:
+    mean = 1.0 / qps
+    if cfg.arrivals == "poisson":
+        return rng.exponential(mean, n)
+    if cfg.arrivals == "lognormal":
+        mu = math.log(mean) - cfg.sigma**2 / 2.0
+        return rng.lognormal(mu, cfg.sigma, n)
+    shape = 1.0 / cfg.cv**2
+    return rng.gamma(shape, mean / shape, n)
+
+
+def _generate_arrivals(cfg: WorkloadConfig, rng: np.random.Generator) -> FloatArray:
+    assert cfg.qps is not None and cfg.duration_s is not None  # checked by the caller
+    times: list[FloatArray] = []
+    now, batch = 0.0, max(64, int(cfg.qps * cfg.duration_s * 1.2) + 16)
+    while True:
+        gaps = _gaps(cfg, cfg.qps, batch, rng)
+        t = now + np.cumsum(gaps)
+        inside = t[t < cfg.duration_s]
+        times.append(inside)
+        if len(inside) < batch:
+            break
+        now = float(t[-1])
+    # The first request arrives at time 0, like a replayed trace.
+    out = np.concatenate(times)
+    return np.concatenate([[0.0], out])
+
+
+def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) -> Trace:
+    """The requests ``cfg`` describes, for this ``seed``.
+
+    ``max_context`` (the model's context window) caps prompt + output when ``cfg.max_tokens`` is
+    not given.
+    """
+    _check(cfg)
+    lengths, has_arrivals = load_trace_csv(cfg.trace)
+    streams = np.random.SeedSequence(seed).spawn(4)
+    rng_arrivals, rng_pick, rng_prompt, rng_output = (np.random.default_rng(s) for s in streams)
+
+    if cfg.arrivals == "trace":
+        if not has_arrivals:
+            raise InputError(
+                f"trace {cfg.trace!r} has no arrived_at column: choose generated arrivals "
+                "(poisson, lognormal or gamma) with a qps and a duration"
+            )
+        arrived = lengths.arrived_at - lengths.arrived_at[0]
+        prefill, decode = lengths.num_prefill_tokens, lengths.num_decode_tokens
+        if cfg.qps is not None and len(arrived) > 1 and arrived[-1] > 0:
+            natural = (len(arrived) - 1) / arrived[-1]
+            arrived = arrived * (natural / cfg.qps)
+        if cfg.duration_s is not None:
+            keep = arrived < cfg.duration_s
+            arrived, prefill, decode = arrived[keep], prefill[keep], decode[keep]
+    else:
+        arrived = _generate_arrivals(cfg, rng_arrivals)
+        pick = rng_pick.integers(0, len(lengths), size=len(arrived))
+        prefill = lengths.num_prefill_tokens[pick]
+        decode = lengths.num_decode_tokens[pick]
+
+    if cfg.max_requests is not None:
+        arrived = arrived[: cfg.max_requests]
+        prefill, decode = prefill[: cfg.max_requests], decode[: cfg.max_requests]
+    n = len(arrived)
+    prefill = prefill.astype(np.int64, copy=True)
+    decode = decode.astype(np.int64, copy=True)
+    factor = cfg.inflation_factor
+    if cfg.prompt_inflation > 0:
+        hit = rng_prompt.random(n) < cfg.prompt_inflation
+        prefill[hit] = np.round(prefill[hit] * factor).astype(np.int64)
+    if cfg.output_inflation > 0:
+        hit = rng_output.random(n) < cfg.output_inflation
+        decode[hit] = np.round(decode[hit] * factor).astype(np.int64)
+    cap = cfg.max_tokens if cfg.max_tokens is not None else max_context
+    if cap is not None:
+        prefill = np.minimum(prefill, cap - 1)
+        decode = np.clip(decode, 1, cap - prefill)
+    if n == 0:
+        raise InputError(
+            f"workload on {cfg.trace!r} produced no requests: raise duration_s or qps"
+        )
+    return Trace(np.asarray(arrived, dtype=np.float64).copy(), prefill, decode)
+
+
+def _check(cfg: WorkloadConfig) -> None:
+    if cfg.arrivals != "trace":
+        if cfg.qps is None or cfg.duration_s is None:
+            raise InputError(
+                f"{cfg.arrivals} arrivals need both qps and duration_s (got qps={cfg.qps}, "
+                f"duration_s={cfg.duration_s})"
+            )
+    if cfg.qps is not None and not (math.isfinite(cfg.qps) and cfg.qps > 0):
+        raise InputError(f"qps is {cfg.qps}: give a positive request rate")
+    if cfg.duration_s is not None and not (math.isfinite(cfg.duration_s) and cfg.duration_s > 0):
+        raise InputError(f"duration_s is {cfg.duration_s}: give a positive number of seconds")
+    if cfg.sigma <= 0 or cfg.cv <= 0:
+        raise InputError(
+            f"arrival shape sigma={cfg.sigma}, cv={cfg.cv}: both must be positive"
+        )
+    for name in ("prompt_inflation", "output_inflation"):
+        frac = getattr(cfg, name)
+        if not 0.0 <= frac <= 1.0:
+            raise InputError(f"{name} is {frac}: give the fraction of requests, in [0, 1]")
+    if cfg.inflation_factor <= 0:
+        raise InputError(f"inflation_factor is {cfg.inflation_factor}: it must be positive")
+    if cfg.max_tokens is not None and cfg.max_tokens < 2:
+        raise InputError(f"max_tokens is {cfg.max_tokens}: a request needs at least 2 tokens")
+    if cfg.max_requests is not None and cfg.max_requests < 1:
+        raise InputError(f"max_requests is {cfg.max_requests}: it must be at least 1")
