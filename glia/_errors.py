@@ -4,7 +4,7 @@ Every error Glia raises on purpose derives from :class:`GliaError`; the subclass
 is to fix it::
 
     GliaError
-    ├── InputError          a bad argument, config, preset, name or file: the caller fixes it
+    ├── InputError          a bad argument, config, preset, name or file: caller fixes it
     │   └── TraceError      a malformed request trace (names the file and row)
     ├── DesignError         a policy (router) broke the rules of the design interface
     └── SimulationError     the simulation could not finish (carries what was computed so far)
@@ -17,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["DesignError", "GliaError", "InputError", "SimulationError", "TraceError", "unknown_name"]
+__all__ = [
+    "DesignError",
+    "GliaError",
+    "InputError",
+    "SimulationError",
+    "TraceError",
+    "unknown_name",
+]
 
 
 class GliaError(Exception):

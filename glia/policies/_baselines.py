@@ -152,14 +152,13 @@ class LlmdScorerRouter(Router):
         out = []
         for req in cluster.queue:
             lo, hi = min(queued), max(queued)
-            span = hi - lo
-
-            def score(i: int) -> tuple[float, int]:
-                qs = 1.0 if span == 0 else (hi - queued[i]) / span
-                ks = 1.0 - kv[i] / reps[i].num_blocks
-                return (-(self.queue_weight * qs + self.kv_weight * ks), i)
-
-            best = min(range(len(reps)), key=score)
+            best, best_score = 0, float("-inf")
+            for i, r in enumerate(reps):
+                qs = 1.0 if hi == lo else (hi - queued[i]) / (hi - lo)
+                ks = 1.0 - kv[i] / r.num_blocks
+                score = self.queue_weight * qs + self.kv_weight * ks
+                if score > best_score:
+                    best, best_score = i, score
             out.append((best, req))
             queued[best] += 1
             kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)

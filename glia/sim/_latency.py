@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 
 import msgspec
@@ -110,7 +111,7 @@ class Catalogue(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return key, self.models[key]
 
 
-def _lookup(name: str, table: dict[str, object], aliases: dict[str, str]) -> str | None:
+def _lookup(name: str, table: Mapping[str, object], aliases: Mapping[str, str]) -> str | None:
     folded = {k.lower(): k for k in table} | {a.lower(): t for a, t in aliases.items()}
     return folded.get(name.lower())
 

@@ -1,4 +1,4 @@
-"""One replica: a vLLM-style engine with continuous batching and a Sarathi chunked-prefill scheduler.
+"""One replica: a vLLM-style engine, continuous batching, a Sarathi chunked-prefill scheduler.
 
 Each iteration the replica batches, in order: one decode token for every running request past
 its prefill; prefill chunks for requests whose prompt is partly processed; then new requests from

@@ -159,8 +159,8 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
         np.asarray(pre, dtype=np.int64),
         np.asarray(dec, dtype=np.int64),
     )
-    for a in (table.arrived_at, table.prefill, table.decode):
-        a.flags.writeable = False
+    for array in (table.arrived_at, table.prefill, table.decode):
+        array.flags.writeable = False
     return table
 
 
@@ -255,12 +255,11 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
 
 
 def _check(cfg: WorkloadConfig) -> None:
-    if cfg.arrivals != "trace":
-        if cfg.qps is None or cfg.duration_s is None:
-            raise InputError(
-                f"{cfg.arrivals} arrivals need both qps and duration_s (got qps={cfg.qps}, "
-                f"duration_s={cfg.duration_s})"
-            )
+    if cfg.arrivals != "trace" and (cfg.qps is None or cfg.duration_s is None):
+        raise InputError(
+            f"{cfg.arrivals} arrivals need both qps and duration_s (got qps={cfg.qps}, "
+            f"duration_s={cfg.duration_s})"
+        )
     if cfg.qps is not None and not (math.isfinite(cfg.qps) and cfg.qps > 0):
         raise InputError(f"qps is {cfg.qps}: give a positive request rate")
     if cfg.duration_s is not None and not (math.isfinite(cfg.duration_s) and cfg.duration_s > 0):
