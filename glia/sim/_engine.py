@@ -258,4 +258,3 @@ def _ideal_latency(prompt: np.ndarray, output: np.ndarray, rc: ResolvedCluster) 
     mid = p + output / 2.0
     step = lm.iteration_times(0, 1, 1, mid, mid)
     return prefill + (output - 1) * step
-

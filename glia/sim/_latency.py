@@ -247,4 +247,3 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
 def ceil_div(a: int, b: int) -> int:
     """``ceil(a / b)`` for non-negative integers, without floats."""
     return -(-a // b)
-

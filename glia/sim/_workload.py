@@ -248,9 +248,7 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         prefill = np.minimum(prefill, cap - 1)
         decode = np.clip(decode, 1, cap - prefill)
     if n == 0:
-        raise InputError(
-            f"workload on {cfg.trace!r} produced no requests: raise duration_s or qps"
-        )
+        raise InputError(f"workload on {cfg.trace!r} produced no requests: raise duration_s or qps")
     return Trace(np.asarray(arrived, dtype=np.float64).copy(), prefill, decode)
 
 
@@ -265,9 +263,7 @@ def _check(cfg: WorkloadConfig) -> None:
     if cfg.duration_s is not None and not (math.isfinite(cfg.duration_s) and cfg.duration_s > 0):
         raise InputError(f"duration_s is {cfg.duration_s}: give a positive number of seconds")
     if cfg.sigma <= 0 or cfg.cv <= 0:
-        raise InputError(
-            f"arrival shape sigma={cfg.sigma}, cv={cfg.cv}: both must be positive"
-        )
+        raise InputError(f"arrival shape sigma={cfg.sigma}, cv={cfg.cv}: both must be positive")
     for name in ("prompt_inflation", "output_inflation"):
         frac = getattr(cfg, name)
         if not 0.0 <= frac <= 1.0:
