@@ -185,6 +185,10 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
             allreduce_fixed_s=(2.0 * model.layers * ALLREDUCE_LATENCY_S) if tp > 1 else 0.0,
         )
 
+    def coefficients(self) -> npt.NDArray[np.float64]:
+        """The model as the float64 vector the numba kernels take, in field order."""
+        return np.array([getattr(self, f) for f in self.__struct_fields__], dtype=np.float64)
+
     def iteration_time(
         self,
         prefill_tokens: int,

@@ -21,6 +21,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
+
+from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun
+
 from ._latency import LatencyModel, ceil_div
 from ._request import Job, RunningRequest
 
@@ -57,10 +61,15 @@ class Replica:
     """Mutable state of one replica. Driven by the engine: :meth:`start`, then :meth:`finish`."""
 
     __slots__ = (
+        "_anchor",
         "_chunks",
         "_ends",
+        "_event",
+        "_flight_end",
         "_kv_base",
         "_phase_count",
+        "_phases",
+        "_stop",
         "block_size",
         "busy",
         "chunk_size",
@@ -69,11 +78,13 @@ class Replica:
         "id",
         "it",
         "latency",
+        "lazy",
         "max_batch",
         "num_blocks",
         "observer",
         "prefilling",
         "queue",
+        "version",
         "watermark",
     )
 
@@ -100,6 +111,13 @@ class Replica:
         self.free = num_blocks
         self.it = 0  # iterations completed
         self.busy = False
+        self.lazy = False  # running ahead in a decode-only run (see go_lazy)
+        self.version = 0  # bumped when a pending engine event of this replica becomes stale
+        self._anchor: tuple[int, float, int] = (0, 0.0, 0)
+        self._event: tuple[int, int] = (0, 0)
+        self._stop = 0
+        self._flight_end = -1.0
+        self._phases = np.zeros(block_size, dtype=np.int64)
         self.queue: deque[Job] = deque()  # routed here, not admitted (preempted ones at the front)
         self.prefilling: list[Job] = []  # admitted, prompt not fully processed, admission order
         self.decoding: dict[int, Job] = {}  # past prefill, by id
@@ -251,6 +269,80 @@ class Replica:
                 job.remaining = 0
                 job.completed_at = now
                 completed.append(job)
+
+    # -- fast-forward -------------------------------------------------------------------------
+    # A replica whose iterations are decode-only with nothing admissible runs "lazily": its future
+    # up to the next completion or memory shortage is a function of time alone (the decode_run
+    # kernel), so the engine gets one event for the whole run. Its visible state (`it`, `free`)
+    # is brought to the present by `materialize` whenever a policy may look at it.
+
+    def can_fast_forward(self) -> bool:
+        """True when the iteration just started and those after it are decode-only, with nothing
+        admissible: no prompt in progress, and the queue empty or blocked by the batch cap or by
+        memory (which decode-only iterations only ever reduce)."""
+        if self.prefilling or not self.decoding:
+            return False
+        if not self.queue:
+            return True
+        if len(self.decoding) >= self.max_batch:
+            return True
+        return self.free - ceil_div(self.queue[0].prompt, self.block_size) < self.watermark
+
+    def go_lazy(self, end: float, run: DecodeRun, coef: np.ndarray) -> float:
+        """Run ahead from the decode-only iteration in flight (ending at ``end``); return the
+        time of the run's next event: the end of the iteration that completes a request, or of
+        the one after which a decode step needs a preemption. Needs :meth:`can_fast_forward`."""
+        c = self.it
+        self._stop = min(self._ends)  # the first iteration that completes a request
+        if self._stop == c:
+            return end
+        self._phases = np.array(self._phase_count, dtype=np.int64)
+        self._anchor = (c + 1, end, self.free)  # iteration c + 1 starts at `end` with `free`
+        status, x, start, duration, free = self._run_from_anchor(run, coef, float("inf"), True)
+        if status == NEEDS_MEMORY:
+            self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
+            event_time = float(start)
+        else:
+            self._event = (int(x), int(free))
+            event_time = float(start) + float(duration)
+        self.lazy = True
+        return event_time
+
+    def _run_from_anchor(
+        self, run: DecodeRun, coef: np.ndarray, horizon: float, inclusive: bool
+    ) -> tuple[int, int, float, float, int]:
+        it, start, free = self._anchor
+        return run(
+            coef, start, it, len(self.decoding), self._kv_base, free, self._phases, self._stop,
+            horizon, inclusive,
+        )
+
+    def materialize(self, now: float, inclusive: bool, run: DecodeRun, coef: np.ndarray) -> None:
+        """Bring a lazy replica's visible state to time ``now``. ``inclusive``: an iteration
+        ending exactly at ``now`` has been handled already (as stepping would have done)."""
+        it, start, free = self._anchor
+        if now < start or (now == start and not inclusive):
+            # Still in the iteration that was in flight when the run began (it ends at `start`).
+            self.it, self.free, self._flight_end = it - 1, free, start
+            return
+        status, x, start, duration, free = self._run_from_anchor(run, coef, now, inclusive)
+        if status == BETWEEN:
+            self.it, self.free, self._flight_end = int(x), int(free), -1.0
+        else:  # IN_FLIGHT: runs and memory events at `now` are never past their own event
+            self.it, self.free = int(x), int(free)
+            self._flight_end = float(start) + float(duration)
+
+    def leave_lazy(self) -> float:
+        """Stop running lazily (new work arrived): return the end of the iteration in flight,
+        or -1.0 when the replica is between iterations. Call right after :meth:`materialize`."""
+        self.lazy = False
+        self.version += 1
+        return self._flight_end
+
+    def arrive_at_event(self) -> None:
+        """The lazy run reached its event: set the state at the end of its last iteration."""
+        self.it, self.free = self._event
+        self.lazy = False
 
     # -- memory pressure -----------------------------------------------------------------------
     def _drop_decoder(self, job: Job) -> None:

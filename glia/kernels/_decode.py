@@ -1,0 +1,83 @@
+"""Fast-forward a replica through a run of decode-only iterations.
+
+While a replica runs only decodes and cannot admit anything new (no prompt in progress, and its
+queue empty or blocked by memory or the batch cap), each iteration is the same batch one token
+further on: the decoders' KV tokens grow by the batch size, and the decoders whose block fills
+take a new block. Until the router sends it more work, its future is a function of time alone,
+computed by :func:`decode_run` without per-iteration events.
+
+Decoders are described in aggregate as the replica keeps them: ``n_dec`` sequences whose KV
+tokens sum to ``kv_base + n_dec * it``, and ``phase_count[r]`` decoders that need a new block at
+iterations ``it = r (mod block_size)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._jit import kernel
+
+__all__ = ["BETWEEN", "IN_FLIGHT", "NEEDS_MEMORY", "DecodeRun", "decode_run"]
+
+IN_FLIGHT = 0
+"""Status: iteration ``it`` started at ``start``, lasts ``duration``, its blocks taken."""
+NEEDS_MEMORY = 1
+"""Status: iteration ``it`` would start at ``start`` but needs more blocks than are free."""
+BETWEEN = 2
+"""Status: iteration ``it - 1`` ended exactly at the horizon; iteration ``it`` has not started."""
+
+DecodeRun = Callable[
+    [npt.NDArray[np.float64], float, int, int, int, int, npt.NDArray[np.int64], int, float, bool],
+    tuple[int, int, float, float, int],
+]
+"""The signature of :func:`decode_run` (compiled or not)."""
+
+
+@kernel
+def decode_run(
+    coef: npt.NDArray[np.float64],
+    start: float,
+    it: int,
+    n_dec: int,
+    kv_base: int,
+    free: int,
+    phase_count: npt.NDArray[np.int64],
+    stop_it: int,
+    horizon: float,
+    inclusive: bool,
+) -> tuple[int, int, float, float, int]:
+    """Run decode-only iterations from iteration ``it`` (not yet started) at time ``start``.
+
+    Stops at the first iteration that needs more blocks than are ``free`` (``NEEDS_MEMORY``,
+    before it starts), at iteration ``stop_it`` (it completes a request; ``IN_FLIGHT``), or at
+    ``horizon``: the iteration running at the horizon is returned ``IN_FLIGHT``. An iteration
+    ending exactly at the horizon counts as finished when ``inclusive`` (then ``BETWEEN`` if the
+    next would start there) and as in flight otherwise.
+
+    Returns ``(status, it, start, duration, free)``; ``free`` is after the allocation of an
+    in-flight iteration, before that of one not started.
+    """
+    bs = phase_count.shape[0]
+    t = start
+    while True:
+        if inclusive and t >= horizon:
+            return BETWEEN, it, t, 0.0, free
+        need = phase_count[it % bs]
+        if need > free:
+            return NEEDS_MEMORY, it, t, 0.0, free
+        free -= need
+        kv = kv_base + n_dec * it
+        # LatencyModel.iteration_time(0, n_dec, n_dec, kv, kv), in the same operation order.
+        flops = coef[0] * n_dec + coef[1] * kv
+        moved = coef[2] + coef[3] * (kv + n_dec)
+        compute = max(flops / coef[4], moved / coef[5])
+        comm = coef[10] + coef[8] * n_dec / coef[9]
+        dt = coef[6] + coef[7] * n_dec + compute + comm
+        end = t + dt
+        if it >= stop_it or end > horizon or (end == horizon and not inclusive):
+            return IN_FLIGHT, it, t, dt, free
+        t = end
+        it += 1
