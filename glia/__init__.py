@@ -1,5 +1,6 @@
 """Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
 
+from glia._batch import Experiment, run_batch, run_experiment
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
 from glia.api import experiment_config, simulate
 from glia.policies import BASELINES, Router
@@ -14,6 +15,7 @@ __all__ = [
     "ClusterConfig",
     "ClusterView",
     "DesignError",
+    "Experiment",
     "GliaError",
     "InputError",
     "Request",
@@ -25,5 +27,7 @@ __all__ = [
     "WorkloadConfig",
     "__version__",
     "experiment_config",
+    "run_batch",
+    "run_experiment",
     "simulate",
 ]

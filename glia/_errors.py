@@ -45,6 +45,9 @@ class TraceError(InputError):
         where = f"{path} row {row}" if row is not None else path
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[TraceError], tuple[str, int | None, str]]:
+        return (type(self), (self.path, self.row, self.problem))  # picklable across processes
+
 
 class DesignError(GliaError):
     """A policy broke the rules of the design interface (e.g. routed a request twice)."""
@@ -56,6 +59,9 @@ class SimulationError(GliaError):
     def __init__(self, message: str, partial: Any = None) -> None:
         super().__init__(message)
         self.partial = partial
+
+    def __reduce__(self) -> tuple[type[SimulationError], tuple[str, Any]]:
+        return (type(self), (str(self), self.partial))
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> InputError:

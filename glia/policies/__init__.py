@@ -12,7 +12,7 @@ from ._baselines import (
     RandomRouter,
     RoundRobinRouter,
 )
-from ._registry import RouterSpec, load_design, resolve_router
+from ._registry import RouterSpec, load_design, load_design_source, resolve_router
 from ._router import Assignment, Router
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "Router",
     "RouterSpec",
     "load_design",
+    "load_design_source",
     "resolve_router",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import itertools
 import sys
@@ -14,7 +13,7 @@ from glia._errors import DesignError, InputError, unknown_name
 from ._baselines import BASELINES
 from ._router import Router
 
-__all__ = ["RouterSpec", "load_design", "resolve_router"]
+__all__ = ["RouterSpec", "load_design", "load_design_source", "resolve_router"]
 
 RouterSpec = str | Path | type[Router] | Router
 """A baseline name, a ``.py`` design file, a :class:`Router` subclass or an instance."""
@@ -31,20 +30,32 @@ def load_design(path: str | Path) -> type[Router]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"design file {str(p)!r} does not exist: give the path of a .py file")
-    name = f"glia_design_{next(_module_ids)}"
-    spec = importlib.util.spec_from_file_location(name, p)
-    if spec is None or spec.loader is None:
-        raise InputError(f"design file {str(p)!r} is not a Python source file")
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        source = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"design file {str(p)!r} cannot be read: {e}") from None
+    return load_design_source(source, str(p))
+
+
+def load_design_source(source: str, filename: str = "<design>") -> type[Router]:
+    """Execute design source code in this process; return the one Router subclass it defines."""
+    name = f"glia_design_{next(_module_ids)}"
+    module = ModuleType(name)
+    module.__file__ = filename
+    try:
+        code = compile(source, filename, "exec")
     except SyntaxError as e:
-        raise DesignError(f"{p}:{e.lineno}: syntax error: {e.msg}") from e
+        raise DesignError(f"{filename}:{e.lineno}: syntax error: {e.msg}") from e
+    sys.modules[name] = module  # dataclasses and pickling look the module up while it runs
+    try:
+        exec(code, module.__dict__)
     except Exception as e:
-        raise DesignError(f"{p}: importing the design raised {type(e).__name__}: {e}") from e
+        raise DesignError(
+            f"{filename}: importing the design raised {type(e).__name__}: {e}"
+        ) from e
     finally:
         sys.modules.pop(name, None)
-    return _only_router(module, p)
+    return _only_router(module, Path(filename))
 
 
 def _only_router(module: ModuleType, path: Path) -> type[Router]:

@@ -1,0 +1,63 @@
+"""Experiments as data and the local process-pool batch runner."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import glia
+from glia import Experiment, run_batch, run_experiment
+
+DESIGN = """
+from glia.policies import Router
+
+class FirstReplica(Router):
+    def schedule(self, cluster):
+        return [(0, r) for r in cluster.queue]
+"""
+
+
+def _experiments() -> list[Experiment]:
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=40.0)
+    return [
+        Experiment(cluster=cluster, workload=workload, seed=seed, router=router)
+        for seed in (0, 1)
+        for router in ("llq", "hra", "round-robin")
+    ]
+
+
+def test_batch_on_processes_matches_serial_runs_in_order() -> None:
+    exps = _experiments()
+    serial = [run_experiment(e) for e in exps]
+    parallel = run_batch(exps, jobs=2)
+    assert [r.router for r in parallel] == [e.router for e in exps]
+    assert [r.seed for r in parallel] == [e.seed for e in exps]
+    for a, b in zip(serial, parallel, strict=True):
+        assert np.array_equal(a.requests.completed_at, b.requests.completed_at)
+
+
+def test_key_is_a_content_hash() -> None:
+    a, b = _experiments()[:2]
+    assert a.key() == Experiment(**{f: getattr(a, f) for f in a.__struct_fields__}).key()
+    assert a.key() != b.key()
+    assert len(a.key()) == 64
+
+
+def test_design_source_runs_in_the_worker() -> None:
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=20.0)
+    exp = Experiment(cluster=cluster, workload=workload, design_source=DESIGN)
+    (result,) = run_batch([exp], jobs=1)
+    assert set(result.requests.replica_id.tolist()) == {0}
+    assert result.router == "FirstReplica"
+
+
+def test_errors_cross_process_boundaries_intact() -> None:
+    err = glia.TraceError("t.csv", 3, "num_decode_tokens is 0: token counts must be positive")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == "t.csv row 3: num_decode_tokens is 0: token counts must be positive"
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=20.0)
+    bad = Experiment(cluster=cluster, workload=workload, design_source="x = (")
+    with pytest.raises(glia.DesignError, match="syntax error"):
+        run_batch([bad, bad], jobs=2)
