@@ -3,9 +3,10 @@
 Pure model code: no bus, no agents, no I/O beyond reading traces.
 """
 
+from ._calibrate import CalibrationResult, Measurement, calibrate, load_measurements
 from ._config import ArrivalProcess, ClusterConfig, ResolvedCluster, WorkloadConfig
 from ._engine import RoutingPolicy, run_simulation
-from ._latency import GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
+from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary
 from ._replica import IterationRecord
 from ._request import Request, RunningRequest
@@ -15,11 +16,14 @@ from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 __all__ = [
     "COLUMNS",
     "ArrivalProcess",
+    "CalibrationResult",
     "ClusterConfig",
     "ClusterView",
+    "Efficiency",
     "GpuSpec",
     "IterationRecord",
     "LatencyModel",
+    "Measurement",
     "ModelSpec",
     "ReplicaView",
     "Request",
@@ -34,8 +38,10 @@ __all__ = [
     "WorkloadConfig",
     "build_trace",
     "builtin_traces",
+    "calibrate",
     "catalogue",
     "derive_num_blocks",
+    "load_measurements",
     "load_trace_csv",
     "run_simulation",
 ]

@@ -12,7 +12,7 @@ import msgspec
 
 from glia._errors import InputError
 
-from ._latency import LatencyModel, catalogue, derive_num_blocks
+from ._latency import Efficiency, LatencyModel, catalogue, derive_num_blocks
 
 __all__ = ["ArrivalProcess", "ClusterConfig", "ResolvedCluster", "WorkloadConfig"]
 
@@ -23,9 +23,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """N identical replicas behind one router, each a vLLM-style engine with a Sarathi scheduler.
 
     ``num_blocks`` is the KV-cache capacity per replica in blocks of ``block_size`` tokens; when
-    omitted it is derived from the GPU's memory. A request is admitted only if ``watermark`` of the
-    blocks stay free; an iteration holds at most ``max_batch_size`` sequences and ``chunk_size``
-    tokens (decodes count one each; prefills are chunked into what is left).
+    omitted it is derived from the GPU's memory. A request is admitted only if ``watermark`` of
+    the blocks stay free; an iteration holds at most ``max_batch_size`` sequences and
+    ``chunk_size`` tokens (decodes count one each; prefills are chunked into what is left).
+    ``efficiency``, a profile fitted by ``glia calibrate``, replaces the catalogue's efficiency
+    factors and overheads for this GPU.
     """
 
     num_replicas: int = 4
@@ -37,6 +39,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     chunk_size: int = 8192
     max_batch_size: int = 128
     watermark: float = 0.01
+    efficiency: Efficiency | None = None
 
     def resolve(self) -> ResolvedCluster:
         """Check the config and look up its hardware; raises :class:`InputError` if impossible."""
@@ -50,7 +53,9 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             )
         gpu_name, gpu = catalogue().gpu(self.gpu)
         model_name, model = catalogue().model(self.model)
-        latency = LatencyModel.build(gpu, model, self.tp)
+        if self.efficiency is not None:
+            self.efficiency.check()
+        latency = LatencyModel.build(gpu, model, self.tp, self.efficiency)
         blocks = self.num_blocks
         if blocks is None:
             blocks = derive_num_blocks(gpu, model, self.tp, self.block_size)

@@ -29,6 +29,7 @@ from glia._errors import InputError, unknown_name
 __all__ = [
     "BYTES_PER_PARAM",
     "Catalogue",
+    "Efficiency",
     "GpuSpec",
     "LatencyModel",
     "ModelSpec",
@@ -54,6 +55,29 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     mem_eff: float
     overhead_ms: float
     overhead_per_seq_ms: float = 0.0
+
+
+class Efficiency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The calibratable part of a GPU's spec: what an engine reaches of its peaks, and overheads.
+
+    Fitted by ``glia calibrate`` to a user's measurements; overrides the catalogue's values.
+    """
+
+    compute_eff: float
+    mem_eff: float
+    overhead_ms: float
+    overhead_per_seq_ms: float
+
+    def check(self) -> None:
+        """Raise :class:`InputError` unless the efficiencies are in (0, 1] and overheads >= 0."""
+        for name in ("compute_eff", "mem_eff"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise InputError(f"efficiency {name} is {v}: it must be in (0, 1]")
+        for name in ("overhead_ms", "overhead_per_seq_ms"):
+            v = getattr(self, name)
+            if v < 0.0:
+                raise InputError(f"efficiency {name} is {v}: it must be >= 0")
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -160,8 +184,16 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
     allreduce_fixed_s: float = 0.0
 
     @classmethod
-    def build(cls, gpu: GpuSpec, model: ModelSpec, tp: int = 1) -> LatencyModel:
-        """The latency model of ``model`` served on ``tp`` GPUs of kind ``gpu``."""
+    def build(
+        cls, gpu: GpuSpec, model: ModelSpec, tp: int = 1, efficiency: Efficiency | None = None
+    ) -> LatencyModel:
+        """The latency model of ``model`` served on ``tp`` GPUs of kind ``gpu``.
+
+        ``efficiency`` (e.g. from ``glia calibrate``) replaces the catalogue's factors.
+        """
+        eff = efficiency or Efficiency(
+            gpu.compute_eff, gpu.mem_eff, gpu.overhead_ms, gpu.overhead_per_seq_ms
+        )
         if tp < 1 or tp & (tp - 1):
             raise InputError(f"tensor-parallel degree {tp} is invalid: use 1, 2, 4 or 8")
         if model.heads % tp:
@@ -176,10 +208,10 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
             attn_flops_per_pair=4.0 * model.layers * model.heads * model.head_dim,
             weight_bytes=float(model.params * BYTES_PER_PARAM),
             kv_bytes_per_token=float(model.kv_bytes_per_token),
-            flops_per_s=gpu.peak_tflops * 1e12 * gpu.compute_eff * tp,
-            bytes_per_s=gpu.mem_bw_gbs * 1e9 * gpu.mem_eff * tp,
-            overhead_s=gpu.overhead_ms * 1e-3,
-            overhead_per_seq_s=gpu.overhead_per_seq_ms * 1e-3,
+            flops_per_s=gpu.peak_tflops * 1e12 * eff.compute_eff * tp,
+            bytes_per_s=gpu.mem_bw_gbs * 1e9 * eff.mem_eff * tp,
+            overhead_s=eff.overhead_ms * 1e-3,
+            overhead_per_seq_s=eff.overhead_per_seq_ms * 1e-3,
             allreduce_bytes_per_token=2.0 * model.layers * model.hidden * BYTES_PER_PARAM * ring,
             allreduce_bytes_per_s=gpu.link_bw_gbs * 1e9,
             allreduce_fixed_s=(2.0 * model.layers * ALLREDUCE_LATENCY_S) if tp > 1 else 0.0,

@@ -313,8 +313,16 @@ class Replica:
     ) -> tuple[int, int, float, float, int]:
         it, start, free = self._anchor
         return run(
-            coef, start, it, len(self.decoding), self._kv_base, free, self._phases, self._stop,
-            horizon, inclusive,
+            coef,
+            start,
+            it,
+            len(self.decoding),
+            self._kv_base,
+            free,
+            self._phases,
+            self._stop,
+            horizon,
+            inclusive,
         )
 
     def materialize(self, now: float, inclusive: bool, run: DecodeRun, coef: np.ndarray) -> None:
