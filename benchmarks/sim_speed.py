@@ -1,9 +1,12 @@
-"""Simulated requests per wall-second, per preset and router.
+"""Simulated requests per wall-second, per preset, router and engine mode.
 
 Usage: python benchmarks/sim_speed.py [--repeats N] [--json]
 
-Each cell is the best of N runs (wall time of run_simulation only: the trace is built first),
-on one core. Run it on an otherwise idle machine; record the results in benchmarks/README.md.
+Modes, side by side: ``step`` handles every replica iteration as an event (no kernels);
+``ff`` runs decode-only stretches in the compiled fast-forward kernel (the default);
+``ff-nojit`` runs the same kernel as plain Python (``GLIA_NO_JIT=1``). All three give identical
+results (tests/test_kernels.py). Each cell is the best of N runs of ``run_simulation`` alone
+(trace built beforehand, JIT already warm from the on-disk cache), on one core.
 """
 
 from __future__ import annotations
@@ -24,24 +27,23 @@ CASES = [
     ("azure-conv", "hra"),
     ("sharegpt-conv", "llq"),
 ]
+MODES = {"step": (False, True), "ff": (True, True), "ff-nojit": (True, False)}
 
 
-def measure(preset: str, router: str, repeats: int) -> dict[str, float | int | str]:
-    """Best-of-``repeats`` simulation speed for one preset and router."""
+def measure(preset: str, router: str, repeats: int) -> dict[str, object]:
+    """Best-of-``repeats`` wall time per mode for one preset and router."""
     cluster, workload = glia.experiment_config(preset)
     trace = build_trace(workload, 0, max_context=cluster.resolve().max_context)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_simulation(trace, cluster, resolve_router(router), seed=0, workload=workload)
-        best = min(best, time.perf_counter() - t0)
-    return {
-        "preset": preset,
-        "router": router,
-        "requests": len(trace),
-        "wall_s": round(best, 4),
-        "requests_per_s": round(len(trace) / best),
-    }
+    row: dict[str, object] = {"preset": preset, "router": router, "requests": len(trace)}
+    for mode, (ff, jit) in MODES.items():
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run_simulation(trace, cluster, resolve_router(router), fast_forward=ff, jit=jit)
+            best = min(best, time.perf_counter() - t0)
+        row[f"{mode}_s"] = round(best, 3)
+        row[f"{mode}_req_per_s"] = round(len(trace) / best)
+    return row
 
 
 def main() -> None:
@@ -49,17 +51,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # Warm the kernels (compiled once, then loaded from numba's on-disk cache).
+    glia.simulate("llq", duration_s=5.0)
     rows = [measure(p, r, args.repeats) for p, r in CASES]
     if args.json:
         print(json.dumps({"machine": platform.platform(), "rows": rows}))
         return
     print(f"machine: {platform.platform()}, python {platform.python_version()}")
-    print(f"{'preset':<15} {'router':<8} {'requests':>9} {'wall s':>8} {'req/s':>9}")
+    head = " | ".join(f"{m} s | {m} req/s" for m in MODES)
+    print(f"| preset | router | requests | {head} |")
+    print("|---" * (3 + 2 * len(MODES)) + "|")
     for row in rows:
-        print(
-            f"{row['preset']:<15} {row['router']:<8} {row['requests']:>9} "
-            f"{row['wall_s']:>8} {row['requests_per_s']:>9}"
-        )
+        cells = " | ".join(f"{row[f'{m}_s']} | {row[f'{m}_req_per_s']:,}" for m in MODES)
+        print(f"| {row['preset']} | {row['router']} | {row['requests']:,} | {cells} |")
 
 
 if __name__ == "__main__":
