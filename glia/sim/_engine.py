@@ -121,7 +121,7 @@ def run_simulation(
         # (iteration ends precede arrivals; among replicas, the lower id first).
         for r in replicas:
             if r.lazy:
-                r.materialize(now, source < 0 or r.id < source, run, coef)
+                r.mark_stale(now, source < 0 or r.id < source)
         try:
             decisions = router.schedule(ClusterView(now, trigger, waiting, views))
             pairs = list(decisions) if decisions is not None else []

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun
+from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun, decode_run
 
 from ._latency import LatencyModel, ceil_div
 from ._request import Job, RunningRequest
@@ -63,12 +63,15 @@ class Replica:
     __slots__ = (
         "_anchor",
         "_chunks",
+        "_coef",
         "_ends",
         "_event",
         "_flight_end",
         "_kv_base",
         "_phase_count",
         "_phases",
+        "_run",
+        "_stale",
         "_stop",
         "block_size",
         "busy",
@@ -118,6 +121,9 @@ class Replica:
         self._stop = 0
         self._flight_end = -1.0
         self._phases = np.zeros(block_size, dtype=np.int64)
+        self._stale: tuple[float, bool] | None = None
+        self._run: DecodeRun = decode_run  # set per run by go_lazy (compiled or not)
+        self._coef = np.zeros(0)
         self.queue: deque[Job] = deque()  # routed here, not admitted (preempted ones at the front)
         self.prefilling: list[Job] = []  # admitted, prompt not fully processed, admission order
         self.decoding: dict[int, Job] = {}  # past prefill, by id
@@ -136,6 +142,7 @@ class Replica:
 
     def snapshot(self) -> tuple[RunningRequest, ...]:
         """The running requests, oldest admission first (prefilling ones before decoders)."""
+        self.sync()
         out = [
             RunningRequest(
                 request=j.req,
@@ -298,7 +305,8 @@ class Replica:
             return end
         self._phases = np.array(self._phase_count, dtype=np.int64)
         self._anchor = (c + 1, end, self.free)  # iteration c + 1 starts at `end` with `free`
-        status, x, start, duration, free = self._run_from_anchor(run, coef, float("inf"), True)
+        self._run, self._coef = run, coef
+        status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
         if status == NEEDS_MEMORY:
             self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
             event_time = float(start)
@@ -309,11 +317,11 @@ class Replica:
         return event_time
 
     def _run_from_anchor(
-        self, run: DecodeRun, coef: np.ndarray, horizon: float, inclusive: bool
+        self, horizon: float, inclusive: bool
     ) -> tuple[int, int, float, float, int]:
         it, start, free = self._anchor
-        return run(
-            coef,
+        return self._run(
+            self._coef,
             start,
             it,
             len(self.decoding),
@@ -325,15 +333,26 @@ class Replica:
             inclusive,
         )
 
-    def materialize(self, now: float, inclusive: bool, run: DecodeRun, coef: np.ndarray) -> None:
-        """Bring a lazy replica's visible state to time ``now``. ``inclusive``: an iteration
-        ending exactly at ``now`` has been handled already (as stepping would have done)."""
+    def mark_stale(self, now: float, inclusive: bool) -> None:
+        """A policy may look at this lazy replica at ``now``: :meth:`sync` before reading ``it``
+        or ``free``. ``inclusive``: an iteration ending exactly at ``now`` counts as handled
+        already (as stepping would have done)."""
+        self._stale = (now, inclusive)
+
+    def sync(self) -> None:
+        """Bring a lazy replica's ``it`` and ``free`` up to the time of :meth:`mark_stale`."""
+        if self._stale is not None:
+            now, inclusive = self._stale
+            self._stale = None
+            self._materialize(now, inclusive)
+
+    def _materialize(self, now: float, inclusive: bool) -> None:
         it, start, free = self._anchor
         if now < start or (now == start and not inclusive):
             # Still in the iteration that was in flight when the run began (it ends at `start`).
             self.it, self.free, self._flight_end = it - 1, free, start
             return
-        status, x, start, duration, free = self._run_from_anchor(run, coef, now, inclusive)
+        status, x, start, duration, free = self._run_from_anchor(now, inclusive)
         if status == BETWEEN:
             self.it, self.free, self._flight_end = int(x), int(free), -1.0
         else:  # IN_FLIGHT: runs and memory events at `now` are never past their own event
@@ -342,7 +361,8 @@ class Replica:
 
     def leave_lazy(self) -> float:
         """Stop running lazily (new work arrived): return the end of the iteration in flight,
-        or -1.0 when the replica is between iterations. Call right after :meth:`materialize`."""
+        or -1.0 when the replica is between iterations (as of :meth:`mark_stale`)."""
+        self.sync()
         self.lazy = False
         self.version += 1
         return self._flight_end
@@ -351,6 +371,7 @@ class Replica:
         """The lazy run reached its event: set the state at the end of its last iteration."""
         self.it, self.free = self._event
         self.lazy = False
+        self._stale = None
 
     # -- memory pressure -----------------------------------------------------------------------
     def _drop_decoder(self, job: Job) -> None:

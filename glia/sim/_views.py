@@ -49,10 +49,12 @@ class ReplicaView:
     @property
     def num_allocated_blocks(self) -> int:
         """KV blocks held by running requests now."""
+        self._r.sync()
         return self._r.num_blocks - self._r.free
 
     @property
     def num_free_blocks(self) -> int:
+        self._r.sync()
         return self._r.free
 
     @property

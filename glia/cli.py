@@ -1,0 +1,593 @@
+"""The ``glia`` command.
+
+``glia simulate`` runs one router on a preset cluster and workload; ``glia baselines`` runs every
+baseline router on the same setup, side by side. Results go to stdout (a table, or JSON with
+``--json``); progress, logs and errors go to stderr. Any error Glia raises on purpose prints one
+line, ``error: <what to fix>``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import msgspec
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+import glia
+from glia._errors import GliaError, InputError
+from glia._logging import configure_logging, get_logger
+from glia.policies import BASELINES, RouterSpec
+from glia.sim import ClusterConfig, SimResult, WorkloadConfig, catalogue, load_trace_csv
+from glia.sim._presets import PRESETS
+
+__all__ = ["app", "main"]
+
+REFERENCE_ROUTER = "llq"
+"""The router ``glia baselines`` compares every other one against (the paper's yardstick)."""
+
+app = typer.Typer(
+    name="glia",
+    help=(
+        "Glia: design and test routing policies for LLM-serving clusters in a fast simulator.\n\n"
+        "Results go to stdout (a table, or JSON with --json); progress, logs and errors go to "
+        "stderr."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# --- options shared by the commands -----------------------------------------------------------
+
+PresetOpt = Annotated[
+    str,
+    typer.Option(
+        "--preset",
+        "-p",
+        help=f"Named cluster + workload: {', '.join(PRESETS)}.",
+        show_default=True,
+    ),
+]
+TraceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trace",
+        help=(
+            "Request trace replacing the preset's: a CSV with num_prefill_tokens and "
+            "num_decode_tokens columns (and optionally arrived_at, seconds), or a shipped trace "
+            "name (sharegpt_first_turn, sharegpt, azure_conv). With arrived_at its arrivals are "
+            "replayed; without, the preset's arrival process is kept. Lengths are used as given "
+            "(no inflation), capped at the preset's max_tokens."
+        ),
+        show_default=False,
+    ),
+]
+QpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--qps",
+        help="Mean arrival rate (requests/s); rescales time when replaying a trace.",
+        show_default=False,
+    ),
+]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--duration",
+        help="Seconds of arrivals to generate (or of a replayed trace to keep).",
+        show_default=False,
+    ),
+]
+ReplicasOpt = Annotated[
+    int | None, typer.Option("--replicas", help="Number of replicas.", show_default=False)
+]
+GpuOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu",
+        help=(
+            f"GPU kind: {', '.join(catalogue().gpus)}. KV capacity is then derived from the "
+            "GPU's memory."
+        ),
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help=(
+            f"Model served: {', '.join(catalogue().models)}. KV capacity is then derived from "
+            "the GPU's memory."
+        ),
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", min=0, help="Seed of the workload and of randomized routers.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Directory to write results into (created if missing).",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the results as JSON on stdout, and nothing else there."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"glia {glia.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Glia: design and test routing policies for LLM-serving clusters in a fast simulator."""
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with status 2."""
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    typer.echo(f"error: {one_line}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn any :class:`GliaError` into a one-line message and exit status 2."""
+    try:
+        yield
+    except GliaError as e:
+        _fail(str(e))
+
+
+def _cannot_write(out: Path, e: OSError) -> NoReturn:
+    reason = e.strerror or str(e)
+    _fail(f"cannot write to {out}: {reason}; choose a writable --out directory")
+
+
+def _prepare_out(out: Path | None) -> None:
+    """Create the output directory before any simulation runs, so a bad one fails fast."""
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _cannot_write(out, e)
+
+
+# --- the experiment setup ---------------------------------------------------------------------
+
+
+def _canonical_gpu(name: str) -> str:
+    return catalogue().gpu(name)[0]
+
+
+def _canonical_model(name: str) -> str:
+    return catalogue().model(name)[0]
+
+
+def experiment_setup(
+    preset: str,
+    *,
+    trace: str | None = None,
+    qps: float | None = None,
+    duration: float | None = None,
+    replicas: int | None = None,
+    gpu: str | None = None,
+    model: str | None = None,
+) -> tuple[ClusterConfig, WorkloadConfig]:
+    """The cluster and workload the command-line flags describe, on top of ``preset``.
+
+    Beyond :func:`glia.experiment_config`'s field overrides: a different ``gpu`` or ``model``
+    re-derives the KV capacity from GPU memory (a preset's block count belongs to its own
+    hardware); a ``trace`` with an ``arrived_at`` column is replayed at its own times (unless
+    ``qps`` / ``duration`` are given), one without keeps the preset's arrival process; either
+    way its lengths are used without the preset's inflation.
+    """
+    cluster, workload = glia.experiment_config(
+        preset,
+        qps=qps,
+        duration_s=duration,
+        num_replicas=replicas,
+        gpu=gpu,
+        model=model,
+    )
+    base = PRESETS[preset].cluster
+    if (gpu is not None and _canonical_gpu(gpu) != _canonical_gpu(base.gpu)) or (
+        model is not None and _canonical_model(model) != _canonical_model(base.model)
+    ):
+        cluster = msgspec.structs.replace(cluster, num_blocks=None)
+    if trace is not None:
+        _, has_arrivals = load_trace_csv(trace)
+        if has_arrivals:
+            workload = msgspec.structs.replace(
+                workload,
+                trace=trace,
+                arrivals="trace",
+                qps=qps,
+                duration_s=duration,
+                prompt_inflation=0.0,
+                output_inflation=0.0,
+            )
+        elif workload.arrivals == "trace":
+            others = ", ".join(n for n, p in PRESETS.items() if p.workload.arrivals != "trace")
+            raise InputError(
+                f"trace {trace!r} has no arrived_at column and preset {preset!r} replays "
+                f"recorded arrivals: add an arrived_at column (seconds) or choose a preset "
+                f"that generates arrivals ({others})"
+            )
+        else:
+            workload = msgspec.structs.replace(
+                workload, trace=trace, prompt_inflation=0.0, output_inflation=0.0
+            )
+    return cluster, workload
+
+
+def _run(
+    router: RouterSpec,
+    preset: str,
+    seed: int,
+    cluster: ClusterConfig,
+    workload: WorkloadConfig,
+) -> SimResult:
+    result = glia.simulate(router, preset, seed=seed, cluster=cluster, workload=workload)
+    s = result.summary
+    get_logger("glia.cli").info(
+        "simulation_finished",
+        router=result.router,
+        preset=preset,
+        seed=seed,
+        num_requests=s.num_requests,
+        mean_e2e_s=round(s.mean_e2e_s, 6),
+        wall_s=round(s.wall_s, 6),
+    )
+    return result
+
+
+def _record(result: SimResult, preset: str) -> dict[str, object]:
+    """``result.to_dict()`` with the preset it started from."""
+    out = result.to_dict()
+    return {"router": out.pop("router"), "preset": preset, **out}
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(value), indent=2) + b"\n")
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def _cluster_line(result: SimResult) -> str:
+    c = result.cluster
+    blocks = f"{c.num_blocks:,} KV blocks" if c.num_blocks is not None else "KV from GPU memory"
+    return f"{c.num_replicas} x {c.gpu} serving {c.model} ({blocks} each)"
+
+
+def _workload_line(result: SimResult) -> str:
+    w = result.workload
+    if w.arrivals == "trace":
+        arrivals = "replayed arrivals" + (f" rescaled to {w.qps:g} QPS" if w.qps else "")
+        if w.duration_s is not None:
+            arrivals += f", first {w.duration_s:g} s"
+    else:
+        arrivals = f"{w.arrivals} arrivals at {w.qps:g} QPS for {w.duration_s:g} s"
+    return f"{w.trace}, {arrivals}"
+
+
+def _setup_line(result: SimResult) -> str:
+    return f"{_cluster_line(result)}; {_workload_line(result)}"
+
+
+def _summary_tables(result: SimResult, preset: str) -> tuple[Table, Table]:
+    s = result.summary
+    lat = Table(
+        title=f"{result.router} on {preset} (seed {result.seed})",
+        title_justify="left",
+    )
+    lat.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        lat.add_column(col, justify="right")
+
+    def row(label: str, key: str, scale: float = 1.0, fmt: str = "{:.2f}") -> None:
+        values = [getattr(s, f"{stat}_{key}") * scale for stat in ("mean", "p50", "p90", "p99")]
+        lat.add_row(label, *(fmt.format(v) for v in values))
+
+    row("E2E latency (s)", "e2e_s")
+    row("TTFT (s)", "ttft_s", fmt="{:.3f}")
+    row("TPOT (ms)", "tpot_s", scale=1000.0, fmt="{:.1f}")
+    row("scheduling delay (s)", "sched_delay_s", fmt="{:.3f}")
+    row("slowdown (x)", "slowdown")
+
+    run = Table(show_header=False, box=None, padding=(0, 2))
+    run.add_column(style="bold")
+    run.add_column()
+    share = s.requests_restarted / s.num_requests if s.num_requests else 0.0
+    run.add_row("cluster", _cluster_line(result))
+    run.add_row("workload", _workload_line(result))
+    run.add_row("requests", f"{s.num_requests:,}")
+    run.add_row("restarts", f"{s.restarts:,} ({s.requests_restarted:,} requests, {share:.1%})")
+    run.add_row(
+        "throughput", f"{s.throughput_rps:.2f} req/s, {s.throughput_tokens_s:,.0f} output tok/s"
+    )
+    run.add_row("simulated duration", f"{s.sim_duration_s:,.1f} s")
+    run.add_row("wall time", f"{s.wall_s:.2f} s")
+    return lat, run
+
+
+def _ratio(value: float, reference: float | None) -> float | None:
+    if reference is None or reference <= 0:
+        return None
+    return value / reference
+
+
+def _baselines_table(results: Sequence[SimResult], preset: str, seed: int) -> Table:
+    ref = _reference_mean(results)
+    table = Table(
+        title=f"Baseline routers on {preset} (seed {seed}); latencies in seconds",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("\nrouter", no_wrap=True)
+    for col in (
+        "E2E\nmean",
+        "E2E\np50",
+        "E2E\np90",
+        "E2E\np99",
+        "TTFT\nmean",
+        "\nrestarted",
+        f"E2E vs\n{REFERENCE_ROUTER}",
+    ):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in results:
+        s = r.summary
+        ratio = _ratio(s.mean_e2e_s, ref)
+        share = s.requests_restarted / s.num_requests if s.num_requests else 0.0
+        table.add_row(
+            r.router,
+            f"{s.mean_e2e_s:.2f}",
+            f"{s.p50_e2e_s:.2f}",
+            f"{s.p90_e2e_s:.2f}",
+            f"{s.p99_e2e_s:.2f}",
+            f"{s.mean_ttft_s:.3f}",
+            f"{share:.1%}",
+            "-" if ratio is None else f"{ratio:.2f}x",
+            style="bold" if r.router == REFERENCE_ROUTER else None,
+        )
+    return table
+
+
+def _reference_mean(results: Sequence[SimResult]) -> float | None:
+    for r in results:
+        if r.router == REFERENCE_ROUTER:
+            return r.summary.mean_e2e_s
+    return None
+
+
+def plot_baselines(results: Sequence[SimResult], preset: str, seed: int, path: Path) -> None:
+    """Save a bar chart of each router's mean end-to-end latency as a PNG at ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = [r.router for r in results]
+    means = [r.summary.mean_e2e_s for r in results]
+    ref = _reference_mean(results)
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = ["#7f7f7f" if n == REFERENCE_ROUTER else "#1f77b4" for n in names]
+    bars = ax.bar(names, means, color=colors)
+    labels = []
+    for m in means:
+        ratio = _ratio(m, ref)
+        labels.append(f"{m:.1f}" if ratio is None else f"{m:.1f}\n{ratio:.2f}x")
+    ax.bar_label(bars, labels=labels, padding=3, fontsize=9)
+    ax.set_ylim(0, max(means, default=1.0) * 1.2 or 1.0)
+    ax.set_xlabel("router")
+    ax.set_ylabel("mean end-to-end latency (s)")
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(f"Mean end-to-end latency per router: {preset}, seed {seed}", fontsize=12)
+    ax.set_title(
+        f"{_cluster_line(results[0])}\n{_workload_line(results[0])}, "
+        f"{results[0].summary.num_requests:,} requests\n"
+        f"bar labels: mean E2E in seconds and its ratio to {REFERENCE_ROUTER} (grey)",
+        fontsize=9,
+        color="#444444",
+    )
+    fig.savefig(path, dpi=120)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    preset: PresetOpt = "glia-routing",
+    router: Annotated[
+        str | None,
+        typer.Option(
+            "--router",
+            "-r",
+            help=f"Baseline router: {', '.join(BASELINES)}. [default: {REFERENCE_ROUTER}]",
+            show_default=False,
+        ),
+    ] = None,
+    design: Annotated[
+        Path | None,
+        typer.Option(
+            "--design",
+            "-d",
+            help=(
+                "A .py file defining one glia.policies.Router subclass. It runs in this "
+                "process: use trusted code only."
+            ),
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    trace: TraceOpt = None,
+    qps: QpsOpt = None,
+    duration: DurationOpt = None,
+    replicas: ReplicasOpt = None,
+    gpu: GpuOpt = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Simulate one router on a preset cluster and workload; print its latency summary."""
+    configure_logging()
+    err = Console(stderr=True)
+    with _user_errors():
+        if router is not None and design is not None:
+            raise InputError(
+                "give either --router NAME or --design FILE, not both: a run simulates one router"
+            )
+        spec: RouterSpec = design if design is not None else (router or REFERENCE_ROUTER)
+        cluster, workload = experiment_setup(
+            preset,
+            trace=trace,
+            qps=qps,
+            duration=duration,
+            replicas=replicas,
+            gpu=gpu,
+            model=model,
+        )
+        _prepare_out(out)
+        with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
+            result = _run(spec, preset, seed, cluster, workload)
+    if json_output:
+        _print_json(_record(result, preset))
+    else:
+        console = Console()
+        for table in _summary_tables(result, preset):
+            console.print(table)
+    if out is not None:
+        try:
+            table_path, summary_path = result.write(out)
+        except OSError as e:
+            _cannot_write(out, e)
+        err.print(f"Wrote {table_path} and {summary_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def baselines(
+    preset: PresetOpt = "glia-routing",
+    trace: TraceOpt = None,
+    qps: QpsOpt = None,
+    duration: DurationOpt = None,
+    replicas: ReplicasOpt = None,
+    gpu: GpuOpt = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run every baseline router on the same setup and compare them side by side."""
+    configure_logging()
+    err = Console(stderr=True)
+    results: list[SimResult] = []
+    with _user_errors():
+        cluster, workload = experiment_setup(
+            preset,
+            trace=trace,
+            qps=qps,
+            duration=duration,
+            replicas=replicas,
+            gpu=gpu,
+            model=model,
+        )
+        _prepare_out(out)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("baselines", total=len(BASELINES))
+            for name in BASELINES:
+                progress.update(task, description=f"simulating {name} on {preset}")
+                results.append(_run(name, preset, seed, cluster, workload))
+                progress.advance(task)
+    ref = _reference_mean(results)
+    records = []
+    for r in results:
+        rec = _record(r, preset)
+        rec["mean_e2e_vs_llq"] = _ratio(r.summary.mean_e2e_s, ref)
+        records.append(rec)
+    if json_output:
+        _print_json(records)
+    else:
+        console = Console()
+        console.print(_baselines_table(results, preset, seed))
+        wall = sum(r.summary.wall_s for r in results)
+        console.print(
+            f"{_setup_line(results[0])}; {results[0].summary.num_requests:,} requests; "
+            f"{len(results)} simulations in {wall:.1f} s",
+            style="dim",
+            highlight=False,
+        )
+    if out is not None:
+        try:
+            _write_json(out / "baselines.json", records)
+            for r in results:
+                r.write(out / r.router)
+            plot_baselines(results, preset, seed, out / "baselines.png")
+        except OSError as e:
+            _cannot_write(out, e)
+        err.print(
+            f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each router's "
+            f"requests.csv and summary.json under {out}/<router>/",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def main() -> None:
+    """Entry point of the ``glia`` console script and of ``python -m glia``."""
+    app(prog_name="glia")
