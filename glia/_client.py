@@ -1,0 +1,131 @@
+"""The async client: submit experiments to a cluster of workers and watch runs.
+
+::
+
+    async with glia.connect("nats://host:4222") as c:
+        run = await c.submit(experiments)
+        results = await c.gather(run)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import msgspec
+
+from glia._batch import Experiment
+from glia.bus import (
+    Bus,
+    Event,
+    ExperimentFinished,
+    ExperimentQueued,
+    ExperimentRequest,
+    NatsBus,
+    ResultMessage,
+)
+
+__all__ = ["Client", "SubmittedRun", "connect", "new_run_id"]
+
+
+def new_run_id() -> str:
+    """A fresh run id: time-sortable and unique (safe in NATS subjects)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class SubmittedRun:
+    """What :meth:`Client.submit` queued: the run id and each experiment's key, in order."""
+
+    run_id: str
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+
+
+class Client:
+    """Submits experiments and reads results and events over a :class:`~glia.bus.Bus`."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    async def submit(
+        self,
+        experiments: Sequence[Experiment],
+        *,
+        run_id: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> SubmittedRun:
+        """Queue experiments for run ``run_id`` (new if not given).
+
+        An experiment whose result is cached is answered at once from the cache and never runs
+        again; one submitted twice to the same run is queued once.
+        """
+        run = run_id or new_run_id()
+        names = list(labels) if labels is not None else [e.router for e in experiments]
+        if len(names) != len(experiments):
+            raise ValueError(f"{len(names)} labels for {len(experiments)} experiments")
+        keys = [e.key() for e in experiments]
+        queued: set[str] = set()
+        for exp, key, label in zip(experiments, keys, names, strict=True):
+            if key in queued:
+                continue
+            queued.add(key)
+            hit = await self.bus.cached(key)
+            if hit is not None:
+                mine = msgspec.structs.replace(hit, run_id=run, label=label, cached=True)
+                await self.bus.publish_result(mine)
+                await self.bus.publish_event(
+                    ExperimentFinished(
+                        run_id=run, key=key, label=label, worker="cache",
+                        mean_e2e_s=hit.summary.mean_e2e_s, wall_s=0.0, cached=True,
+                        at=time.time(),
+                    )
+                )  # fmt: skip
+                continue
+            request = ExperimentRequest(run_id=run, experiment=exp, label=label)
+            await self.bus.submit(request, msg_id=f"{run}.{key}")
+            await self.bus.publish_event(
+                ExperimentQueued(run_id=run, key=key, label=label, at=time.time())
+            )
+        return SubmittedRun(run, tuple(keys), tuple(names))
+
+    async def gather(self, run: SubmittedRun, timeout: float | None = None) -> list[ResultMessage]:
+        """The result (or failure) of every experiment of ``run``, in submission order.
+
+        Each experiment's first result counts; a duplicate (e.g. from a redelivery after a
+        worker died just before acknowledging) is ignored. Raises ``TimeoutError`` after
+        ``timeout`` seconds.
+        """
+        wanted = set(run.keys)
+        got: dict[str, ResultMessage] = {}
+        with anyio.fail_after(timeout):
+            async with self.bus.results(run.run_id) as results:
+                async for msg in results:
+                    if msg.key in wanted and msg.key not in got:
+                        got[msg.key] = msg
+                        if len(got) == len(wanted):
+                            break
+        return [got[k] for k in run.keys]
+
+    @asynccontextmanager
+    async def events(self, run_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        """Every event of ``run_id`` from its start, then live ones (``"*"``: every run)."""
+        async with self.bus.events(run_id) as it:
+            yield it
+
+    async def requests(self, artifact: str) -> bytes:
+        """The per-request CSV of a result (``result.artifact``)."""
+        return await self.bus.get_artifact(artifact)
+
+
+@asynccontextmanager
+async def connect(
+    url: str, *, name: str = "glia-client", creds: str | None = None, tls_ca: str | None = None
+) -> AsyncIterator[Client]:
+    """Connect to the NATS server or cluster at ``url``."""
+    async with NatsBus.connect(url, name=name, creds=creds, tls_ca=tls_ca) as bus:
+        yield Client(bus)

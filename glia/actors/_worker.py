@@ -1,0 +1,298 @@
+"""The simulation worker: pulls experiments from the bus and runs each in a child process.
+
+Per delivery: decode it (garbage is dropped for good), answer from the result cache if the same
+experiment ran before, otherwise run it in a process pool while telling the bus it is still in
+progress, then store the per-request table, cache and publish the result, and acknowledge.
+A design that fails (syntax, exception, invalid decision) is a *result* — a failure message the
+agent can read — not a crash. A child process that dies breaks the pool: every experiment in
+flight on it is handed back and retried, each retry in a fresh process of its own so a poison
+experiment cannot take innocent ones down with it; after ``max_attempts`` it is dead-lettered
+and answered with a ``crash`` failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import anyio
+import msgspec
+import structlog
+
+from glia._batch import Experiment, run_experiment
+from glia._errors import DesignError, GliaError, InputError
+from glia.bus import (
+    Bus,
+    Delivery,
+    ExperimentFailed,
+    ExperimentFailure,
+    ExperimentFinished,
+    ExperimentRequest,
+    ExperimentResult,
+    ExperimentStarted,
+    FailureKind,
+    MessageError,
+    WorkerHeartbeat,
+    decode_request,
+)
+from glia.sim import Summary
+
+__all__ = ["SimWorker", "WorkerStatistics"]
+
+log = structlog.get_logger("glia.worker")
+
+
+def _run_in_child(exp: Experiment) -> tuple[Summary, str, str]:
+    """What a pool process runs: the simulation, and its per-request table as CSV text."""
+    result = run_experiment(exp)
+    return result.summary, result.router, result.requests.to_csv()
+
+
+def _kind(e: BaseException) -> FailureKind:
+    if isinstance(e, DesignError):
+        return "design"
+    if isinstance(e, InputError):
+        return "input"
+    return "simulation"
+
+
+@dataclass(frozen=True)
+class WorkerStatistics:
+    """A snapshot of what a worker has done."""
+
+    name: str
+    concurrency: int
+    running: int
+    done: int
+    failed: int
+    cached: int
+
+
+class SimWorker:
+    """Runs experiments from ``bus`` with up to ``concurrency`` child processes.
+
+    Start it in a task group with ``await tg.start(worker.run)``; call :meth:`drain` to stop
+    taking work and return once the experiments in flight are finished.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        name: str,
+        concurrency: int | None = None,
+        ack_wait: float = 30.0,
+        max_attempts: int = 3,
+        heartbeat_s: float = 2.0,
+    ) -> None:
+        self.bus = bus
+        self.name = name
+        self.concurrency = max(1, concurrency or os.cpu_count() or 1)
+        self.ack_wait = ack_wait
+        self.max_attempts = max_attempts
+        self.heartbeat_s = heartbeat_s
+        self._ctx = multiprocessing.get_context("forkserver")
+        # Children fork from a server that has imported glia once: a new process costs
+        # milliseconds, not the seconds of importing numpy and numba again.
+        self._ctx.set_forkserver_preload(["glia._batch"])
+        self._pool: ProcessPoolExecutor | None = None
+        self._draining = anyio.Event()
+        self._running = self._done = self._failed = self._cached = 0
+
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            self.name, self.concurrency, self._running, self._done, self._failed, self._cached
+        )
+
+    def drain(self) -> None:
+        """Stop taking new experiments; :meth:`run` returns when the running ones finish."""
+        self._draining.set()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve experiments until :meth:`drain` (or cancellation)."""
+        self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
+        slots = anyio.Semaphore(self.concurrency)
+        try:
+            async with self.bus.work_queue(self.ack_wait) as queue, anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeats)
+                log.info("worker_started", worker=self.name, concurrency=self.concurrency)
+                task_status.started()
+                async with anyio.create_task_group() as jobs:
+                    while not self._draining.is_set():
+                        await slots.acquire()
+                        if self._draining.is_set():
+                            slots.release()
+                            break
+                        got = await queue.fetch(1, timeout=0.5)
+                        if not got:
+                            slots.release()
+                            continue
+                        jobs.start_soon(self._handle, got[0], slots)
+                tg.cancel_scope.cancel()  # the heartbeats
+        finally:
+            with anyio.CancelScope(shield=True):
+                pool, self._pool = self._pool, None
+                await anyio.to_thread.run_sync(
+                    lambda: pool.shutdown(wait=True, cancel_futures=True)
+                )
+            log.info("worker_stopped", **vars(self.statistics()))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            s = self.statistics()
+            await self.bus.publish_event(
+                WorkerHeartbeat(
+                    worker=s.name,
+                    concurrency=s.concurrency,
+                    running=s.running,
+                    done=s.done,
+                    failed=s.failed,
+                    at=time.time(),
+                )
+            )
+            await anyio.sleep(self.heartbeat_s)
+
+    async def _handle(self, delivery: Delivery, slots: anyio.Semaphore) -> None:
+        self._running += 1
+        try:
+            await self._process(delivery)
+        finally:
+            self._running -= 1
+            slots.release()
+
+    async def _process(self, d: Delivery) -> None:
+        try:
+            req = decode_request(d.data)
+        except MessageError as e:
+            log.warning("garbage_request_dropped", worker=self.name, error=str(e))
+            await d.term()
+            return
+        key = req.experiment.key()
+        run, label = req.run_id, req.label
+        logger = log.bind(worker=self.name, run_id=run, experiment=key[:12], label=label)
+
+        hit = await self.bus.cached(key)
+        if hit is not None:
+            self._cached += 1
+            self._done += 1
+            mine = msgspec.structs.replace(hit, run_id=run, label=label, cached=True)
+            await self.bus.publish_result(mine)
+            await self._finished(mine, 0.0)
+            await d.ack()
+            logger.info("experiment_cached", mean_e2e_s=hit.summary.mean_e2e_s)
+            return
+
+        await self.bus.publish_event(
+            ExperimentStarted(
+                run_id=run, key=key, label=label, worker=self.name, attempt=d.attempt,
+                at=time.time(),
+            )
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        try:
+            summary, router, table = await self._execute(req, d)
+        except BrokenProcessPool:
+            await self._crashed(req, key, d, logger)
+            return
+        except GliaError as e:
+            await self._fail(req, key, _kind(e), str(e), d.attempt)
+            await d.ack()
+            logger.info("experiment_failed", kind=_kind(e), error=str(e))
+            return
+        except Exception as e:  # a bug surfacing in the simulation: deterministic, report it
+            await self._fail(req, key, "simulation", f"{type(e).__name__}: {e}", d.attempt)
+            await d.ack()
+            logger.exception("experiment_error")
+            return
+        wall = time.perf_counter() - t0
+        artifact = f"{key}.csv"
+        await self.bus.put_artifact(artifact, table.encode())
+        result = ExperimentResult(
+            run_id=run, key=key, label=label, router=router, summary=summary,
+            worker=self.name, artifact=artifact,
+        )  # fmt: skip
+        await self.bus.cache(result)
+        await self.bus.publish_result(result)
+        await self._finished(result, wall)
+        await d.ack()
+        self._done += 1
+        logger.info("experiment_finished", mean_e2e_s=summary.mean_e2e_s, wall_s=round(wall, 3))
+
+    async def _execute(self, req: ExperimentRequest, d: Delivery) -> tuple[Summary, str, str]:
+        """Run in the shared pool on a first attempt, in a fresh process on a retry."""
+        shared = self._pool
+        assert shared is not None
+        own = ProcessPoolExecutor(1, mp_context=self._ctx) if d.attempt > 1 else None
+        pool: Executor = own or shared
+        try:
+            future = asyncio.wrap_future(pool.submit(_run_in_child, req.experiment))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_alive, d)
+                try:
+                    outcome = await future
+                except BrokenProcessPool:
+                    if own is None and self._pool is shared:  # the first to notice replaces it
+                        self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
+                        shared.shutdown(wait=False, cancel_futures=True)
+                    raise
+                finally:
+                    tg.cancel_scope.cancel()
+            return outcome
+        finally:
+            if own is not None:
+                own.shutdown(wait=False, cancel_futures=True)
+
+    async def _keep_alive(self, d: Delivery) -> None:
+        """Tell the bus the experiment is still running, well within its ack wait."""
+        while True:
+            await anyio.sleep(self.ack_wait / 3)
+            await d.in_progress()
+
+    async def _crashed(
+        self, req: ExperimentRequest, key: str, d: Delivery, logger: structlog.BoundLogger
+    ) -> None:
+        if d.attempt >= self.max_attempts:
+            message = (
+                f"the simulation process died on each of {d.attempt} attempts (killed, out of "
+                "memory, or a crash in native code): the experiment was dead-lettered"
+            )
+            await self.bus.dead_letter(d.data)
+            await self._fail(req, key, "crash", message, d.attempt)
+            await d.term()
+            logger.warning("experiment_dead_lettered", attempts=d.attempt)
+        else:
+            await d.nak(delay=0.5 * d.attempt)
+            logger.warning("experiment_process_died", attempt=d.attempt)
+
+    async def _fail(
+        self, req: ExperimentRequest, key: str, kind: FailureKind, message: str, attempts: int
+    ) -> None:
+        self._failed += 1
+        await self.bus.publish_result(
+            ExperimentFailure(
+                run_id=req.run_id, key=key, label=req.label, kind=kind, message=message,
+                worker=self.name, attempts=attempts,
+            )
+        )  # fmt: skip
+        await self.bus.publish_event(
+            ExperimentFailed(
+                run_id=req.run_id, key=key, label=req.label, worker=self.name, kind=kind,
+                message=message, at=time.time(),
+            )
+        )  # fmt: skip
+
+    async def _finished(self, result: ExperimentResult, wall: float) -> None:
+        await self.bus.publish_event(
+            ExperimentFinished(
+                run_id=result.run_id, key=result.key, label=result.label, worker=self.name,
+                mean_e2e_s=result.summary.mean_e2e_s, wall_s=wall, cached=result.cached,
+                at=time.time(),
+            )
+        )  # fmt: skip

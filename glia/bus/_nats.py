@@ -1,0 +1,297 @@
+"""The Bus on NATS JetStream."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from . import _subjects as s
+from ._bus import Delivery
+from ._messages import (
+    Event,
+    ExperimentRequest,
+    ExperimentResult,
+    MessageError,
+    ResultMessage,
+    WorkerHeartbeat,
+    decode_event,
+    decode_result,
+    encode,
+)
+from ._server import BusError
+
+__all__ = ["MAX_DELIVER", "NatsBus", "redact"]
+
+log = structlog.get_logger("glia.bus")
+
+MAX_DELIVER = 6
+"""JetStream's own bound on deliveries; workers give up earlier (see the worker's attempts)."""
+_CREDENTIALS = re.compile(r"(//[^:/@]*:)[^@]*@")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, fit for logs and error messages."""
+    return _CREDENTIALS.sub(r"\1***@", url)
+
+
+class _Delivery:
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def attempt(self) -> int:
+        return int(self._msg.metadata.num_delivered)
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float = 0.0) -> None:
+        await self._msg.nak(delay=delay or None)
+
+    async def term(self) -> None:
+        await self._msg.term()
+
+    async def in_progress(self) -> None:
+        await self._msg.in_progress()
+
+
+class _PullQueue:
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        self._sub = sub
+
+    async def fetch(self, n: int, timeout: float) -> list[Delivery]:
+        try:
+            msgs = await self._sub.fetch(n, timeout=timeout)
+        except nats.errors.TimeoutError:
+            return []
+        return [_Delivery(m) for m in msgs]
+
+
+class NatsBus:
+    """The bus on a NATS JetStream server or cluster. Create with :meth:`connect`."""
+
+    def __init__(
+        self, nc: NATS, js: JetStreamContext, kv: KeyValue, store: ObjectStore, url: str
+    ) -> None:
+        self.nc, self.js, self._kv, self._store, self.url = nc, js, kv, store, url
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str = "glia",
+        creds: str | None = None,
+        tls_ca: str | None = None,
+        connect_timeout: float = 5.0,
+    ) -> AsyncIterator[NatsBus]:
+        """Connect to ``url`` (comma-separated for a cluster) and set up streams and buckets.
+
+        The first connection is bounded by ``connect_timeout`` per server and a few attempts;
+        once connected, the client reconnects without limit (a restarted server loses nothing:
+        JetStream keeps the queue on disk). The connection is drained on exit.
+        """
+        errors: list[str] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(str(e))
+            log.warning("nats_error", url=redact(url), error=str(e))
+
+        async def on_disconnect() -> None:
+            log.warning("nats_disconnected", url=redact(url))
+
+        async def on_reconnect() -> None:
+            log.info("nats_reconnected", url=redact(url))
+
+        options: dict[str, Any] = {
+            "servers": [u.strip() for u in url.split(",") if u.strip()],
+            "name": name,
+            "connect_timeout": connect_timeout,
+            "max_reconnect_attempts": 3,
+            "reconnect_time_wait": 0.5,
+            "error_cb": on_error,
+            "disconnected_cb": on_disconnect,
+            "reconnected_cb": on_reconnect,
+        }
+        if creds:
+            options["user_credentials"] = creds
+        if tls_ca:
+            import ssl
+
+            options["tls"] = ssl.create_default_context(cafile=tls_ca)
+        try:
+            nc = await nats.connect(**options)
+        except (nats.errors.Error, OSError) as e:
+            reason = errors[-1] if errors else (str(e) or type(e).__name__)
+            hint = "is a nats-server running there?"
+            if "authorization" in reason.lower() or "authentication" in reason.lower():
+                hint = (
+                    "wrong user, password or credentials: check the URL, --creds or GLIA_NATS_CREDS"
+                )
+            raise BusError(f"cannot connect to {redact(url)}: {reason.strip()} ({hint})") from None
+        nc.options["max_reconnect_attempts"] = -1  # from now on, ride out server restarts
+        try:
+            js = nc.jetstream()
+            kv, store = await _setup(js)
+            yield cls(nc, js, kv, store, url)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await nc.drain()
+
+    # -- experiments ----------------------------------------------------------------------------
+    async def submit(self, request: ExperimentRequest, msg_id: str) -> None:
+        await self.js.publish(s.EXPERIMENTS, encode(request), headers={"Nats-Msg-Id": msg_id})
+
+    @asynccontextmanager
+    async def work_queue(self, ack_wait: float) -> AsyncIterator[_PullQueue]:
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait,
+            max_deliver=MAX_DELIVER,
+            max_ack_pending=10_000,
+            max_waiting=4_096,
+        )
+        sub = await self.js.pull_subscribe(
+            s.EXPERIMENTS, durable=s.WORKER_CONSUMER, stream=s.EXPERIMENTS_STREAM, config=config
+        )
+        try:
+            yield _PullQueue(sub)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await sub.unsubscribe()
+
+    async def dead_letter(self, data: bytes) -> None:
+        await self.js.publish(s.DEAD_LETTER, data)
+
+    async def queue_depth(self) -> int:
+        info = await self.js.consumer_info(s.EXPERIMENTS_STREAM, s.WORKER_CONSUMER)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    # -- results and events ---------------------------------------------------------------------
+    async def publish_result(self, result: ResultMessage) -> None:
+        await self.js.publish(s.result_subject(result.run_id), encode(result))
+
+    @asynccontextmanager
+    async def results(self, run_id: str) -> AsyncIterator[AsyncIterator[ResultMessage]]:
+        async with self._replay(s.result_subject(run_id), decode_result) as it:
+            yield it
+
+    async def publish_event(self, event: Event) -> None:
+        if isinstance(event, WorkerHeartbeat):
+            subject = s.HEARTBEATS
+        else:
+            subject = s.events_subject(event.run_id)
+        await self.js.publish(subject, encode(event))
+
+    @asynccontextmanager
+    async def events(self, run_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        subject = "glia.events.>" if run_id == "*" else s.events_subject(run_id)
+        async with self._replay(subject, decode_event) as it:
+            yield it
+
+    @asynccontextmanager
+    async def _replay(self, subject: str, decode: Any) -> AsyncIterator[AsyncIterator[Any]]:
+        sub = await self.js.subscribe(subject, ordered_consumer=True)
+
+        async def messages() -> AsyncIterator[Any]:
+            async for msg in sub.messages:
+                try:
+                    yield decode(msg.data)
+                except MessageError as e:
+                    log.warning("bad_message_dropped", subject=msg.subject, error=str(e))
+
+        try:
+            yield messages()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await sub.unsubscribe()
+
+    # -- cache and artifacts --------------------------------------------------------------------
+    async def cached(self, key: str) -> ExperimentResult | None:
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        try:
+            msg = decode_result(entry.value)
+        except MessageError as e:
+            log.warning("bad_cache_entry_ignored", key=key, error=str(e))
+            return None
+        return msg if isinstance(msg, ExperimentResult) else None
+
+    async def cache(self, result: ExperimentResult) -> None:
+        await self._kv.put(result.key, encode(result))
+
+    async def put_artifact(self, name: str, data: bytes) -> None:
+        await self._store.put(name, data)
+
+    async def get_artifact(self, name: str) -> bytes:
+        try:
+            result = await self._store.get(name)
+        except nats.js.errors.ObjectNotFoundError:
+            raise BusError(f"no artifact {name!r} in the object store") from None
+        return bytes(result.data or b"")
+
+
+async def _setup(js: JetStreamContext) -> tuple[KeyValue, ObjectStore]:
+    """Create (or check) the streams, the KV bucket and the object store."""
+    day = 24 * 3600.0
+    await _stream(
+        js,
+        api.StreamConfig(
+            name=s.EXPERIMENTS_STREAM,
+            subjects=[s.EXPERIMENTS],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            duplicate_window=600.0,
+        ),
+    )
+    for name, subjects, age in (
+        (s.RESULTS_STREAM, ["glia.result.>"], 7 * day),
+        (s.EVENTS_STREAM, ["glia.events.>"], 1 * day),
+        ("GLIA_DEAD_LETTERS", [s.DEAD_LETTER], 7 * day),
+    ):
+        await _stream(
+            js,
+            api.StreamConfig(
+                name=name, subjects=subjects, storage=api.StorageType.FILE, max_age=age
+            ),
+        )
+    try:
+        kv = await js.key_value(s.RESULTS_BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        kv = await js.create_key_value(bucket=s.RESULTS_BUCKET, history=1)
+    try:
+        store = await js.object_store(s.ARTIFACTS_BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        store = await js.create_object_store(s.ARTIFACTS_BUCKET)
+    return kv, store
+
+
+async def _stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError:
+        await js.update_stream(config)  # created by an older version with other limits
