@@ -8,7 +8,16 @@ import msgspec
 
 from glia._errors import InputError
 from glia.policies import RouterSpec, resolve_router
-from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
+from glia.sim import (
+    ClusterConfig,
+    SimResult,
+    WorkloadConfig,
+    build_trace,
+    catalogue,
+    load_trace_csv,
+    run_simulation,
+)
+from glia.sim._presets import PRESETS
 from glia.sim._presets import preset as get_preset
 
 __all__ = ["experiment_config", "simulate"]
@@ -26,18 +35,47 @@ def experiment_config(
     """The cluster and workload of ``preset`` (or the given ones), with field ``overrides``.
 
     Overrides are fields of :class:`ClusterConfig` (e.g. ``num_replicas``, ``gpu``) or of
-    :class:`WorkloadConfig` (e.g. ``qps``, ``duration_s``, ``trace``). A ``trace`` override
-    without ``arrivals`` replays the trace's own arrival times if it has them.
+    :class:`WorkloadConfig` (e.g. ``qps``, ``duration_s``, ``trace``); ``None`` means "not
+    given" (pass a whole config to clear a field). Two overrides carry more meaning:
+
+    * a different ``gpu``, ``model`` or ``tp`` re-derives the KV capacity from GPU memory
+      (a preset's block count belongs to its own hardware) unless ``num_blocks`` is given;
+    * a ``trace`` (without ``arrivals``) is used as given, without the preset's inflation: one
+      with an ``arrived_at`` column is replayed at its own times (``qps`` and ``duration_s``
+      then rescale and cut it), one without keeps the preset's arrival process.
     """
     base = get_preset(preset) if preset is not None else None
     c = cluster or (base.cluster if base else ClusterConfig())
     w = workload or (base.workload if base else WorkloadConfig())
-    unknown = set(overrides) - _CLUSTER_FIELDS - _WORKLOAD_FIELDS
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - _CLUSTER_FIELDS - _WORKLOAD_FIELDS
     if unknown:
         fields = ", ".join(sorted(_CLUSTER_FIELDS | _WORKLOAD_FIELDS))
         raise InputError(f"unknown setting(s) {', '.join(sorted(unknown))}: choose from {fields}")
-    c_over = {k: v for k, v in overrides.items() if k in _CLUSTER_FIELDS and v is not None}
-    w_over = {k: v for k, v in overrides.items() if k in _WORKLOAD_FIELDS and v is not None}
+    c_over = {k: v for k, v in given.items() if k in _CLUSTER_FIELDS}
+    w_over = {k: v for k, v in given.items() if k in _WORKLOAD_FIELDS}
+    hardware = ("gpu", "model", "tp")
+    if "num_blocks" not in c_over and any(
+        k in c_over and _canonical(k, c_over[k]) != _canonical(k, getattr(c, k)) for k in hardware
+    ):
+        c_over["num_blocks"] = None
+    if "trace" in w_over and "arrivals" not in w_over:
+        _, has_arrivals = load_trace_csv(w_over["trace"])
+        w_over.setdefault("prompt_inflation", 0.0)
+        w_over.setdefault("output_inflation", 0.0)
+        if has_arrivals:
+            w_over |= {
+                "arrivals": "trace",
+                "qps": given.get("qps"),
+                "duration_s": given.get("duration_s"),
+            }
+        elif w.arrivals == "trace":
+            others = ", ".join(n for n, p in PRESETS.items() if p.workload.arrivals != "trace")
+            raise InputError(
+                f"trace {w_over['trace']!r} has no arrived_at column and the workload replays "
+                f"recorded arrivals: add an arrived_at column (seconds) or use generated "
+                f"arrivals (e.g. a preset that has them: {others})"
+            )
     try:
         if c_over:
             c = msgspec.convert(msgspec.to_builtins(c) | c_over, ClusterConfig)
@@ -46,6 +84,14 @@ def experiment_config(
     except msgspec.ValidationError as e:
         raise InputError(f"invalid setting: {e}") from None
     return c, w
+
+
+def _canonical(field: str, value: Any) -> Any:
+    if field == "gpu":
+        return catalogue().gpu(value)[0]
+    if field == "model":
+        return catalogue().model(value)[0]
+    return value
 
 
 def simulate(

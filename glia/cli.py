@@ -32,7 +32,7 @@ import glia
 from glia._errors import GliaError, InputError
 from glia._logging import configure_logging, get_logger
 from glia.policies import BASELINES, RouterSpec
-from glia.sim import ClusterConfig, SimResult, WorkloadConfig, catalogue, load_trace_csv
+from glia.sim import ClusterConfig, SimResult, WorkloadConfig, catalogue
 from glia.sim._presets import PRESETS
 
 __all__ = ["app", "main"]
@@ -118,6 +118,12 @@ ModelOpt = Annotated[
         show_default=False,
     ),
 ]
+TpOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tp", help="Tensor-parallel degree: GPUs per replica (1, 2, 4 or 8).", show_default=False
+    ),
+]
 SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, help="Seed of the workload and of randomized routers.")
 ]
@@ -192,14 +198,6 @@ def _prepare_out(out: Path | None) -> None:
 # --- the experiment setup ---------------------------------------------------------------------
 
 
-def _canonical_gpu(name: str) -> str:
-    return catalogue().gpu(name)[0]
-
-
-def _canonical_model(name: str) -> str:
-    return catalogue().model(name)[0]
-
-
 def experiment_setup(
     preset: str,
     *,
@@ -209,52 +207,20 @@ def experiment_setup(
     replicas: int | None = None,
     gpu: str | None = None,
     model: str | None = None,
+    tp: int | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
-    """The cluster and workload the command-line flags describe, on top of ``preset``.
-
-    Beyond :func:`glia.experiment_config`'s field overrides: a different ``gpu`` or ``model``
-    re-derives the KV capacity from GPU memory (a preset's block count belongs to its own
-    hardware); a ``trace`` with an ``arrived_at`` column is replayed at its own times (unless
-    ``qps`` / ``duration`` are given), one without keeps the preset's arrival process; either
-    way its lengths are used without the preset's inflation.
-    """
-    cluster, workload = glia.experiment_config(
+    """The cluster and workload the command-line flags describe, on top of ``preset``
+    (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
+    return glia.experiment_config(
         preset,
+        trace=trace,
         qps=qps,
         duration_s=duration,
         num_replicas=replicas,
         gpu=gpu,
         model=model,
+        tp=tp,
     )
-    base = PRESETS[preset].cluster
-    if (gpu is not None and _canonical_gpu(gpu) != _canonical_gpu(base.gpu)) or (
-        model is not None and _canonical_model(model) != _canonical_model(base.model)
-    ):
-        cluster = msgspec.structs.replace(cluster, num_blocks=None)
-    if trace is not None:
-        _, has_arrivals = load_trace_csv(trace)
-        if has_arrivals:
-            workload = msgspec.structs.replace(
-                workload,
-                trace=trace,
-                arrivals="trace",
-                qps=qps,
-                duration_s=duration,
-                prompt_inflation=0.0,
-                output_inflation=0.0,
-            )
-        elif workload.arrivals == "trace":
-            others = ", ".join(n for n, p in PRESETS.items() if p.workload.arrivals != "trace")
-            raise InputError(
-                f"trace {trace!r} has no arrived_at column and preset {preset!r} replays "
-                f"recorded arrivals: add an arrived_at column (seconds) or choose a preset "
-                f"that generates arrivals ({others})"
-            )
-        else:
-            workload = msgspec.structs.replace(
-                workload, trace=trace, prompt_inflation=0.0, output_inflation=0.0
-            )
-    return cluster, workload
 
 
 def _run(
@@ -298,8 +264,9 @@ def _write_json(path: Path, value: object) -> None:
 
 def _cluster_line(result: SimResult) -> str:
     c = result.cluster
-    blocks = f"{c.num_blocks:,} KV blocks" if c.num_blocks is not None else "KV from GPU memory"
-    return f"{c.num_replicas} x {c.gpu} serving {c.model} ({blocks} each)"
+    blocks = c.resolve().num_blocks
+    gpus = c.gpu if c.tp == 1 else f"({c.tp} x {c.gpu}, tensor-parallel)"
+    return f"{c.num_replicas} x {gpus} serving {c.model} ({blocks:,} KV blocks each)"
 
 
 def _workload_line(result: SimResult) -> str:
@@ -471,6 +438,7 @@ def simulate(
     replicas: ReplicasOpt = None,
     gpu: GpuOpt = None,
     model: ModelOpt = None,
+    tp: TpOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     json_output: JsonOpt = False,
@@ -492,6 +460,7 @@ def simulate(
             replicas=replicas,
             gpu=gpu,
             model=model,
+            tp=tp,
         )
         _prepare_out(out)
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
@@ -519,6 +488,7 @@ def baselines(
     replicas: ReplicasOpt = None,
     gpu: GpuOpt = None,
     model: ModelOpt = None,
+    tp: TpOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     json_output: JsonOpt = False,
@@ -536,6 +506,7 @@ def baselines(
             replicas=replicas,
             gpu=gpu,
             model=model,
+            tp=tp,
         )
         _prepare_out(out)
         progress = Progress(

@@ -14,6 +14,7 @@ from ._jit import kernel
 
 __all__ = ["iteration_times", "one_iteration_time"]
 
+
 @kernel
 def one_iteration_time(
     coef: npt.NDArray[np.float64],

@@ -174,7 +174,8 @@ class ExpertRouter(Router):
 
     Route the shortest queued prompt to the replica with the fewest committed blocks if that
     replica stays under ``limit`` (2,100 of 2,240 blocks, scaled to the replica's size);
-    otherwise hold the queue until the next completion.
+    otherwise hold the queue until the next completion. (A request over the limit on its own
+    goes to an empty replica, else it would wait for a completion that never comes.)
     """
 
     name = "expert"
@@ -188,7 +189,9 @@ class ExpertRouter(Router):
             best = min(range(len(reps)), key=lambda i: (committed[i], i))
             r = reps[best]
             need = _prompt_blocks(req.num_prefill_tokens, r.block_size)
-            if committed[best] + need >= self.limit_fraction * r.num_blocks:
+            if committed[best] + need >= self.limit_fraction * r.num_blocks and not (
+                committed[best] == 0 and r.num_outstanding == 0
+            ):  # an empty replica takes even a prompt over the limit: no completion will come
                 break
             out.append((best, req))
             committed[best] += need
@@ -202,7 +205,8 @@ class HeadRoomAdmissionRouter(Router):
     For each replica, projected use = allocated blocks + the projection of every request routed
     there but not started. The shortest queued prompt goes to the replica with the lowest
     projected use (ties: fewer in flight) among those that keep ``safety`` of their blocks free
-    after adding it; if none can, the queue is held until the next completion.
+    after adding it; if none can, the queue is held until the next completion. (An empty replica
+    takes even a request over the limit, else it would wait for a completion that never comes.)
     """
 
     name = "hra"
@@ -221,7 +225,10 @@ class HeadRoomAdmissionRouter(Router):
             best, best_key = -1, (0, 0, 0)
             for i, r in enumerate(reps):
                 need = _prompt_blocks(req.num_prefill_tokens * grow, r.block_size)
-                if r.num_blocks - (projected[i] + need) < int(r.num_blocks * self.safety):
+                empty = projected[i] == 0 and r.num_outstanding == 0
+                if r.num_blocks - (projected[i] + need) < int(r.num_blocks * self.safety) and not (
+                    empty  # an empty replica takes even an oversized request: nothing else will
+                ):
                     continue
                 key = (projected[i], load[i], i)
                 if best < 0 or key < best_key:

@@ -50,9 +50,7 @@ def load_design_source(source: str, filename: str = "<design>") -> type[Router]:
     try:
         exec(code, module.__dict__)
     except Exception as e:
-        raise DesignError(
-            f"{filename}: importing the design raised {type(e).__name__}: {e}"
-        ) from e
+        raise DesignError(f"{filename}: importing the design raised {type(e).__name__}: {e}") from e
     finally:
         sys.modules.pop(name, None)
     return _only_router(module, Path(filename))

@@ -79,6 +79,8 @@ def run_simulation(
     unless ``GLIA_NO_JIT=1``). Every combination gives the same result.
     """
     wall0 = time.perf_counter()
+    if seed < 0:
+        raise InputError(f"seed is {seed}: give a non-negative integer")
     rc = cluster.resolve()
     source = workload.trace if workload is not None else "the trace"
     _check_fits(trace, rc, source)

@@ -206,6 +206,8 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     not given.
     """
     _check(cfg)
+    if seed < 0:
+        raise InputError(f"seed is {seed}: give a non-negative integer")
     lengths, has_arrivals = load_trace_csv(cfg.trace)
     streams = np.random.SeedSequence(seed).spawn(4)
     rng_arrivals, rng_pick, rng_prompt, rng_output = (np.random.default_rng(s) for s in streams)
