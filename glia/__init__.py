@@ -1,6 +1,7 @@
 """Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
 
 from glia._batch import Experiment, run_batch, run_experiment
+from glia._client import Client, SubmittedRun, connect
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
 from glia.api import experiment_config, simulate
 from glia.policies import BASELINES, Router
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BASELINES",
     "PRESETS",
+    "Client",
     "ClusterConfig",
     "ClusterView",
     "DesignError",
@@ -22,10 +24,12 @@ __all__ = [
     "Router",
     "SimResult",
     "SimulationError",
+    "SubmittedRun",
     "Summary",
     "TraceError",
     "WorkloadConfig",
     "__version__",
+    "connect",
     "experiment_config",
     "run_batch",
     "run_experiment",

@@ -8,31 +8,35 @@ line, ``error: <what to fix>``, and exits with status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import anyio
 import msgspec
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 import glia
-from glia._errors import GliaError, InputError
+from glia._batch import Experiment, run_batch
+from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
+from glia.bus import ExperimentFailure, redact
 from glia.policies import BASELINES, RouterSpec
-from glia.sim import ClusterConfig, SimResult, WorkloadConfig, catalogue
+from glia.sim import (
+    CalibrationResult,
+    ClusterConfig,
+    Efficiency,
+    RequestTable,
+    SimResult,
+    WorkloadConfig,
+    catalogue,
+)
 from glia.sim._presets import PRESETS
 
 __all__ = ["app", "main"]
@@ -137,6 +141,43 @@ OutOpt = Annotated[
         file_okay=False,
     ),
 ]
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--profile",
+        help="Latency profile fitted by `glia calibrate` (JSON), replacing the GPU's defaults.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+NoJitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-jit", help="Run the simulator's kernels as plain Python (same results; slower)."
+    ),
+]
+NatsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nats",
+        help=(
+            "Submit the experiments to the workers of this NATS server or cluster "
+            "(nats://host:4222, comma-separated for several) instead of running them here."
+        ),
+        show_default=False,
+        envvar="GLIA_NATS_URL",
+    ),
+]
+CredsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--creds",
+        help="NATS credentials file (nkey/JWT) for --nats.",
+        show_default=False,
+        envvar="GLIA_NATS_CREDS",
+        dir_okay=False,
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print the results as JSON on stdout, and nothing else there."),
@@ -208,11 +249,13 @@ def experiment_setup(
     gpu: str | None = None,
     model: str | None = None,
     tp: int | None = None,
+    profile: Path | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
     return glia.experiment_config(
         preset,
+        efficiency=load_profile(profile) if profile is not None else None,
         trace=trace,
         qps=qps,
         duration_s=duration,
@@ -223,6 +266,57 @@ def experiment_setup(
     )
 
 
+def load_profile(path: Path) -> Efficiency:
+    """The efficiency factors of a profile written by ``glia calibrate``."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read profile {path}: {e.strerror}") from None
+    try:
+        return msgspec.json.decode(data, type=CalibrationResult).efficiency
+    except msgspec.DecodeError as e:
+        raise InputError(f"{path} is not a profile written by `glia calibrate`: {e}") from None
+
+
+def _no_jit(flag: bool) -> None:
+    if flag:
+        os.environ["GLIA_NO_JIT"] = "1"  # read by the kernels at each call, also in children
+
+
+_FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputError}
+
+
+def _remote(
+    url: str, creds: Path | None, experiments: list[Experiment], labels: list[str]
+) -> list[SimResult]:
+    """Run experiments on the workers behind ``url``; results in order, tables fetched."""
+
+    async def go() -> list[SimResult]:
+        async with glia.connect(url, creds=str(creds) if creds else None) as client:
+            run = await client.submit(experiments, labels=labels)
+            out = []
+            for exp, res in zip(experiments, await client.gather(run), strict=True):
+                if isinstance(res, ExperimentFailure):
+                    raise _FAILURES.get(res.kind, SimulationError)(
+                        f"{res.label}: {res.message} (on worker {res.worker})"
+                    )
+                assert res.artifact is not None
+                text = (await client.requests(res.artifact)).decode()
+                out.append(
+                    SimResult(
+                        summary=res.summary,
+                        requests=RequestTable.from_csv(text),
+                        router=res.router,
+                        cluster=exp.cluster,
+                        workload=exp.workload,
+                        seed=exp.seed,
+                    )
+                )
+            return out
+
+    return anyio.run(go)
+
+
 def _run(
     router: RouterSpec,
     preset: str,
@@ -231,6 +325,11 @@ def _run(
     workload: WorkloadConfig,
 ) -> SimResult:
     result = glia.simulate(router, preset, seed=seed, cluster=cluster, workload=workload)
+    _log_finished(result, preset, seed)
+    return result
+
+
+def _log_finished(result: SimResult, preset: str, seed: int) -> None:
     s = result.summary
     get_logger("glia.cli").info(
         "simulation_finished",
@@ -241,7 +340,6 @@ def _run(
         mean_e2e_s=round(s.mean_e2e_s, 6),
         wall_s=round(s.wall_s, 6),
     )
-    return result
 
 
 def _record(result: SimResult, preset: str) -> dict[str, object]:
@@ -440,11 +538,16 @@ def simulate(
     model: ModelOpt = None,
     tp: TpOpt = None,
     seed: SeedOpt = 0,
+    profile: ProfileOpt = None,
+    nats: NatsOpt = None,
+    creds: CredsOpt = None,
+    no_jit: NoJitOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Simulate one router on a preset cluster and workload; print its latency summary."""
     configure_logging()
+    _no_jit(no_jit)
     err = Console(stderr=True)
     with _user_errors():
         if router is not None and design is not None:
@@ -461,10 +564,20 @@ def simulate(
             gpu=gpu,
             model=model,
             tp=tp,
+            profile=profile,
         )
         _prepare_out(out)
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
-            result = _run(spec, preset, seed, cluster, workload)
+            if nats is None:
+                result = _run(spec, preset, seed, cluster, workload)
+            else:
+                exp = Experiment(cluster=cluster, workload=workload, seed=seed, router=str(spec))
+                if design is not None:
+                    source = design.read_text(encoding="utf-8")
+                    exp = msgspec.structs.replace(exp, design_source=source)
+                label = design.stem if design is not None else str(spec)
+                (result,) = _remote(nats, creds, [exp], [label])
+                _log_finished(result, preset, seed)
     if json_output:
         _print_json(_record(result, preset))
     else:
@@ -490,11 +603,20 @@ def baselines(
     model: ModelOpt = None,
     tp: TpOpt = None,
     seed: SeedOpt = 0,
+    profile: ProfileOpt = None,
+    nats: NatsOpt = None,
+    creds: CredsOpt = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Local processes [default: one per core]."),
+    ] = None,
+    no_jit: NoJitOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Run every baseline router on the same setup and compare them side by side."""
     configure_logging()
+    _no_jit(no_jit)
     err = Console(stderr=True)
     results: list[SimResult] = []
     with _user_errors():
@@ -507,24 +629,17 @@ def baselines(
             gpu=gpu,
             model=model,
             tp=tp,
+            profile=profile,
         )
         _prepare_out(out)
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        )
-        with progress:
-            task = progress.add_task("baselines", total=len(BASELINES))
-            for name in BASELINES:
-                progress.update(task, description=f"simulating {name} on {preset}")
-                results.append(_run(name, preset, seed, cluster, workload))
-                progress.advance(task)
+        names = list(BASELINES)
+        exps = [Experiment(cluster=cluster, workload=workload, seed=seed, router=n) for n in names]
+        where = f"on the workers at {redact(nats)}" if nats else "locally"
+        status = f"Simulating {len(names)} baselines on {preset} {where} ..."
+        with err.status(status, spinner="dots"):
+            results = _remote(nats, creds, exps, names) if nats else run_batch(exps, jobs)
+        for r in results:
+            _log_finished(r, preset, seed)
     ref = _reference_mean(results)
     records = []
     for r in results:
@@ -562,3 +677,6 @@ def baselines(
 def main() -> None:
     """Entry point of the ``glia`` console script and of ``python -m glia``."""
     app(prog_name="glia")
+
+
+from glia import _cli_cluster  # noqa: E402, F401  (registers calibrate, nats, worker, monitor)

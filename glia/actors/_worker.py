@@ -16,9 +16,12 @@ import asyncio
 import multiprocessing
 import os
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -29,6 +32,7 @@ from glia._errors import DesignError, GliaError, InputError
 from glia.bus import (
     Bus,
     Delivery,
+    Event,
     ExperimentFailed,
     ExperimentFailure,
     ExperimentFinished,
@@ -37,7 +41,9 @@ from glia.bus import (
     ExperimentStarted,
     FailureKind,
     MessageError,
+    ResultMessage,
     WorkerHeartbeat,
+    WorkQueue,
     decode_request,
 )
 from glia.sim import Summary
@@ -45,6 +51,7 @@ from glia.sim import Summary
 __all__ = ["SimWorker", "WorkerStatistics"]
 
 log = structlog.get_logger("glia.worker")
+T = TypeVar("T")
 
 
 def _run_in_child(exp: Experiment) -> tuple[Summary, str, str]:
@@ -59,6 +66,48 @@ def _kind(e: BaseException) -> FailureKind:
     if isinstance(e, InputError):
         return "input"
     return "simulation"
+
+
+class _Patient:
+    """The bus, with each operation retried with backoff for up to ``retry_for`` seconds, so a
+    restarting server (or a moment of lost connectivity) does not lose finished work."""
+
+    def __init__(self, bus: Bus, retry_for: float) -> None:
+        self._bus, self._retry_for = bus, retry_for
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        delay, deadline = 0.1, anyio.current_time() + self._retry_for
+        while True:
+            try:
+                out: T = await fn(*args)
+                return out
+            except Exception as e:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                log.warning("bus_retry", operation=fn.__name__, error=str(e) or type(e).__name__)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def work_queue(self, ack_wait: float) -> AbstractAsyncContextManager[WorkQueue]:
+        return self._bus.work_queue(ack_wait)
+
+    async def cached(self, key: str) -> ExperimentResult | None:
+        return await self._call(self._bus.cached, key)
+
+    async def cache(self, result: ExperimentResult) -> None:
+        await self._call(self._bus.cache, result)
+
+    async def put_artifact(self, name: str, data: bytes) -> None:
+        await self._call(self._bus.put_artifact, name, data)
+
+    async def publish_result(self, result: ResultMessage) -> None:
+        await self._call(self._bus.publish_result, result)
+
+    async def publish_event(self, event: Event) -> None:
+        await self._call(self._bus.publish_event, event)
+
+    async def dead_letter(self, data: bytes) -> None:
+        await self._call(self._bus.dead_letter, data)
 
 
 @dataclass(frozen=True)
@@ -89,8 +138,9 @@ class SimWorker:
         ack_wait: float = 30.0,
         max_attempts: int = 3,
         heartbeat_s: float = 2.0,
+        retry_for: float = 120.0,
     ) -> None:
-        self.bus = bus
+        self.bus = _Patient(bus, retry_for=retry_for)
         self.name = name
         self.concurrency = max(1, concurrency or os.cpu_count() or 1)
         self.ack_wait = ack_wait
@@ -130,7 +180,13 @@ class SimWorker:
                         if self._draining.is_set():
                             slots.release()
                             break
-                        got = await queue.fetch(1, timeout=0.5)
+                        try:
+                            got = await queue.fetch(1, timeout=0.5)
+                        except Exception as e:  # the server is away: wait for the reconnect
+                            log.warning("fetch_failed", worker=self.name, error=str(e))
+                            slots.release()
+                            await anyio.sleep(0.5)
+                            continue
                         if not got:
                             slots.release()
                             continue
@@ -163,6 +219,10 @@ class SimWorker:
         self._running += 1
         try:
             await self._process(delivery)
+        except Exception as e:
+            # The bus stayed unreachable past the retries: leave the request unacknowledged,
+            # so it is redelivered (here or elsewhere) once the bus is back.
+            log.error("experiment_abandoned", worker=self.name, error=str(e))
         finally:
             self._running -= 1
             slots.release()

@@ -112,13 +112,15 @@ class NatsBus:
         JetStream keeps the queue on disk). The connection is drained on exit.
         """
         errors: list[str] = []
+        closing = False
 
         async def on_error(e: Exception) -> None:
             errors.append(str(e))
             log.warning("nats_error", url=redact(url), error=str(e))
 
         async def on_disconnect() -> None:
-            log.warning("nats_disconnected", url=redact(url))
+            if not closing:
+                log.warning("nats_disconnected", url=redact(url))
 
         async def on_reconnect() -> None:
             log.info("nats_reconnected", url=redact(url))
@@ -155,6 +157,7 @@ class NatsBus:
             kv, store = await _setup(js)
             yield cls(nc, js, kv, store, url)
         finally:
+            closing = True
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await nc.drain()
 

@@ -40,6 +40,18 @@ COLUMNS = (
 )
 
 
+_INT_COLUMNS = frozenset(
+    {
+        "request_id",
+        "request_num_restarts",
+        "replica_id",
+        "request_num_prefill_tokens",
+        "request_num_decode_tokens",
+        "request_num_tokens",
+    }
+)
+
+
 @dataclass(frozen=True, eq=False)
 class RequestTable:
     """One row per request, in trace order: read-only numpy arrays named like the CSV columns.
@@ -71,6 +83,19 @@ class RequestTable:
 
     def __len__(self) -> int:
         return len(self.request_id)
+
+    @classmethod
+    def from_csv(cls, text: str) -> RequestTable:
+        """Parse :meth:`to_csv` output (e.g. a worker's artifact) back into a table."""
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or tuple(rows[0]) != COLUMNS:
+            raise ValueError("not a per-request table: the header differs from COLUMNS")
+        body = list(zip(*rows[1:], strict=True)) if len(rows) > 1 else [()] * len(COLUMNS)
+        cols: dict[str, np.ndarray] = {}
+        for name, values in zip(COLUMNS, body, strict=True):
+            kind = np.int64 if name in _INT_COLUMNS else np.float64
+            cols[name] = np.asarray([kind(v) for v in values], dtype=kind)
+        return cls(**cols)
 
     def to_csv(self) -> str:
         """The table as CSV text with a header row."""

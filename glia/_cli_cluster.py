@@ -1,0 +1,272 @@
+"""The ``glia`` commands for running on a cluster, and ``glia calibrate``.
+
+``glia nats`` runs the bundled nats-server, ``glia worker`` serves experiments from it,
+``glia monitor`` shows a run's (or every run's) event stream live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import msgspec
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from glia._logging import configure_logging, get_logger
+from glia.actors import SimWorker
+from glia.bus import (
+    Event,
+    ExperimentFailed,
+    ExperimentFinished,
+    ExperimentQueued,
+    ExperimentStarted,
+    NatsBus,
+    WorkerHeartbeat,
+    nats_server,
+    redact,
+    to_json,
+)
+from glia.cli import CredsOpt, JsonOpt, _user_errors, app
+from glia.sim import calibrate as fit_profile
+from glia.sim import load_measurements
+
+__all__ = ["calibrate", "monitor", "nats", "worker"]
+
+NatsUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--nats", help="NATS server or cluster URL(s), comma-separated.", envvar="GLIA_NATS_URL"
+    ),
+]
+
+
+@app.command()
+def calibrate(
+    measurements: Annotated[
+        Path, typer.Argument(help="CSV: batch_size,context_tokens,prefill_tokens,time_ms")
+    ],
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU kind the measurements come from.")],
+    model: Annotated[str, typer.Option("--model", help="Model that was served.")],
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the profile here (JSON).", dir_okay=False),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Fit the latency model to measured iteration times; save a profile for --profile."""
+    configure_logging()
+    with _user_errors():
+        fit = fit_profile(load_measurements(measurements), gpu, model, tp)
+    data = msgspec.json.format(msgspec.json.encode(fit), indent=2) + b"\n"
+    if out is not None:
+        try:
+            out.write_bytes(data)
+        except OSError as e:
+            typer.echo(f"error: cannot write {out}: {e.strerror}", err=True)
+            raise typer.Exit(2) from None
+    if json_output:
+        sys.stdout.write(data.decode())
+        return
+    table = Table(title=f"Latency profile: {fit.gpu} x {fit.model}, tp={fit.tp}")
+    for name in ("compute_eff", "mem_eff", "overhead_ms", "overhead_per_seq_ms"):
+        table.add_row(name, f"{getattr(fit.efficiency, name):.4g}")
+    table.add_row("points", str(fit.points))
+    table.add_row("RMSE (ms)", f"{fit.rmse_ms:.3g}")
+    table.add_row("max relative error", f"{100 * fit.max_rel_error:.2f}%")
+    Console().print(table)
+    if out is not None:
+        Console(stderr=True).print(f"Wrote {out}: use it with --profile {out}", highlight=False)
+
+
+@app.command()
+def nats(
+    port: Annotated[int, typer.Option("--port", help="Client port (-1: any free).")] = 4222,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0: all).")
+    ] = "127.0.0.1",
+    store: Annotated[
+        Path,
+        typer.Option("--store", help="JetStream storage directory.", file_okay=False),
+    ] = Path(".glia/nats"),
+) -> None:
+    """Run the bundled nats-server with JetStream until Ctrl-C."""
+    configure_logging()
+    log = get_logger("glia.nats")
+
+    async def serve() -> None:
+        async with nats_server(port=port, host=host, store_dir=store) as server:
+            log.info("nats_ready", url=server.url, store=str(store))
+            print(server.url, flush=True)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            log.info("nats_stopping")
+
+    with _user_errors():
+        anyio.run(serve)
+
+
+@app.command()
+def worker(
+    nats_url: NatsUrlOpt,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Experiments at once [default: cores]."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Worker name [default: host-pid].")
+    ] = None,
+    creds: CredsOpt = None,
+    ack_wait: Annotated[
+        float,
+        typer.Option(
+            "--ack-wait",
+            min=1.0,
+            help="Seconds without an in-progress ack before a running experiment is handed "
+            "to another worker (set when the queue's consumer is first created).",
+        ),
+    ] = 30.0,
+) -> None:
+    """Serve experiments from the NATS queue until SIGINT/SIGTERM (then drain)."""
+    configure_logging()
+    log = get_logger("glia.worker")
+    who = name or f"{socket.gethostname()}-{os.getpid()}"
+
+    async def serve() -> None:
+        async with NatsBus.connect(
+            nats_url, name=f"glia-worker-{who}", creds=str(creds) if creds else None
+        ) as bus:
+            w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait)
+            async with anyio.create_task_group() as tg:
+
+                async def on_signals() -> None:
+                    draining = False
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for sig in signals:
+                            if draining:  # a second signal: stop now; unacked work comes back
+                                log.warning("worker_stopping_now", worker=who)
+                                tg.cancel_scope.cancel()
+                                return
+                            draining = True
+                            log.info("worker_draining", signal=sig.name, worker=who)
+                            w.drain()
+
+                tg.start_soon(on_signals)
+                await w.run()
+                tg.cancel_scope.cancel()
+
+    with _user_errors():
+        anyio.run(serve)
+
+
+@dataclass
+class _View:
+    """What the monitor has learned from the event stream."""
+
+    workers: dict[str, WorkerHeartbeat] = field(default_factory=dict)
+    queued: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    best: tuple[float, str] | None = None
+    first_done_at: float | None = None
+    last_done_at: float | None = None
+
+    def apply(self, ev: Event) -> None:
+        if isinstance(ev, WorkerHeartbeat):
+            self.workers[ev.worker] = ev
+            return
+        key = f"{ev.run_id}/{ev.key}"
+        if isinstance(ev, ExperimentQueued):
+            self.queued.add(key)
+        elif isinstance(ev, ExperimentStarted):
+            self.queued.discard(key)
+            self.running.add(key)
+        elif isinstance(ev, ExperimentFinished):
+            self.queued.discard(key)
+            self.running.discard(key)
+            self.done.add(key)
+            self.first_done_at = self.first_done_at or ev.at
+            self.last_done_at = ev.at
+            if self.best is None or ev.mean_e2e_s < self.best[0]:
+                self.best = (ev.mean_e2e_s, ev.label)
+        elif isinstance(ev, ExperimentFailed):
+            self.queued.discard(key)
+            self.running.discard(key)
+            self.failed.add(key)
+
+    def render(self, title: str) -> Group:
+        now = time.time()
+        workers = Table(title="workers", title_justify="left")
+        for col in ("worker", "slots", "running", "done", "failed", "last seen"):
+            workers.add_column(col, justify="left" if col == "worker" else "right")
+        for w in sorted(self.workers.values(), key=lambda h: h.worker):
+            workers.add_row(
+                w.worker, str(w.concurrency), str(w.running), str(w.done), str(w.failed),
+                f"{now - w.at:.0f} s ago",
+            )  # fmt: skip
+        span = (self.last_done_at or 0) - (self.first_done_at or 0)
+        rate = f"{(len(self.done) - 1) / span:.2f}/s" if span > 0 else "-"
+        best = f"{self.best[0]:.2f} s ({self.best[1]})" if self.best else "-"
+        runs = Table(title=title, title_justify="left")
+        for col in ("queued", "running", "done", "failed", "throughput", "best mean E2E"):
+            runs.add_column(col, justify="right")
+        runs.add_row(
+            str(len(self.queued)), str(len(self.running)), str(len(self.done)),
+            str(len(self.failed)), rate, best,
+        )  # fmt: skip
+        return Group(runs, workers)
+
+
+@app.command()
+def monitor(
+    nats_url: NatsUrlOpt,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Only this run [default: every run].")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event on stdout.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Stop after this many seconds [default: at Ctrl-C]."),
+    ] = None,
+    creds: CredsOpt = None,
+) -> None:
+    """Replay a run's events from its start, then follow them live."""
+    configure_logging()
+    view = _View()
+    title = f"run {run}" if run else "all runs"
+
+    async def follow() -> None:
+        async with NatsBus.connect(
+            nats_url, name="glia-monitor", creds=str(creds) if creds else None
+        ) as bus:
+            with anyio.move_on_after(timeout):
+                async with bus.events(run or "*") as events:
+                    if json_output:
+                        async for ev in events:
+                            sys.stdout.write(to_json(ev).decode() + "\n")
+                            sys.stdout.flush()
+                    else:
+                        console = Console()
+                        console.print(f"[dim]{redact(nats_url)}[/dim]")
+                        with Live(view.render(title), console=console, auto_refresh=False) as live:
+                            async for ev in events:
+                                view.apply(ev)
+                                live.update(view.render(title), refresh=True)
+
+    with _user_errors(), contextlib.suppress(KeyboardInterrupt):
+        anyio.run(follow)
