@@ -293,17 +293,21 @@ class SimWorker:
         pool: Executor = own or shared
         try:
             future = asyncio.wrap_future(pool.submit(_run_in_child, req.experiment))
+            error: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_alive, d)
                 try:
                     outcome = await future
-                except BrokenProcessPool:
-                    if own is None and self._pool is shared:  # the first to notice replaces it
-                        self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
-                        shared.shutdown(wait=False, cancel_futures=True)
-                    raise
+                except Exception as e:  # raised below, outside the task group (not grouped)
+                    error = e
                 finally:
                     tg.cancel_scope.cancel()
+            if isinstance(error, BrokenProcessPool) and own is None and self._pool is shared:
+                # The first to notice replaces the pool for everyone.
+                self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
+                shared.shutdown(wait=False, cancel_futures=True)
+            if error is not None:
+                raise error
             return outcome
         finally:
             if own is not None:

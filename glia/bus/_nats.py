@@ -144,9 +144,10 @@ class NatsBus:
         try:
             nc = await nats.connect(**options)
         except (nats.errors.Error, OSError) as e:
-            reason = errors[-1] if errors else (str(e) or type(e).__name__)
+            auth = [m for m in errors if "authoriz" in m.lower() or "authentic" in m.lower()]
+            reason = (auth or errors or [str(e) or type(e).__name__])[-1]
             hint = "is a nats-server running there?"
-            if "authorization" in reason.lower() or "authentication" in reason.lower():
+            if auth:
                 hint = (
                     "wrong user, password or credentials: check the URL, --creds or GLIA_NATS_CREDS"
                 )
@@ -159,7 +160,11 @@ class NatsBus:
         finally:
             closing = True
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await nc.drain()
+                try:
+                    await nc.drain()
+                except nats.errors.Error as e:  # the server is gone: nothing left to flush
+                    log.warning("nats_drain_failed", url=redact(url), error=str(e))
+                    await nc.close()
 
     # -- experiments ----------------------------------------------------------------------------
     async def submit(self, request: ExperimentRequest, msg_id: str) -> None:
@@ -187,8 +192,9 @@ class NatsBus:
         await self.js.publish(s.DEAD_LETTER, data)
 
     async def queue_depth(self) -> int:
-        info = await self.js.consumer_info(s.EXPERIMENTS_STREAM, s.WORKER_CONSUMER)
-        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        # A work-queue stream keeps a request until it is acknowledged (or terminated).
+        info = await self.js.stream_info(s.EXPERIMENTS_STREAM)
+        return int(info.state.messages)
 
     # -- results and events ---------------------------------------------------------------------
     async def publish_result(self, result: ResultMessage) -> None:

@@ -1,0 +1,285 @@
+"""Experiments on a real nats-server with real `glia worker` processes (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from glia import Client, run_experiment
+from glia.bus import (
+    BusError,
+    ExperimentFailure,
+    ExperimentResult,
+    ExperimentStarted,
+    NatsBus,
+    NatsServer,
+    ResultMessage,
+    WorkerHeartbeat,
+    nats_server,
+)
+
+from .conftest import small_experiments
+
+pytestmark = pytest.mark.anyio
+
+SLOW_DESIGN = """
+import time
+from glia.policies import Router
+
+class Slow(Router):
+    def setup(self, cluster, rng):
+        super().setup(cluster, rng)
+        time.sleep({seconds})
+
+    def schedule(self, cluster):
+        return [(r.id % cluster.num_replicas, r) for r in cluster.queue]
+"""
+
+POISON_DESIGN = """
+import os
+from glia.policies import Router
+
+class Poison(Router):
+    def schedule(self, cluster):
+        os._exit(3)  # kills the process running the simulation, every time
+"""
+
+
+@contextmanager
+def workers(
+    url: str, names: list[str], log_dir: Path, ack_wait: float = 30.0
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """`glia worker` processes, each in its own session (so tests can kill it alone)."""
+    procs = {}
+    for name in names:
+        with open(log_dir / f"{name}.log", "wb") as log:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "glia", "worker", "--nats", url, "--name", name,
+                 "--concurrency", "1", "--ack-wait", str(ack_wait)],
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )  # fmt: skip
+    try:
+        yield procs
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            with suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=20)
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)  # and any simulation process left behind
+            p.wait()
+
+
+async def wait_for_workers(bus: NatsBus, names: set[str], timeout: float = 60.0) -> None:
+    seen: set[str] = set()
+    with anyio.fail_after(timeout):
+        async with bus.events("*") as events:
+            async for ev in events:
+                if isinstance(ev, WorkerHeartbeat) and ev.worker in names:
+                    seen.add(ev.worker)
+                    if seen == names:
+                        return
+
+
+async def all_results(bus: NatsBus, run_id: str, idle: float = 1.0) -> list[ResultMessage]:
+    """Every result message of a run on the stream (not just the first per key)."""
+    out: list[ResultMessage] = []
+    async with bus.results(run_id) as results:
+        while True:
+            with anyio.move_on_after(idle) as scope:
+                out.append(await results.__anext__())
+            if scope.cancelled_caught:
+                return out
+
+
+@asynccontextmanager
+async def connected(server: NatsServer) -> AsyncIterator[tuple[NatsBus, Client]]:
+    async with NatsBus.connect(server.url, name="test-client") as bus:
+        yield bus, Client(bus)
+
+
+def _same(summary_a: object, summary_b: object) -> bool:
+    def norm(s: object) -> object:
+        return msgspec.structs.replace(s, wall_s=0.0)  # type: ignore[type-var]
+
+    return bool(norm(summary_a) == norm(summary_b))
+
+
+async def test_200_experiments_on_2_workers_arrive_exactly_once(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    exps = small_experiments(200, duration_s=2.0)
+    assert len({e.key() for e in exps}) == 200
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["w1", "w2"], tmp_path):
+            await wait_for_workers(bus, {"w1", "w2"})
+            run = await client.submit(exps)
+            results = await client.gather(run, timeout=240)
+            every = await all_results(bus, run.run_id)
+    assert all(isinstance(r, ExperimentResult) for r in results)
+    assert [r.key for r in results] == list(run.keys)
+    assert sorted(r.key for r in every) == sorted(run.keys)  # nothing duplicated
+    assert {r.worker for r in results if isinstance(r, ExperimentResult)} == {"w1", "w2"}
+    for exp, res in zip(exps, results, strict=True):
+        assert isinstance(res, ExperimentResult)
+        assert _same(res.summary, run_experiment(exp).summary)
+
+
+async def test_a_killed_worker_loses_nothing(nats: NatsServer, tmp_path: Path) -> None:
+    (base,) = small_experiments(1)
+    slow = msgspec.structs.replace(base, design_source=SLOW_DESIGN.format(seconds=4.0))
+    quick = small_experiments(3)
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["doomed"], tmp_path, ack_wait=2.0) as procs:
+            await wait_for_workers(bus, {"doomed"})
+            run = await client.submit([slow, *quick], labels=["slow", "a", "b", "c"])
+            with anyio.fail_after(60):
+                async with bus.events(run.run_id) as events:
+                    async for ev in events:
+                        if isinstance(ev, ExperimentStarted) and ev.label == "slow":
+                            break
+            procs["doomed"].send_signal(signal.SIGKILL)
+            procs["doomed"].wait()
+        with workers(nats.url, ["rescuer"], tmp_path, ack_wait=2.0):
+            results = await client.gather(run, timeout=120)
+            every = await all_results(bus, run.run_id)
+    assert all(isinstance(r, ExperimentResult) for r in results)
+    assert results[0].worker == "rescuer"
+    assert sorted(r.key for r in every) == sorted(run.keys)
+
+
+async def test_a_restarted_server_loses_nothing(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = tmp_path / "js"
+    (base,) = small_experiments(1)
+    exps = [
+        msgspec.structs.replace(base, seed=i, design_source=SLOW_DESIGN.format(seconds=0.3))
+        for i in range(16)
+    ]
+    async with anyio.create_task_group() as tg, nats_server(port=port, store_dir=store) as first:
+        second: list[NatsServer] = []
+
+        async def restart() -> None:
+            await anyio.sleep(1.0)
+            await first_stop(first)  # mid-run: workers and client lose the server
+            await anyio.sleep(1.0)
+            second.append(await tg.start(_serve, port, store))
+
+        async with connected(first) as (bus, client):
+            with workers(first.url, ["w1", "w2"], tmp_path):
+                await wait_for_workers(bus, {"w1", "w2"})
+                run = await client.submit(exps)
+                tg.start_soon(restart)
+                results = await client.gather(run, timeout=180)
+            assert second, "the run finished before the server restarted"
+        tg.cancel_scope.cancel()
+    assert all(isinstance(r, ExperimentResult) for r in results)
+    assert len({r.key for r in results}) == 16
+
+
+async def _serve(port: int, store: Path, *, task_status: anyio.abc.TaskStatus[NatsServer]) -> None:
+    async with nats_server(port=port, store_dir=store) as server:
+        task_status.started(server)
+        await anyio.sleep_forever()
+
+
+async def first_stop(server: NatsServer) -> None:
+    """Stop a server before its context manager exits (simulating a crash and restart)."""
+    server.process.terminate()
+    await anyio.to_thread.run_sync(server.process.wait)
+
+
+async def test_a_poison_experiment_fails_after_bounded_retries(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    (base,) = small_experiments(1)
+    poison = msgspec.structs.replace(base, design_source=POISON_DESIGN)
+    good = small_experiments(4)
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["w1", "w2"], tmp_path):
+            await wait_for_workers(bus, {"w1", "w2"})
+            run = await client.submit([poison, *good], labels=["poison", *"abcd"])
+            results = await client.gather(run, timeout=180)
+    failure = results[0]
+    assert isinstance(failure, ExperimentFailure)
+    assert failure.kind == "crash"
+    assert failure.attempts == 3
+    assert "died on each of 3 attempts" in failure.message
+    assert all(isinstance(r, ExperimentResult) for r in results[1:])
+
+
+async def test_resubmitting_returns_the_cached_result_without_running(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    exps = small_experiments(5)
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["w1"], tmp_path):
+            await wait_for_workers(bus, {"w1"})
+            first = await client.gather(await client.submit(exps), timeout=120)
+        # No worker runs now: the answers can only come from the cache.
+        again = await client.gather(await client.submit(exps), timeout=10)
+    assert all(isinstance(r, ExperimentResult) and not r.cached for r in first)
+    assert all(isinstance(r, ExperimentResult) and r.cached for r in again)
+    assert [r.summary for r in again] == [r.summary for r in first]  # type: ignore[union-attr]
+
+
+async def test_garbage_on_the_queue_is_dropped_and_work_goes_on(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    async with connected(nats) as (bus, client):
+        await bus.js.publish("glia.exp.submit", b"\xff\x00 not msgpack")
+        await bus.js.publish("glia.exp.submit", msgspec.msgpack.encode({"type": "experiment.v7"}))
+        with workers(nats.url, ["w1"], tmp_path):
+            results = await client.gather(await client.submit(small_experiments(2)), timeout=60)
+            with anyio.fail_after(10):  # the last ack follows its result by a moment
+                while await bus.queue_depth():
+                    await anyio.sleep(0.05)
+    assert all(isinstance(r, ExperimentResult) for r in results)
+    log = (tmp_path / "w1.log").read_text()
+    assert log.count("garbage_request_dropped") == 2
+
+
+async def test_wrong_credentials_fail_fast_and_never_echo_the_password() -> None:
+    async with nats_server(extra_args=["--user", "glia", "--pass", "s3cret"]) as server:
+        wrong = server.url.replace("nats://", "nats://glia:wrong-pass@")
+        with anyio.fail_after(30), pytest.raises(BusError) as err:
+            async with NatsBus.connect(wrong, connect_timeout=2):
+                pass
+        assert str(err.value) == (
+            f"cannot connect to nats://glia:***@127.0.0.1:{server.port}: nats: 'Authorization "
+            "Violation' (wrong user, password or credentials: check the URL, --creds or "
+            "GLIA_NATS_CREDS)"
+        )
+        cli = subprocess.run(
+            [sys.executable, "-m", "glia", "simulate", "--nats", wrong, "--duration", "5"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cli.returncode == 2
+        assert cli.stderr.splitlines()[-1].startswith("error: cannot connect to nats://glia:***@")
+        assert "wrong-pass" not in cli.stderr + cli.stdout
+        right = server.url.replace("nats://", "nats://glia:s3cret@")
+        async with NatsBus.connect(right) as bus:
+            assert await bus.queue_depth() == 0
+
+
+async def test_no_server_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with anyio.fail_after(30), pytest.raises(BusError, match="is a nats-server running there"):
+        async with NatsBus.connect(f"nats://127.0.0.1:{port}", connect_timeout=1):
+            pass
