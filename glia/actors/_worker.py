@@ -273,12 +273,13 @@ class SimWorker:
             return
         wall = time.perf_counter() - t0
         artifact = f"{key}.csv"
-        await self.bus.put_artifact(artifact, table.encode())
         result = ExperimentResult(
             run_id=run, key=key, label=label, router=router, summary=summary,
             worker=self.name, artifact=artifact,
         )  # fmt: skip
-        await self.bus.cache(result)
+        async with anyio.create_task_group() as tg:  # independent: store both at once
+            tg.start_soon(self.bus.put_artifact, artifact, table.encode())
+            tg.start_soon(self.bus.cache, result)
         await self.bus.publish_result(result)
         await self._finished(result, wall)
         await d.ack()

@@ -210,7 +210,9 @@ class NatsBus:
             subject = s.HEARTBEATS
         else:
             subject = s.events_subject(event.run_id)
-        await self.js.publish(subject, encode(event))
+        # Events are informational: a plain publish (the stream still captures it) saves the
+        # round trip of waiting for JetStream's acknowledgement.
+        await self.nc.publish(subject, encode(event))
 
     @asynccontextmanager
     async def events(self, run_id: str) -> AsyncIterator[AsyncIterator[Event]]:
