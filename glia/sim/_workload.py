@@ -127,9 +127,9 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
                         "number of seconds",
                     ) from None
                 if p <= 0 or d <= 0:
-                    col = "num_prefill_tokens" if p <= 0 else "num_decode_tokens"
+                    col, value = ("num_prefill_tokens", p) if p <= 0 else ("num_decode_tokens", d)
                     raise TraceError(
-                        path, rowno, f"{col} is {min(p, d)}: token counts must be positive"
+                        path, rowno, f"{col} is {value}: token counts must be positive"
                     )
                 if ia is not None:
                     if not math.isfinite(a) or a < 0:
