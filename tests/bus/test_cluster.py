@@ -283,3 +283,44 @@ async def test_no_server_is_a_clear_error() -> None:
     with anyio.fail_after(30), pytest.raises(BusError, match="is a nats-server running there"):
         async with NatsBus.connect(f"nats://127.0.0.1:{port}", connect_timeout=1):
             pass
+
+
+async def test_sigterm_drains_a_worker_after_its_running_experiment(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    (base,) = small_experiments(1)
+    slow = msgspec.structs.replace(base, design_source=SLOW_DESIGN.format(seconds=2.0))
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["w1"], tmp_path) as procs:
+            await wait_for_workers(bus, {"w1"})
+            run = await client.submit([slow], labels=["slow"])
+            with anyio.fail_after(60):
+                async with bus.events(run.run_id) as events:
+                    async for ev in events:
+                        if isinstance(ev, ExperimentStarted):
+                            break
+            procs["w1"].send_signal(signal.SIGTERM)
+            code = await anyio.to_thread.run_sync(lambda: procs["w1"].wait(60))
+            (result,) = await client.gather(run, timeout=5)  # finished before it exited
+    assert code == 0
+    assert isinstance(result, ExperimentResult)
+    log = (tmp_path / "w1.log").read_text()
+    assert log.index("worker_draining") < log.index("experiment_finished")
+
+
+async def test_monitor_replays_a_run_as_json_lines(nats: NatsServer, tmp_path: Path) -> None:
+    async with connected(nats) as (_, client):
+        with workers(nats.url, ["w1"], tmp_path):
+            run = await client.submit(small_experiments(2), labels=["a", "b"])
+            await client.gather(run, timeout=60)
+    out = await anyio.run_process(
+        [sys.executable, "-m", "glia", "monitor", "--nats", nats.url, "--run", run.run_id,
+         "--json", "--timeout", "3"],
+    )  # fmt: skip
+    events = [msgspec.json.decode(line) for line in out.stdout.splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("queued.v1") == 2
+    assert kinds.count("started.v1") == 2
+    assert kinds.count("finished.v1") == 2
+    assert {e["run_id"] for e in events} == {run.run_id}
+    assert kinds.index("queued.v1") < kinds.index("finished.v1")
