@@ -34,6 +34,7 @@ from glia.sim import (
     Efficiency,
     RequestTable,
     SimResult,
+    Summary,
     WorkloadConfig,
     catalogue,
 )
@@ -329,6 +330,27 @@ def _run(
     return result
 
 
+def _mean_over_seeds(results: Sequence[SimResult]) -> SimResult:
+    """One router's runs over several seeds as one result: each summary field is the mean over
+    seeds (counts rounded); the request table is the first seed's."""
+    if len(results) == 1:
+        return results[0]
+    fields: dict[str, float | int] = {}
+    for name in Summary.__struct_fields__:
+        values = [getattr(r.summary, name) for r in results]
+        mean = sum(values) / len(values)
+        fields[name] = round(mean) if isinstance(values[0], int) else mean
+    first = results[0]
+    return SimResult(
+        summary=msgspec.convert(fields, Summary),
+        requests=first.requests,
+        router=first.router,
+        cluster=first.cluster,
+        workload=first.workload,
+        seed=first.seed,
+    )
+
+
 def _log_finished(result: SimResult, preset: str, seed: int) -> None:
     s = result.summary
     get_logger("glia.cli").info(
@@ -424,10 +446,10 @@ def _ratio(value: float, reference: float | None) -> float | None:
     return value / reference
 
 
-def _baselines_table(results: Sequence[SimResult], preset: str, seed: int) -> Table:
+def _baselines_table(results: Sequence[SimResult], preset: str, seed: str) -> Table:
     ref = _reference_mean(results)
     table = Table(
-        title=f"Baseline routers on {preset} (seed {seed}); latencies in seconds",
+        title=f"Baseline routers on {preset} ({seed}); latencies in seconds",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -468,7 +490,7 @@ def _reference_mean(results: Sequence[SimResult]) -> float | None:
     return None
 
 
-def plot_baselines(results: Sequence[SimResult], preset: str, seed: int, path: Path) -> None:
+def plot_baselines(results: Sequence[SimResult], preset: str, seed: str, path: Path) -> None:
     """Save a bar chart of each router's mean end-to-end latency as a PNG at ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -491,7 +513,7 @@ def plot_baselines(results: Sequence[SimResult], preset: str, seed: int, path: P
     ax.set_ylabel("mean end-to-end latency (s)")
     ax.tick_params(axis="x", labelrotation=20)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.suptitle(f"Mean end-to-end latency per router: {preset}, seed {seed}", fontsize=12)
+    fig.suptitle(f"Mean end-to-end latency per router: {preset}, {seed}", fontsize=12)
     ax.set_title(
         f"{_cluster_line(results[0])}\n{_workload_line(results[0])}, "
         f"{results[0].summary.num_requests:,} requests\n"
@@ -603,6 +625,17 @@ def baselines(
     model: ModelOpt = None,
     tp: TpOpt = None,
     seed: SeedOpt = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help=(
+                "Run seeds SEED..SEED+N-1 and report each router's mean over them. Single "
+                "seeds are noisy at the presets' load, so compare means, as the paper does."
+            ),
+        ),
+    ] = 5,
     profile: ProfileOpt = None,
     nats: NatsOpt = None,
     creds: CredsOpt = None,
@@ -633,37 +666,48 @@ def baselines(
         )
         _prepare_out(out)
         names = list(BASELINES)
-        exps = [Experiment(cluster=cluster, workload=workload, seed=seed, router=n) for n in names]
+        seed_list = list(range(seed, seed + seeds))
+        exps = [
+            Experiment(cluster=cluster, workload=workload, seed=k, router=n)
+            for n in names
+            for k in seed_list
+        ]
+        labels = [f"{e.router}/seed-{e.seed}" for e in exps]
         where = f"on the workers at {redact(nats)}" if nats else "locally"
-        status = f"Simulating {len(names)} baselines on {preset} {where} ..."
+        status = f"Simulating {len(names)} baselines x {seeds} seeds on {preset} {where} ..."
         with err.status(status, spinner="dots"):
-            results = _remote(nats, creds, exps, names) if nats else run_batch(exps, jobs)
-        for r in results:
-            _log_finished(r, preset, seed)
+            runs = _remote(nats, creds, exps, labels) if nats else run_batch(exps, jobs)
+        for r in runs:
+            _log_finished(r, preset, r.seed)
+        per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]
+        results = [_mean_over_seeds(rs) for rs in per_router]
+        seed_label = f"seed {seed}" if seeds == 1 else f"mean of seeds {seed}-{seed + seeds - 1}"
     ref = _reference_mean(results)
     records = []
     for r in results:
         rec = _record(r, preset)
         rec["mean_e2e_vs_llq"] = _ratio(r.summary.mean_e2e_s, ref)
+        rec["seeds"] = seed_list
         records.append(rec)
     if json_output:
         _print_json(records)
     else:
         console = Console()
-        console.print(_baselines_table(results, preset, seed))
-        wall = sum(r.summary.wall_s for r in results)
+        console.print(_baselines_table(results, preset, seed_label))
+        wall = sum(r.summary.wall_s for r in runs)
         console.print(
             f"{_setup_line(results[0])}; {results[0].summary.num_requests:,} requests; "
-            f"{len(results)} simulations in {wall:.1f} s",
+            f"{len(runs)} simulations in {wall:.1f} s",
             style="dim",
             highlight=False,
         )
     if out is not None:
         try:
             _write_json(out / "baselines.json", records)
-            for r in results:
-                r.write(out / r.router)
-            plot_baselines(results, preset, seed, out / "baselines.png")
+            for rs in per_router:
+                for r in rs:
+                    r.write(out / r.router if seeds == 1 else out / r.router / f"seed-{r.seed}")
+            plot_baselines(results, preset, seed_label, out / "baselines.png")
         except OSError as e:
             _cannot_write(out, e)
         err.print(

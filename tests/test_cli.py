@@ -219,7 +219,7 @@ def test_cluster_flags_override_the_preset() -> None:
 
 
 def test_baselines_json_has_one_object_per_baseline_in_order() -> None:
-    result = invoke("baselines", "--json", *SHORT)
+    result = invoke("baselines", "--json", "--seeds", "1", *SHORT)
     assert result.exit_code == 0, result.stderr
     rows = only_json(result.stdout)
     assert isinstance(rows, list)
@@ -236,6 +236,27 @@ def test_baselines_json_has_one_object_per_baseline_in_order() -> None:
     assert result.stderr.count("simulation_finished") == len(BASELINES)
 
 
+def test_baselines_over_seeds_report_each_routers_mean() -> None:
+    result = invoke("baselines", "--json", "--seeds", "3", "--seed", "2", *SHORT)
+    assert result.exit_code == 0, result.stderr
+    rows = only_json(result.stdout)
+    assert isinstance(rows, list)
+    assert all(r["seeds"] == [2, 3, 4] for r in rows)
+    assert result.stderr.count("simulation_finished") == 3 * len(BASELINES)
+    llq = next(r for r in rows if r["router"] == "llq")
+    singles = [glia.simulate("llq", seed=k, duration_s=60.0).summary for k in (2, 3, 4)]
+    assert llq["mean_e2e_s"] == pytest.approx(sum(s.mean_e2e_s for s in singles) / 3)
+    assert llq["restarts"] == round(sum(s.restarts for s in singles) / 3)
+
+
+def test_baselines_out_over_seeds_keeps_every_run(tmp_path: Path) -> None:
+    result = invoke("baselines", "--out", str(tmp_path), "--seeds", "2", "--duration", "20")
+    assert result.exit_code == 0, result.stderr
+    for name in BASELINES:
+        for k in (0, 1):
+            assert (tmp_path / name / f"seed-{k}" / "requests.csv").is_file()
+
+
 def test_baselines_table_lists_every_router() -> None:
     result = invoke("baselines", "--duration", "30")
     assert result.exit_code == 0, result.stderr
@@ -245,7 +266,7 @@ def test_baselines_table_lists_every_router() -> None:
 
 
 def test_baselines_out_writes_json_csvs_and_a_png_chart(tmp_path: Path) -> None:
-    result = invoke("baselines", "--out", str(tmp_path), "--duration", "30")
+    result = invoke("baselines", "--out", str(tmp_path), "--duration", "30", "--seeds", "1")
     assert result.exit_code == 0, result.stderr
     png = (tmp_path / "baselines.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
