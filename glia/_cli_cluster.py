@@ -37,7 +37,7 @@ from glia.bus import (
     redact,
     to_json,
 )
-from glia.cli import CredsOpt, JsonOpt, _user_errors, app
+from glia.cli import CredsOpt, JsonOpt, TlsCaOpt, _user_errors, app
 from glia.sim import calibrate as fit_profile
 from glia.sim import load_measurements
 
@@ -129,6 +129,7 @@ def worker(
         str | None, typer.Option("--name", help="Worker name [default: host-pid].")
     ] = None,
     creds: CredsOpt = None,
+    tls_ca: TlsCaOpt = None,
     ack_wait: Annotated[
         float,
         typer.Option(
@@ -138,6 +139,16 @@ def worker(
             "to another worker (set when the queue's consumer is first created).",
         ),
     ] = 30.0,
+    stream_replicas: Annotated[
+        int,
+        typer.Option(
+            "--stream-replicas",
+            min=1,
+            max=5,
+            help="Copies of Glia's streams and buckets when this worker creates them "
+            "(3 on a 3-node JetStream cluster); existing ones are left as they are.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve experiments from the NATS queue until SIGINT/SIGTERM (then drain)."""
     configure_logging()
@@ -146,7 +157,11 @@ def worker(
 
     async def serve() -> None:
         async with NatsBus.connect(
-            nats_url, name=f"glia-worker-{who}", creds=str(creds) if creds else None
+            nats_url,
+            name=f"glia-worker-{who}",
+            creds=str(creds) if creds else None,
+            tls_ca=str(tls_ca) if tls_ca else None,
+            replicas=stream_replicas,
         ) as bus:
             w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait)
             async with anyio.create_task_group() as tg:
@@ -244,6 +259,7 @@ def monitor(
         typer.Option("--timeout", help="Stop after this many seconds [default: at Ctrl-C]."),
     ] = None,
     creds: CredsOpt = None,
+    tls_ca: TlsCaOpt = None,
 ) -> None:
     """Replay a run's events from its start, then follow them live."""
     configure_logging()
@@ -252,7 +268,10 @@ def monitor(
 
     async def follow() -> None:
         async with NatsBus.connect(
-            nats_url, name="glia-monitor", creds=str(creds) if creds else None
+            nats_url,
+            name="glia-monitor",
+            creds=str(creds) if creds else None,
+            tls_ca=str(tls_ca) if tls_ca else None,
         ) as bus:
             with anyio.move_on_after(timeout):
                 async with bus.events(run or "*") as events:

@@ -179,6 +179,16 @@ CredsOpt = Annotated[
         dir_okay=False,
     ),
 ]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca",
+        help="CA certificate to verify the NATS server's TLS certificate with.",
+        show_default=False,
+        envvar="GLIA_NATS_TLS_CA",
+        dir_okay=False,
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print the results as JSON on stdout, and nothing else there."),
@@ -288,12 +298,18 @@ _FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputEr
 
 
 def _remote(
-    url: str, creds: Path | None, experiments: list[Experiment], labels: list[str]
+    url: str,
+    creds: Path | None,
+    tls_ca: Path | None,
+    experiments: list[Experiment],
+    labels: list[str],
 ) -> list[SimResult]:
     """Run experiments on the workers behind ``url``; results in order, tables fetched."""
 
     async def go() -> list[SimResult]:
-        async with glia.connect(url, creds=str(creds) if creds else None) as client:
+        async with glia.connect(
+            url, creds=str(creds) if creds else None, tls_ca=str(tls_ca) if tls_ca else None
+        ) as client:
             run = await client.submit(experiments, labels=labels)
             out = []
             for exp, res in zip(experiments, await client.gather(run), strict=True):
@@ -563,6 +579,7 @@ def simulate(
     profile: ProfileOpt = None,
     nats: NatsOpt = None,
     creds: CredsOpt = None,
+    tls_ca: TlsCaOpt = None,
     no_jit: NoJitOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
@@ -598,7 +615,7 @@ def simulate(
                     source = design.read_text(encoding="utf-8")
                     exp = msgspec.structs.replace(exp, design_source=source)
                 label = design.stem if design is not None else str(spec)
-                (result,) = _remote(nats, creds, [exp], [label])
+                (result,) = _remote(nats, creds, tls_ca, [exp], [label])
                 _log_finished(result, preset, seed)
     if json_output:
         _print_json(_record(result, preset))
@@ -639,6 +656,7 @@ def baselines(
     profile: ProfileOpt = None,
     nats: NatsOpt = None,
     creds: CredsOpt = None,
+    tls_ca: TlsCaOpt = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Local processes [default: one per core]."),
@@ -676,7 +694,7 @@ def baselines(
         where = f"on the workers at {redact(nats)}" if nats else "locally"
         status = f"Simulating {len(names)} baselines x {seeds} seeds on {preset} {where} ..."
         with err.status(status, spinner="dots"):
-            runs = _remote(nats, creds, exps, labels) if nats else run_batch(exps, jobs)
+            runs = _remote(nats, creds, tls_ca, exps, labels) if nats else run_batch(exps, jobs)
         for r in runs:
             _log_finished(r, preset, r.seed)
         per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]

@@ -408,3 +408,43 @@ def test_logging_console_format(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "simulation_finished" in captured.err and "router=hra" in captured.err
+
+
+def test_calibrate_writes_a_profile_that_simulate_uses(tmp_path: Path) -> None:
+    measured = tmp_path / "a10.csv"
+    # Twice as slow as the catalogue's A10 at every point.
+    lm = glia.ClusterConfig().resolve().latency
+    rows = ["batch_size,context_tokens,prefill_tokens,time_ms"]
+    for b, k, p in [(1, 128, 0), (32, 512, 0), (128, 600, 0), (0, 0, 2048), (0, 0, 8192)]:
+        t = lm.iteration_time(p, b, b + (p > 0), b * k, b * k + p * (p + 1) // 2)
+        rows.append(f"{b},{k},{p},{2e3 * t}")
+    measured.write_text("\n".join(rows) + "\n")
+    profile = tmp_path / "slow.json"
+    result = invoke("calibrate", str(measured), "--gpu", "A10", "--model", "llama-3-8b",
+                    "--out", str(profile), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    fit = only_json(result.stdout)
+    assert isinstance(fit, dict)
+    assert fit["max_rel_error"] < 0.05
+    fast = only_json(invoke("simulate", "--json", "--duration", "30").stdout)
+    slow = only_json(
+        invoke("simulate", "--json", "--duration", "30", "--profile", str(profile)).stdout
+    )
+    assert isinstance(fast, dict) and isinstance(slow, dict)
+    assert slow["mean_tpot_s"] > 1.5 * fast["mean_tpot_s"]
+
+
+def test_a_profile_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    msg = check_error(invoke("simulate", "--profile", str(bad)))
+    assert msg.startswith(f"{bad} is not a profile written by `glia calibrate`:")
+
+
+def test_no_jit_gives_the_same_result() -> None:
+    jit = only_json(invoke("simulate", "--json", "--duration", "40").stdout)
+    nojit = only_json(invoke("simulate", "--json", "--duration", "40", "--no-jit").stdout)
+    assert isinstance(jit, dict) and isinstance(nojit, dict)
+    assert {k: v for k, v in jit.items() if k != "wall_s"} == {
+        k: v for k, v in nojit.items() if k != "wall_s"
+    }

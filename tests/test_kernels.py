@@ -215,3 +215,15 @@ def test_fast_forward_is_exact_on_random_clusters(
     step = run_simulation(trace, cluster, resolve_router(router), fast_forward=False)
     fast = run_simulation(trace, cluster, resolve_router(router), fast_forward=True)
     assert _tables_equal(step, fast)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("router", sorted(BASELINES))
+def test_jit_and_no_jit_agree_on_the_whole_glia_routing_preset(router: str) -> None:
+    cluster, workload = glia.experiment_config("glia-routing")
+    trace = glia.sim.build_trace(workload, 1, max_context=8192)
+    jit, nojit = (
+        run_simulation(trace, cluster, resolve_router(router), seed=1, jit=flag)
+        for flag in (True, False)
+    )
+    assert _tables_equal(jit, nojit)

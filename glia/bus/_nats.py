@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -104,12 +105,18 @@ class NatsBus:
         creds: str | None = None,
         tls_ca: str | None = None,
         connect_timeout: float = 5.0,
+        replicas: int = 1,
     ) -> AsyncIterator[NatsBus]:
         """Connect to ``url`` (comma-separated for a cluster) and set up streams and buckets.
 
         The first connection is bounded by ``connect_timeout`` per server and a few attempts;
         once connected, the client reconnects without limit (a restarted server loses nothing:
         JetStream keeps the queue on disk). The connection is drained on exit.
+
+        ``creds`` is a JWT ``.creds`` file (from ``nsc``) or an nkey seed file (from ``nk
+        -gen user``); ``tls_ca`` the CA file to verify the server with. Streams and buckets
+        that do not exist yet are created with ``replicas`` copies (3 on a 3-node cluster);
+        existing ones are left as their operator configured them.
         """
         errors: list[str] = []
         closing = False
@@ -136,7 +143,7 @@ class NatsBus:
             "reconnected_cb": on_reconnect,
         }
         if creds:
-            options["user_credentials"] = creds
+            options |= _credentials(creds)
         if tls_ca:
             import ssl
 
@@ -155,7 +162,7 @@ class NatsBus:
         nc.options["max_reconnect_attempts"] = -1  # from now on, ride out server restarts
         try:
             js = nc.jetstream()
-            kv, store = await _setup(js)
+            kv, store = await _setup(js, replicas)
             yield cls(nc, js, kv, store, url)
         finally:
             closing = True
@@ -266,8 +273,22 @@ class NatsBus:
         return bytes(result.data or b"")
 
 
-async def _setup(js: JetStreamContext) -> tuple[KeyValue, ObjectStore]:
-    """Create (or check) the streams, the KV bucket and the object store."""
+def _credentials(path: str) -> dict[str, str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise BusError(f"cannot read NATS credentials {path!r}: {e.strerror}") from None
+    if "BEGIN NATS USER JWT" in text:
+        return {"user_credentials": path}
+    if text.strip().startswith("SU"):
+        return {"nkeys_seed": path}
+    raise BusError(
+        f"{path!r} is neither a JWT .creds file (nsc) nor an nkey user seed (nk -gen user)"
+    )
+
+
+async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, ObjectStore]:
+    """Create the streams, the KV bucket and the object store where they do not exist."""
     day = 24 * 3600.0
     await _stream(
         js,
@@ -277,6 +298,7 @@ async def _setup(js: JetStreamContext) -> tuple[KeyValue, ObjectStore]:
             retention=api.RetentionPolicy.WORK_QUEUE,
             storage=api.StorageType.FILE,
             duplicate_window=600.0,
+            num_replicas=replicas,
         ),
     )
     for name, subjects, age in (
@@ -287,22 +309,29 @@ async def _setup(js: JetStreamContext) -> tuple[KeyValue, ObjectStore]:
         await _stream(
             js,
             api.StreamConfig(
-                name=name, subjects=subjects, storage=api.StorageType.FILE, max_age=age
+                name=name,
+                subjects=subjects,
+                storage=api.StorageType.FILE,
+                max_age=age,
+                num_replicas=replicas,
             ),
         )
     try:
         kv = await js.key_value(s.RESULTS_BUCKET)
     except nats.js.errors.BucketNotFoundError:
-        kv = await js.create_key_value(bucket=s.RESULTS_BUCKET, history=1)
+        kv = await js.create_key_value(bucket=s.RESULTS_BUCKET, history=1, replicas=replicas)
     try:
         store = await js.object_store(s.ARTIFACTS_BUCKET)
     except nats.js.errors.BucketNotFoundError:
-        store = await js.create_object_store(s.ARTIFACTS_BUCKET)
+        store = await js.create_object_store(
+            s.ARTIFACTS_BUCKET, config=api.ObjectStoreConfig(replicas=replicas)
+        )
     return kv, store
 
 
 async def _stream(js: JetStreamContext, config: api.StreamConfig) -> None:
     try:
+        await js.stream_info(str(config.name))
+    except nats.js.errors.NotFoundError:
         await js.add_stream(config)
-    except nats.js.errors.BadRequestError:
-        await js.update_stream(config)  # created by an older version with other limits
+    # An existing stream keeps its operator's settings (replicas, limits): never overwritten.

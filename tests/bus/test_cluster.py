@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -324,3 +325,22 @@ async def test_monitor_replays_a_run_as_json_lines(nats: NatsServer, tmp_path: P
     assert kinds.count("finished.v1") == 2
     assert {e["run_id"] for e in events} == {run.run_id}
     assert kinds.index("queued.v1") < kinds.index("finished.v1")
+
+
+async def test_a_credentials_file_that_is_neither_kind_is_a_clear_error(tmp_path: Path) -> None:
+    creds = tmp_path / "x.creds"
+    creds.write_text("hello")
+    with pytest.raises(BusError) as err:
+        async with NatsBus.connect("nats://127.0.0.1:1", creds=str(creds)):
+            pass
+    assert str(err.value) == (
+        f"{str(creds)!r} is neither a JWT .creds file (nsc) nor an nkey user seed (nk -gen user)"
+    )
+
+
+async def test_streams_made_by_an_operator_are_left_as_they_are(nats: NatsServer) -> None:
+    async with NatsBus.connect(nats.url) as bus:
+        info = await bus.js.stream_info("GLIA_EVENTS")
+        await bus.js.update_stream(dataclasses.replace(info.config, max_age=3600.0))
+    async with NatsBus.connect(nats.url) as bus:
+        assert (await bus.js.stream_info("GLIA_EVENTS")).config.max_age == 3600.0
