@@ -24,7 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from glia._logging import configure_logging, get_logger
-from glia.actors import SimWorker
+from glia.actors import SimWorker, supervise
 from glia.bus import (
     Event,
     ExperimentFailed,
@@ -152,7 +152,6 @@ def worker(
 ) -> None:
     """Serve experiments from the NATS queue until SIGINT/SIGTERM (then drain)."""
     configure_logging()
-    log = get_logger("glia.worker")
     who = name or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> None:
@@ -164,23 +163,7 @@ def worker(
             replicas=stream_replicas,
         ) as bus:
             w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait)
-            async with anyio.create_task_group() as tg:
-
-                async def on_signals() -> None:
-                    draining = False
-                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                        async for sig in signals:
-                            if draining:  # a second signal: stop now; unacked work comes back
-                                log.warning("worker_stopping_now", worker=who)
-                                tg.cancel_scope.cancel()
-                                return
-                            draining = True
-                            log.info("worker_draining", signal=sig.name, worker=who)
-                            w.drain()
-
-                tg.start_soon(on_signals)
-                await w.run()
-                tg.cancel_scope.cancel()
+            await supervise([w])  # SIGINT/SIGTERM drain it; a second signal stops it now
 
     with _user_errors():
         anyio.run(serve)

@@ -306,7 +306,7 @@ async def test_sigterm_drains_a_worker_after_its_running_experiment(
     assert code == 0
     assert isinstance(result, ExperimentResult)
     log = (tmp_path / "w1.log").read_text()
-    assert log.index("worker_draining") < log.index("experiment_finished")
+    assert log.index("actors_draining") < log.index("experiment_finished")
 
 
 async def test_monitor_replays_a_run_as_json_lines(nats: NatsServer, tmp_path: Path) -> None:
