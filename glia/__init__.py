@@ -1,7 +1,7 @@
 """Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
 
 from glia._batch import Experiment, run_batch, run_experiment
-from glia._client import Client, SubmittedRun, connect
+from glia._client import Client, SubmittedRun, connect, local_cluster
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
 from glia.api import experiment_config, simulate
 from glia.policies import BASELINES, Router
@@ -31,6 +31,7 @@ __all__ = [
     "__version__",
     "connect",
     "experiment_config",
+    "local_cluster",
     "run_batch",
     "run_experiment",
     "simulate",

@@ -6,6 +6,7 @@ import anyio
 import msgspec
 import pytest
 
+import glia
 from glia import Client
 from glia.actors import SimWorker
 from glia.bus import (
@@ -95,3 +96,11 @@ async def test_worker_turns_a_broken_design_into_a_failure_result() -> None:
     assert isinstance(result, ExperimentResult)
     assert worker.statistics().failed == 1
     assert worker.statistics().done == 1
+
+
+async def test_a_local_cluster_needs_no_setup() -> None:
+    exps = small_experiments(4)
+    async with glia.local_cluster(workers=2) as client:
+        results = await client.gather(await client.submit(exps), timeout=120)
+    assert all(isinstance(r, ExperimentResult) for r in results)
+    assert [r.key for r in results] == [e.key() for e in exps]
