@@ -1,6 +1,6 @@
 """Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
 
-from glia._batch import Experiment, run_batch, run_experiment
+from glia._batch import DesignFailed, Experiment, run_batch, run_experiment
 from glia._client import Client, SubmittedRun, connect, local_cluster
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
 from glia.api import experiment_config, simulate
@@ -17,6 +17,7 @@ __all__ = [
     "ClusterConfig",
     "ClusterView",
     "DesignError",
+    "DesignFailed",
     "Experiment",
     "GliaError",
     "InputError",

@@ -14,10 +14,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
 
-from glia.policies import load_design_source, resolve_router
+from glia._errors import DesignError
+from glia.policies import resolve_router
+from glia.sandbox import DesignFailure, Limits, run_sandboxed
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
 
-__all__ = ["Experiment", "run_batch", "run_experiment"]
+__all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
 
 
 class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -34,12 +36,28 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return hashlib.sha256(msgspec.msgpack.encode(self)).hexdigest()
 
 
-def run_experiment(exp: Experiment) -> SimResult:
-    """Run one experiment in this process."""
+class DesignFailed(DesignError):
+    """A design could not be evaluated; ``failure`` says how (kind, message, traceback)."""
+
+    def __init__(self, failure: DesignFailure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+    def __reduce__(self) -> tuple[type[DesignFailed], tuple[DesignFailure]]:
+        return (type(self), (self.failure,))
+
+
+def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
+    """Run one experiment: a baseline in this process, a design's source in the sandbox.
+
+    Raises :class:`DesignFailed` when a design cannot be evaluated.
+    """
     if exp.design_source is not None:
-        router = load_design_source(exp.design_source, f"<design {exp.key()[:12]}>")()
-    else:
-        router = resolve_router(exp.router)
+        out = run_sandboxed(exp.design_source, exp.cluster, exp.workload, exp.seed, limits)
+        if isinstance(out, DesignFailure):
+            raise DesignFailed(out)
+        return out
+    router = resolve_router(exp.router)
     resolved = exp.cluster.resolve()
     trace = build_trace(exp.workload, exp.seed, max_context=resolved.max_context)
     return run_simulation(trace, exp.cluster, router, seed=exp.seed, workload=exp.workload)

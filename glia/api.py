@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from glia._batch import DesignFailed
 from glia._errors import InputError
 from glia.policies import RouterSpec, resolve_router
+from glia.sandbox import DesignFailure, Limits, run_sandboxed
 from glia.sim import (
     ClusterConfig,
     SimResult,
@@ -86,6 +89,19 @@ def experiment_config(
     return c, w
 
 
+def _design_source(design: str | Path) -> str:
+    """The source of a design given as a file path or as the source text itself."""
+    if isinstance(design, Path) or (design.endswith(".py") and "\n" not in design):
+        path = Path(design)
+        if not path.is_file():
+            raise InputError(f"design file {str(path)!r} does not exist: give a .py file path")
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"design file {str(path)!r} cannot be read: {e}") from None
+    return design
+
+
 def _canonical(field: str, value: Any) -> Any:
     if field == "gpu":
         return catalogue().gpu(value)[0]
@@ -98,19 +114,31 @@ def simulate(
     router: RouterSpec = "llq",
     preset: str | None = "glia-routing",
     *,
+    design: str | Path | None = None,
     seed: int = 0,
     cluster: ClusterConfig | None = None,
     workload: WorkloadConfig | None = None,
+    limits: Limits | None = None,
     **overrides: Any,
 ) -> SimResult:
     """Simulate one router on a preset (or given) cluster and workload.
 
     ``router`` is a baseline name (see :data:`glia.policies.BASELINES`), a ``.py`` design file,
-    a :class:`~glia.policies.Router` subclass or instance. Keyword ``overrides`` change single
+    a :class:`~glia.policies.Router` subclass or instance. ``design`` (a ``.py`` file or the
+    source text itself) and ``.py`` routers run in the sandbox (see :mod:`glia.sandbox`, with
+    ``limits``) and raise :class:`~glia.DesignFailed` when they cannot be evaluated; classes and
+    instances are trusted and run in this process. Keyword ``overrides`` change single
     fields of the cluster or workload, e.g. ``simulate("hra", qps=9.0, num_replicas=8)``.
     The same arguments and seed always give the same result.
     """
     c, w = experiment_config(preset, cluster, workload, **overrides)
+    if design is None and isinstance(router, str | Path) and str(router).endswith(".py"):
+        design = Path(router)
+    if design is not None:
+        out = run_sandboxed(_design_source(design), c, w, seed, limits)
+        if isinstance(out, DesignFailure):
+            raise DesignFailed(out)
+        return out
     resolved = c.resolve()
     trace = build_trace(w, seed, max_context=resolved.max_context)
     return run_simulation(trace, c, resolve_router(router), seed=seed, workload=w)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 import glia
-from glia._batch import Experiment, run_batch
+from glia._batch import DesignFailed, Experiment, run_batch
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
 from glia.bus import ExperimentFailure, redact
@@ -228,6 +228,8 @@ def _user_errors() -> Iterator[None]:
     """Turn any :class:`GliaError` into a one-line message and exit status 2."""
     try:
         yield
+    except DesignFailed as e:
+        _fail(f"design {e.failure.one_line()}")
     except GliaError as e:
         _fail(str(e))
 
@@ -561,8 +563,8 @@ def simulate(
             "--design",
             "-d",
             help=(
-                "A .py file defining one glia.policies.Router subclass. It runs in this "
-                "process: use trusted code only."
+                "A .py file defining one glia.policies.Router subclass; it runs in the "
+                "sandbox (see `glia check`)."
             ),
             show_default=False,
             dir_okay=False,
@@ -608,7 +610,10 @@ def simulate(
         _prepare_out(out)
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
             if nats is None:
-                result = _run(spec, preset, seed, cluster, workload)
+                try:
+                    result = _run(spec, preset, seed, cluster, workload)
+                except DesignFailed as e:
+                    _fail(f"{design}: {e.failure.one_line()}")
             else:
                 exp = Experiment(cluster=cluster, workload=workload, seed=seed, router=str(spec))
                 if design is not None:
@@ -734,6 +739,21 @@ def baselines(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command()
+def check(
+    design: Annotated[Path, typer.Argument(help="The design's .py file.", dir_okay=False)],
+) -> None:
+    """Validate a design fast (syntax, rules, imports, one Router subclass) without simulating."""
+    from glia.sandbox import DesignFailure, check_design
+
+    with _user_errors():
+        source = glia.api._design_source(design)
+        out = check_design(source)
+    if isinstance(out, DesignFailure):
+        _fail(f"{design}: {out.one_line()}")
+    typer.echo(f"ok: {design} defines the router {out}")
 
 
 def main() -> None:

@@ -59,5 +59,7 @@ def test_errors_cross_process_boundaries_intact() -> None:
     assert str(back) == "t.csv row 3: num_decode_tokens is 0: token counts must be positive"
     cluster, workload = glia.experiment_config("glia-routing", duration_s=20.0)
     bad = Experiment(cluster=cluster, workload=workload, design_source="x = (")
-    with pytest.raises(glia.DesignError, match="syntax error"):
+    with pytest.raises(glia.DesignFailed) as failed:
         run_batch([bad, bad], jobs=2)
+    assert failed.value.failure.kind == "syntax"
+    assert failed.value.failure.message == "design.py:1: '(' was never closed"

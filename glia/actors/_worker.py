@@ -27,7 +27,7 @@ import anyio
 import msgspec
 import structlog
 
-from glia._batch import Experiment, run_experiment
+from glia._batch import DesignFailed, Experiment, run_experiment
 from glia._errors import DesignError, GliaError, InputError
 from glia.bus import (
     Bus,
@@ -46,6 +46,7 @@ from glia.bus import (
     WorkQueue,
     decode_request,
 )
+from glia.sandbox import DesignFailure
 from glia.sim import Summary
 
 __all__ = ["SimWorker", "WorkerStatistics"]
@@ -262,7 +263,8 @@ class SimWorker:
             await self._crashed(req, key, d, logger)
             return
         except GliaError as e:
-            await self._fail(req, key, _kind(e), str(e), d.attempt)
+            detail = e.failure if isinstance(e, DesignFailed) else None
+            await self._fail(req, key, _kind(e), str(e), d.attempt, detail)
             await d.ack()
             logger.info("experiment_failed", kind=_kind(e), error=str(e))
             return
@@ -337,13 +339,19 @@ class SimWorker:
             logger.warning("experiment_process_died", attempt=d.attempt)
 
     async def _fail(
-        self, req: ExperimentRequest, key: str, kind: FailureKind, message: str, attempts: int
+        self,
+        req: ExperimentRequest,
+        key: str,
+        kind: FailureKind,
+        message: str,
+        attempts: int,
+        design: DesignFailure | None = None,
     ) -> None:
         self._failed += 1
         await self.bus.publish_result(
             ExperimentFailure(
                 run_id=req.run_id, key=key, label=req.label, kind=kind, message=message,
-                worker=self.name, attempts=attempts,
+                worker=self.name, attempts=attempts, design=design,
             )
         )  # fmt: skip
         await self.bus.publish_event(

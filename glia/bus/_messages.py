@@ -14,6 +14,7 @@ import msgspec
 
 from glia._batch import Experiment
 from glia._errors import GliaError
+from glia.sandbox import DesignFailure
 from glia.sim import Summary
 
 __all__ = [
@@ -83,6 +84,8 @@ class ExperimentFailure(_Msg, frozen=True, kw_only=True, tag="failure.v1"):
     message: str
     worker: str
     attempts: int = 1
+    design: DesignFailure | None = None
+    """For a design that could not be evaluated: kind, trimmed traceback, captured output."""
 
 
 ResultMessage = ExperimentResult | ExperimentFailure

@@ -79,6 +79,7 @@ class Replica:
         "decoding",
         "free",
         "id",
+        "in_flight",
         "it",
         "latency",
         "lazy",
@@ -114,6 +115,7 @@ class Replica:
         self.free = num_blocks
         self.it = 0  # iterations completed
         self.busy = False
+        self.in_flight = False  # an iteration has started (its blocks taken) and not ended
         self.lazy = False  # running ahead in a decode-only run (see go_lazy)
         self.version = 0  # bumped when a pending engine event of this replica becomes stale
         self._anchor: tuple[int, float, int] = (0, 0.0, 0)
@@ -154,14 +156,16 @@ class Replica:
             )
             for j in self.prefilling
         ]
+        # During an iteration, each decoder already holds the block its step may have needed.
+        taken = 1 if self.in_flight else 0
         for j in self.decoding.values():
             steps = self.it - j.start_it
             out.append(
                 RunningRequest(
                     request=j.req,
-                    num_processed_tokens=j.prompt + steps,
+                    num_processed_tokens=j.prompt + steps + taken,
                     num_generated_tokens=j.output - j.remaining + steps,
-                    num_allocated_blocks=self.decoder_blocks(j),
+                    num_allocated_blocks=ceil_div(j.prompt + steps + taken, self.block_size),
                     in_prefill=False,
                     num_restarts=j.restarts,
                 )
@@ -173,7 +177,7 @@ class Replica:
         """Form the next batch at ``now``; return its duration, or 0.0 when there is no work."""
         c = self.it
         bs = self.block_size
-        need = self._phase_count[c % bs]
+        need = needed = self._phase_count[c % bs]
         free_before = self.free
         preempted = 0
         while need > self.free:
@@ -220,6 +224,7 @@ class Replica:
             chunks.append((job, n))
         if nseq == 0:
             return 0.0
+        self.in_flight = True
         dt = self.latency.iteration_time(prefill_tokens, n_dec, nseq, kv_read, pairs)
         if self.observer is not None:
             self.observer(
@@ -232,7 +237,7 @@ class Replica:
                     num_seqs=nseq,
                     allocated_blocks=self.num_blocks - self.free,
                     num_blocks=self.num_blocks,
-                    blocks_needed=self._phase_count[c % bs],
+                    blocks_needed=needed,
                     free_before=free_before,
                     preempted=preempted,
                 )
@@ -243,6 +248,7 @@ class Replica:
         """End the iteration started last at ``now``; append the requests it completed."""
         c = self.it
         self.it = c + 1
+        self.in_flight = False
         bs = self.block_size
         done_prefill = False
         for job, n in self._chunks:
@@ -351,13 +357,16 @@ class Replica:
         if now < start or (now == start and not inclusive):
             # Still in the iteration that was in flight when the run began (it ends at `start`).
             self.it, self.free, self._flight_end = it - 1, free, start
+            self.in_flight = True
             return
         status, x, start, duration, free = self._run_from_anchor(now, inclusive)
         if status == BETWEEN:
             self.it, self.free, self._flight_end = int(x), int(free), -1.0
+            self.in_flight = False
         else:  # IN_FLIGHT: runs and memory events at `now` are never past their own event
             self.it, self.free = int(x), int(free)
             self._flight_end = float(start) + float(duration)
+            self.in_flight = True
 
     def leave_lazy(self) -> float:
         """Stop running lazily (new work arrived): return the end of the iteration in flight,
@@ -370,6 +379,7 @@ class Replica:
     def arrive_at_event(self) -> None:
         """The lazy run reached its event: set the state at the end of its last iteration."""
         self.it, self.free = self._event
+        self.in_flight = True  # its last iteration ends now: finish() follows
         self.lazy = False
         self._stale = None
 

@@ -22,7 +22,9 @@ class RunningRequest(msgspec.Struct, frozen=True, kw_only=True):
     """A snapshot of a request admitted on a replica (holding KV blocks).
 
     ``num_processed_tokens`` counts the tokens in its KV cache (prompt processed so far plus the
-    output generated in this pass); ``num_generated_tokens`` counts output tokens produced so far,
+    output generated in this pass, and the token being decoded while an iteration is under way),
+    so it takes ``ceil(num_processed_tokens / block_size)`` blocks once past its prefill;
+    ``num_generated_tokens`` counts output tokens produced so far,
     including those produced before a restart; ``in_prefill`` is true until its prompt (and any
     recomputed output after a restart) has been processed.
     """

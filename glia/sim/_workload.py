@@ -42,8 +42,33 @@ class Trace:
     num_decode_tokens: IntArray
 
     def __post_init__(self) -> None:
-        for a in (self.arrived_at, self.num_prefill_tokens, self.num_decode_tokens):
-            a.flags.writeable = False
+        a, p, d = self.arrived_at, self.num_prefill_tokens, self.num_decode_tokens
+        if not (len(a) == len(p) == len(d)):
+            raise InputError(
+                f"trace arrays differ in length (arrived_at {len(a)}, num_prefill_tokens "
+                f"{len(p)}, num_decode_tokens {len(d)}): give one value per request in each"
+            )
+        if len(a) == 0:
+            raise InputError("the trace has no requests: give at least one")
+        checks = (
+            (p < 1, "num_prefill_tokens", "token counts must be positive"),
+            (d < 1, "num_decode_tokens", "token counts must be positive"),
+            (~np.isfinite(a) | (a < 0), "arrived_at", "arrival times must be finite and >= 0"),
+        )
+        for bad, name, rule in checks:
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                value = (a if name == "arrived_at" else p if name[4] == "p" else d)[i]
+                raise InputError(f"trace request {i}: {name} is {value}: {rule}")
+        back = np.flatnonzero(np.diff(a) < 0)
+        if len(back):
+            i = int(back[0]) + 1
+            raise InputError(
+                f"trace request {i} arrives at {a[i]}, before request {i - 1} at {a[i - 1]}: "
+                "sort the trace by arrival time"
+            )
+        for array in (a, p, d):
+            array.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self.arrived_at)
@@ -94,7 +119,7 @@ def load_trace_csv(trace: str) -> tuple[Trace, bool]:
 @functools.lru_cache(maxsize=16)
 def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -123,8 +148,8 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
                     raise TraceError(
                         path,
                         rowno,
-                        f"cannot read {row!r}: token counts must be integers and arrived_at a "
-                        "number of seconds",
+                        f"cannot read {row!r}: token counts must be integers below 2**31 and "
+                        "arrived_at a number of seconds",
                     ) from None
                 if p <= 0 or d <= 0:
                     col, value = ("num_prefill_tokens", p) if p <= 0 else ("num_decode_tokens", d)
@@ -164,9 +189,12 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
     return table
 
 
+_MAX_TOKENS = 1 << 31
+
+
 def _count(text: str) -> int:
     value = float(text)
-    if not value.is_integer():
+    if not value.is_integer() or abs(value) >= _MAX_TOKENS:
         raise ValueError(text)
     return int(value)
 

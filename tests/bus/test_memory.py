@@ -90,9 +90,11 @@ async def test_worker_turns_a_broken_design_into_a_failure_result() -> None:
     assert isinstance(failure, ExperimentFailure)
     assert failure.kind == "design"
     assert failure.message.startswith(
-        "router 'OffByOne' routed request 0 to replica 4 at t=0.000s, but the cluster has "
-        "replicas 0..3"
+        "invalid-decision: router 'OffByOne' routed request 0 to replica 4 at t=0.000s, but the "
+        "cluster has replicas 0..3"
     )
+    assert failure.design is not None
+    assert failure.design.kind == "invalid-decision"
     assert isinstance(result, ExperimentResult)
     assert worker.statistics().failed == 1
     assert worker.statistics().done == 1

@@ -1,0 +1,281 @@
+"""The sandbox process: load the design under guard, simulate, and report its decisions.
+
+Runs in a fresh process forked for one experiment. Everything the simulation needs (the
+trace, the cluster's latency model) is prepared before the guard is armed; then the design's
+source is executed and simulated. The process reports the summary it saw and every routing
+decision, which the parent replays through its own simulator: the metrics that count are the
+parent's.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import linecache
+import os
+import resource
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import ModuleType
+
+import msgspec
+import numpy as np
+
+import glia
+from glia._errors import DesignError
+from glia.policies import Router
+from glia.sim import (
+    ClusterConfig,
+    ClusterView,
+    Request,
+    Summary,
+    WorkloadConfig,
+    build_trace,
+    run_simulation,
+)
+
+from ._failure import DesignFailure, FailureKind, Limits
+from ._guard import Forbidden, ForbiddenImport, arm, design_builtins
+from ._policy import violations
+
+__all__ = [
+    "Decisions",
+    "SandboxOutput",
+    "SandboxRequest",
+    "child_main",
+    "load_checked",
+    "warm_up",
+]
+
+DESIGN_FILE = "design.py"
+
+
+class SandboxRequest(msgspec.Struct, frozen=True, kw_only=True):
+    design_source: str
+    cluster: ClusterConfig
+    workload: WorkloadConfig
+    seed: int
+    limits: Limits
+    check_only: bool = False
+
+
+class Decisions(msgspec.Struct, frozen=True, kw_only=True):
+    """Every non-empty routing call: its index among all calls, its time, and the pairs."""
+
+    calls: list[int]
+    times: list[float]
+    counts: list[int]
+    replicas: list[int]
+    requests: list[int]
+
+
+class SandboxOutput(msgspec.Struct, frozen=True, kw_only=True):
+    router: str
+    summary: Summary | None = None
+    decisions: Decisions | None = None
+    failure: DesignFailure | None = None
+    output: str = ""
+
+
+class _Capture(io.TextIOBase):
+    """stdout/stderr of the design: kept up to a limit, the rest counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def write(self, s: str) -> int:
+        room = self.limit - self.size
+        if room > 0:
+            self.parts.append(s[:room])
+            self.size += min(len(s), room)
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def text(self) -> str:
+        extra = f"\n[... {self.dropped} more characters not kept]" if self.dropped else ""
+        return "".join(self.parts) + extra
+
+
+class _Recorder:
+    """Wraps the design: logs each routing call's decisions before the engine checks them."""
+
+    def __init__(self, inner: Router) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.call = 0
+        self.calls: list[int] = []
+        self.times: list[float] = []
+        self.counts: list[int] = []
+        self.replicas: list[int] = []
+        self.requests: list[int] = []
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        self.inner.setup(cluster, rng)
+
+    def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
+        self.call += 1
+        pairs = list(self.inner.schedule(cluster) or [])
+        good = [
+            (int(p[0]), p[1].id)
+            for p in pairs
+            if isinstance(p, tuple) and len(p) == 2 and isinstance(p[1], Request)
+            and isinstance(p[0], int | np.integer)
+        ]  # fmt: skip
+        if good:
+            self.calls.append(self.call)
+            self.times.append(cluster.now)
+            self.counts.append(len(good))
+            self.replicas.extend(r for r, _ in good)
+            self.requests.extend(q for _, q in good)
+        return pairs
+
+    def decisions(self) -> Decisions:
+        return Decisions(
+            calls=self.calls, times=self.times, counts=self.counts,
+            replicas=self.replicas, requests=self.requests,
+        )  # fmt: skip
+
+
+def _trimmed_traceback(e: BaseException) -> str:
+    """The traceback's frames in the design's own file, innermost last."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == DESIGN_FILE]
+    if not frames:
+        return ""
+    lines = [f"  {DESIGN_FILE}:{f.lineno} in {f.name}: {(f.line or '').strip()}" for f in frames]
+    return "\n".join(["Traceback (the design's lines):", *lines, f"{type(e).__name__}: {e}"])
+
+
+def _failure(kind: FailureKind, message: str, e: BaseException | None = None) -> DesignFailure:
+    return DesignFailure(kind=kind, message=message, traceback=_trimmed_traceback(e) if e else "")
+
+
+def load_checked(source: str) -> type[Router] | DesignFailure:
+    """Compile and execute a design's source under the guard; its one Router subclass."""
+    try:
+        tree = ast.parse(source, DESIGN_FILE)
+    except SyntaxError as e:
+        return DesignFailure(
+            kind="syntax", message=f"{DESIGN_FILE}:{e.lineno}: {e.msg}",
+            traceback=f"  {DESIGN_FILE}:{e.lineno}: {(e.text or '').rstrip()}",
+        )  # fmt: skip
+    broken = violations(tree)
+    if broken:
+        return DesignFailure(kind="forbidden", message="; ".join(broken))
+    linecache.cache[DESIGN_FILE] = (len(source), None, source.splitlines(True), DESIGN_FILE)
+    module = ModuleType("design")
+    module.__dict__.update(__file__=DESIGN_FILE, __builtins__=design_builtins())
+    try:
+        exec(compile(tree, DESIGN_FILE, "exec"), module.__dict__)
+    except ForbiddenImport as e:
+        return _failure("import", str(e), e)
+    except Forbidden as e:
+        return _failure("forbidden", str(e), e)
+    except MemoryError as e:
+        return _failure("memory", "the design ran out of memory while loading", e)
+    except BaseException as e:
+        return _failure("exception", f"loading the design raised {type(e).__name__}: {e}", e)
+    found = [
+        v for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, Router) and v is not Router
+        and v.__module__ == "design"
+    ]  # fmt: skip
+    if len(found) != 1:
+        names = ", ".join(c.__name__ for c in found) or "none"
+        return DesignFailure(
+            kind="exception",
+            message=f"a design must define exactly one subclass of glia.policies.Router "
+            f"(found {names})",
+        )
+    return found[0]
+
+
+def _limit(kind: int, value: int, grace: int = 0) -> None:
+    """Lower a resource limit (soft = value; hard = value + grace, within the current hard)."""
+    hard = resource.getrlimit(kind)[1]
+    top = value + grace if hard == resource.RLIM_INFINITY else min(value + grace, hard)
+    resource.setrlimit(kind, (min(value, top), top))
+
+
+def child_main(conn: Connection, payload: bytes) -> None:
+    """Entry point of the sandbox process; sends one :class:`SandboxOutput` and exits."""
+    out = _Capture(1)
+    router_name = "design"
+    try:
+        req = msgspec.msgpack.decode(payload, type=SandboxRequest)
+        out = _Capture(req.limits.output_kb * 1024)
+        os.environ.clear()  # credentials and keys of the worker stay out of reach
+        os.environ["PATH"] = "/nonexistent"
+        cluster = req.cluster
+        trace = None
+        if not req.check_only:
+            trace = build_trace(req.workload, req.seed, max_context=cluster.resolve().max_context)
+        # SIGXCPU at the soft limit, a second of grace before the hard limit's SIGKILL.
+        _limit(resource.RLIMIT_CPU, max(1, int(req.limits.cpu_s)), grace=1)
+        _limit(resource.RLIMIT_AS, req.limits.memory_mb << 20)
+        _limit(resource.RLIMIT_FSIZE, 0)
+        _limit(resource.RLIMIT_CORE, 0)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # output from native code goes nowhere; Python's is captured
+        os.dup2(devnull, 2)
+        sys.stdout = sys.stderr = out
+        warm_up()  # every lazy import and kernel dispatch happens now, before the guard
+        roots = {sys.prefix, sys.base_prefix, str(Path(glia.__file__).parent)}
+        arm(sorted(roots))
+        loaded = load_checked(req.design_source)
+        if isinstance(loaded, DesignFailure):
+            result = SandboxOutput(router=router_name, failure=loaded)
+        elif req.check_only:
+            result = SandboxOutput(router=loaded.__name__)
+        else:
+            router_name = loaded.name or loaded.__name__
+            assert trace is not None
+            recorder = _Recorder(loaded())
+            try:
+                sim = run_simulation(trace, cluster, recorder, seed=req.seed, workload=req.workload)
+                result = SandboxOutput(
+                    router=router_name, summary=sim.summary, decisions=recorder.decisions()
+                )
+            except DesignError as e:
+                result = SandboxOutput(router=router_name, failure=_classify(e))
+    except MemoryError as e:
+        result = SandboxOutput(
+            router=router_name,
+            failure=_failure("memory", "the simulation ran out of memory (limit reached)", e),
+        )
+    except BaseException as e:  # SystemExit, KeyboardInterrupt, anything the design raised
+        result = SandboxOutput(
+            router=router_name,
+            failure=_failure("exception", f"the design raised {type(e).__name__}: {e}", e),
+        )
+    result = msgspec.structs.replace(result, output=out.text())
+    conn.send_bytes(msgspec.msgpack.encode(result))
+    conn.close()
+    os._exit(0)  # skip interpreter teardown: nothing the design registered runs
+
+
+def warm_up() -> None:
+    """Run a tiny simulation: every lazy import and kernel dispatch of the simulator happens."""
+    from glia.policies import resolve_router
+    from glia.sim import Trace
+
+    tiny = Trace(np.array([0.0, 0.0]), np.array([20, 40]), np.array([40, 3]))
+    run_simulation(tiny, ClusterConfig(num_replicas=2, num_blocks=64), resolve_router("llq"))
+
+
+def _classify(e: DesignError) -> DesignFailure:
+    """A DesignError from the engine: an invalid decision, or what the design raised."""
+    cause = e.__cause__
+    if cause is None:
+        return DesignFailure(kind="invalid-decision", message=str(e))
+    if isinstance(cause, ForbiddenImport):
+        return _failure("import", str(cause), cause)
+    if isinstance(cause, Forbidden):
+        return _failure("forbidden", str(cause), cause)
+    if isinstance(cause, MemoryError):
+        return _failure("memory", "the design ran out of memory (limit reached)", cause)
+    return _failure("exception", str(e), cause)

@@ -1,0 +1,167 @@
+"""The parent side: run a design in a fresh, limited process and trust only the replay.
+
+The sandbox process reports its routing decisions; :func:`run_sandboxed` replays them through
+the simulator in this process, so the summary and per-request table come from code the design
+never touched. A replay that disagrees with what the sandbox reported means the design changed
+the simulation, and the run fails as ``forbidden``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterable
+from multiprocessing.context import ForkContext, ForkServerContext
+
+import msgspec
+import numpy as np
+
+from glia._errors import DesignError
+from glia.sim import (
+    ClusterConfig,
+    ClusterView,
+    Request,
+    SimResult,
+    WorkloadConfig,
+    build_trace,
+    run_simulation,
+)
+
+from ._child import Decisions, SandboxOutput, SandboxRequest, child_main
+from ._failure import DesignFailure, Limits
+
+__all__ = ["check_design", "run_sandboxed"]
+
+_warmed = False
+
+
+def _context() -> ForkContext | ForkServerContext:
+    """How to start a sandbox process: fork this one when it is single-threaded (after warming
+    the simulator here once, so every child starts warm), else via a fork server."""
+    global _warmed
+    if threading.active_count() == 1:
+        if not _warmed:
+            import glia.sandbox._warm  # noqa: F401  (runs the warm-up once per process)
+
+            _warmed = True
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["glia.sandbox._warm"])
+    return ctx
+
+
+class _Replay:
+    """Routes exactly as the sandboxed design did, call by call."""
+
+    def __init__(self, name: str, d: Decisions) -> None:
+        self.name = name
+        self._calls: dict[int, tuple[float, list[tuple[int, int]]]] = {}
+        at = 0
+        for call, when, count in zip(d.calls, d.times, d.counts, strict=True):
+            pairs = list(zip(d.replicas[at : at + count], d.requests[at : at + count], strict=True))
+            self._calls[call] = (when, pairs)
+            at += count
+        self._call = 0
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        pass
+
+    def schedule(self, cluster: ClusterView) -> Iterable[tuple[int, Request]]:
+        self._call += 1
+        logged = self._calls.get(self._call)
+        if logged is None:
+            return []
+        when, pairs = logged
+        queue = {r.id: r for r in cluster.queue}
+        if when != cluster.now or any(q not in queue for _, q in pairs):
+            raise DesignError("the replay diverged from the sandbox's run")
+        return [(r, queue[q]) for r, q in pairs]
+
+
+def _spawn(req: SandboxRequest) -> SandboxOutput | DesignFailure:
+    ctx = _context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=child_main, args=(sender, msgspec.msgpack.encode(req)), daemon=True)
+    proc.start()
+    sender.close()
+    data: bytes | None = None
+    try:
+        timed_out = not receiver.poll(req.limits.wall_s)
+        if not timed_out:
+            try:
+                data = receiver.recv_bytes()
+            except EOFError:  # the process died without reporting
+                data = None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        receiver.close()
+    if data is not None:
+        return msgspec.msgpack.decode(data, type=SandboxOutput)
+    code = proc.exitcode
+    if timed_out or code == -signal.SIGXCPU:
+        limit = f"{req.limits.wall_s:g} s" if timed_out else f"{req.limits.cpu_s:g} s of CPU"
+        return DesignFailure(
+            kind="timeout",
+            message=f"the design's simulation did not finish within {limit}: look for an "
+            "endless loop, or make schedule() cheaper",
+        )
+    if code == -signal.SIGKILL:  # not ours: the kernel's out-of-memory killer
+        return DesignFailure(kind="memory", message="the design's process was killed for memory")
+    if code == -signal.SIGXFSZ:
+        return DesignFailure(kind="forbidden", message="the design tried to write a file")
+    return DesignFailure(
+        kind="exception", message=f"the design's process died with exit code {code}"
+    )
+
+
+def run_sandboxed(
+    design_source: str,
+    cluster: ClusterConfig,
+    workload: WorkloadConfig,
+    seed: int = 0,
+    limits: Limits | None = None,
+) -> SimResult | DesignFailure:
+    """Simulate a design given as source code, isolated; its trusted result or why it failed."""
+    lim = limits or Limits()
+    req = SandboxRequest(
+        design_source=design_source, cluster=cluster, workload=workload, seed=seed, limits=lim
+    )
+    out = _spawn(req)
+    if isinstance(out, DesignFailure):
+        return out
+    if out.failure is not None:
+        return msgspec.structs.replace(out.failure, output=out.output)
+    assert out.summary is not None and out.decisions is not None
+    name = out.router if out.router.isidentifier() and len(out.router) <= 64 else "design"
+    trace = build_trace(workload, seed, max_context=cluster.resolve().max_context)
+    try:
+        replay = run_simulation(trace, cluster, _Replay(name, out.decisions), seed=seed,
+                                workload=workload)  # fmt: skip
+    except DesignError:
+        replay = None
+    reported = msgspec.structs.replace(out.summary, wall_s=0.0)
+    if replay is None or msgspec.structs.replace(replay.summary, wall_s=0.0) != reported:
+        return DesignFailure(
+            kind="forbidden",
+            message="the design changed the simulation: its reported results differ from a "
+            "replay of its own routing decisions",
+            output=out.output,
+        )
+    return replay
+
+
+def check_design(design_source: str, limits: Limits | None = None) -> str | DesignFailure:
+    """Load a design in the sandbox without simulating: its router's name, or what is wrong."""
+    req = SandboxRequest(
+        design_source=design_source, cluster=ClusterConfig(), workload=WorkloadConfig(),
+        seed=0, limits=limits or Limits(wall_s=20.0), check_only=True,
+    )  # fmt: skip
+    out = _spawn(req)
+    if isinstance(out, DesignFailure):
+        return out
+    if out.failure is not None:
+        return msgspec.structs.replace(out.failure, output=out.output)
+    return out.router
