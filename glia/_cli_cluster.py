@@ -38,6 +38,7 @@ from glia.bus import (
     to_json,
 )
 from glia.cli import CredsOpt, JsonOpt, TlsCaOpt, _user_errors, app
+from glia.sandbox import Limits
 from glia.sim import calibrate as fit_profile
 from glia.sim import load_measurements
 
@@ -149,6 +150,17 @@ def worker(
             "(3 on a 3-node JetStream cluster); existing ones are left as they are.",
         ),
     ] = 1,
+    design_timeout: Annotated[
+        float,
+        typer.Option(
+            "--design-timeout",
+            min=1.0,
+            help="Seconds (wall clock and CPU) a design's simulation may take in the sandbox.",
+        ),
+    ] = 120.0,
+    design_memory_mb: Annotated[
+        int, typer.Option("--design-memory-mb", min=256, help="Memory of a design's sandbox.")
+    ] = 4096,
 ) -> None:
     """Serve experiments from the NATS queue until SIGINT/SIGTERM (then drain)."""
     configure_logging()
@@ -162,7 +174,8 @@ def worker(
             tls_ca=str(tls_ca) if tls_ca else None,
             replicas=stream_replicas,
         ) as bus:
-            w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait)
+            limits = Limits(wall_s=design_timeout, cpu_s=design_timeout, memory_mb=design_memory_mb)
+            w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait, limits=limits)
             await supervise([w])  # SIGINT/SIGTERM drain it; a second signal stops it now
 
     with _user_errors():

@@ -46,7 +46,7 @@ from glia.bus import (
     WorkQueue,
     decode_request,
 )
-from glia.sandbox import DesignFailure
+from glia.sandbox import DesignFailure, Limits
 from glia.sim import Summary
 
 __all__ = ["SimWorker", "WorkerStatistics"]
@@ -55,9 +55,9 @@ log = structlog.get_logger("glia.worker")
 T = TypeVar("T")
 
 
-def _run_in_child(exp: Experiment) -> tuple[Summary, str, str]:
+def _run_in_child(exp: Experiment, limits: Limits | None) -> tuple[Summary, str, str]:
     """What a pool process runs: the simulation, and its per-request table as CSV text."""
-    result = run_experiment(exp)
+    result = run_experiment(exp, limits)
     return result.summary, result.router, result.requests.to_csv()
 
 
@@ -140,6 +140,7 @@ class SimWorker:
         max_attempts: int = 3,
         heartbeat_s: float = 2.0,
         retry_for: float = 120.0,
+        limits: Limits | None = None,
     ) -> None:
         self.bus = _Patient(bus, retry_for=retry_for)
         self.name = name
@@ -147,6 +148,7 @@ class SimWorker:
         self.ack_wait = ack_wait
         self.max_attempts = max_attempts
         self.heartbeat_s = heartbeat_s
+        self.limits = limits  # for designs' sandboxes (see glia.sandbox.Limits)
         self._ctx = multiprocessing.get_context("forkserver")
         # Children fork from a server that has imported glia once: a new process costs
         # milliseconds, not the seconds of importing numpy and numba again.
@@ -295,7 +297,7 @@ class SimWorker:
         own = ProcessPoolExecutor(1, mp_context=self._ctx) if d.attempt > 1 else None
         pool: Executor = own or shared
         try:
-            future = asyncio.wrap_future(pool.submit(_run_in_child, req.experiment))
+            future = asyncio.wrap_future(pool.submit(_run_in_child, req.experiment, self.limits))
             error: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_alive, d)

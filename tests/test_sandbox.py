@@ -1,0 +1,202 @@
+"""Hostile designs: each ends as a clear DesignFailure within its limits; good ones still run."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import anyio
+import msgspec
+import pytest
+
+import glia
+from glia import Client, Experiment
+from glia.actors import SimWorker
+from glia.bus import ExperimentFailure, ExperimentResult, MemoryBus
+from glia.sandbox import DesignFailure, Limits, check_design, run_sandboxed
+
+LIMITS = Limits(wall_s=8.0, cpu_s=3.0, memory_mb=1024)
+CLUSTER, WORKLOAD = glia.experiment_config("glia-routing", duration_s=20.0)
+
+
+def design(body: str, schedule: str = "return [(0, r) for r in cluster.queue]") -> str:
+    """A design module: ``body`` at module level, then a router whose schedule runs ``schedule``."""
+    return (
+        "from glia.policies import Router\n"
+        + textwrap.dedent(body)
+        + "\nclass Hostile(Router):\n    def schedule(self, cluster):\n"
+        + textwrap.indent(textwrap.dedent(schedule), "        ")
+        + "\n"
+    )
+
+
+def run(source: str) -> glia.SimResult | DesignFailure:
+    t0 = time.perf_counter()
+    out = run_sandboxed(source, CLUSTER, WORKLOAD, seed=0, limits=LIMITS)
+    assert time.perf_counter() - t0 < LIMITS.wall_s + 5  # ends within its limit
+    return out
+
+
+def failure(source: str) -> DesignFailure:
+    out = run(source)
+    assert isinstance(out, DesignFailure), out
+    return out
+
+
+def test_a_good_design_gives_exactly_the_in_process_result() -> None:
+    out = run(design(""))
+    assert isinstance(out, glia.SimResult)
+    assert out.router == "Hostile"
+    direct = glia.simulate("round-robin", duration_s=20.0, num_replicas=1)  # sanity: it ran
+    assert direct.summary.num_requests == out.summary.num_requests
+
+
+def test_infinite_loop_in_schedule() -> None:
+    f = failure(design("", "while True:\n    pass"))
+    assert f.kind == "timeout"
+    assert f.message.startswith("the design's simulation did not finish within 3 s of CPU")
+
+
+def test_infinite_loop_at_import() -> None:
+    assert failure(design("while True:\n    pass\n")).kind == "timeout"
+
+
+def test_a_10_gb_allocation() -> None:
+    f = failure(design("import numpy\nx = numpy.ones(10**10 // 8)\n"))
+    assert f.kind == "memory"
+
+
+@pytest.mark.parametrize(
+    ("module", "use"),
+    [
+        ("os", "os.fork()"),
+        ("os", "os.system('true')"),
+        ("subprocess", "subprocess.run(['true'])"),
+        ("socket", "socket.socket()"),
+        ("ctypes", "ctypes.CDLL(None)"),
+        ("importlib", "importlib.import_module('os')"),
+        ("sys", "sys.modules.clear()"),
+        ("pathlib", "pathlib.Path('/tmp/x').write_text('x')"),
+        ("builtins", "builtins.open('/etc/passwd')"),
+    ],
+)
+def test_forbidden_modules(module: str, use: str) -> None:
+    f = failure(design(f"import {module}\n{use}\n"))
+    assert f.kind == "import"
+    assert f.message.startswith(f"import of {module!r} is not allowed: a design may import abc,")
+    assert f.traceback.splitlines()[1] == f"  design.py:2 in <module>: import {module}"
+
+
+@pytest.mark.parametrize(
+    ("code", "rule"),
+    [
+        ("open('/etc/passwd').read()", "line 5: 'open' is off limits to designs"),
+        ("__import__('os').system('true')", "line 5: '__import__' is off limits to designs"),
+        ("getattr(cluster, 'queue')", "line 5: 'getattr' is off limits to designs"),
+        ("().__class__.__base__.__subclasses__()", "attribute '__class__' is off limits"),
+        ("cluster.replicas[0]._r.queue", "private attribute '_r' of another object is off limits"),
+        ("eval('1')", "line 5: 'eval' is off limits to designs"),
+    ],
+)
+def test_introspection_and_dynamic_code_are_rejected_before_running(code: str, rule: str) -> None:
+    source = design("", f"{code}\nreturn []")
+    f = failure(source)
+    assert f.kind == "forbidden"
+    assert rule in f.message
+
+
+def test_reading_files_through_numpy_is_refused_at_run_time() -> None:
+    f = failure(design("import numpy\nnumpy.fromfile('/etc/passwd', dtype=numpy.uint8)\n"))
+    assert f.kind == "forbidden"
+    assert f.message == "open('/etc/passwd') is not allowed: a design has no file access"
+
+
+def test_writing_a_file_through_numpy_is_refused() -> None:
+    f = failure(design("import numpy\nnumpy.zeros(3).tofile('/tmp/glia-sandbox-escape')\n"))
+    assert f.kind == "forbidden"
+    assert "/tmp/glia-sandbox-escape" in f.message
+
+
+def test_monkey_patching_the_simulator_cannot_fake_a_better_score() -> None:
+    cheat = design("import glia.sim\nglia.sim.LatencyModel.iteration_time = lambda *a, **k: 1e-6\n")
+    f = failure(cheat)
+    assert f.kind == "forbidden"
+    assert f.message == (
+        "the design changed the simulation: its reported results differ from a replay of its "
+        "own routing decisions"
+    )
+
+
+def test_private_modules_cannot_be_imported() -> None:
+    f = failure(design("import glia.sim._metrics\n"))
+    assert f.kind == "import"
+    assert f.message.startswith("import of 'glia.sim._metrics' is not allowed")
+
+
+@pytest.mark.parametrize("exc", ["SystemExit(3)", "KeyboardInterrupt()"])
+def test_raising_exit_or_interrupt(exc: str) -> None:
+    f = failure(design("", f"raise {exc}"))
+    assert f.kind == "exception"
+    assert f.message.startswith(f"the design raised {exc.split('(')[0]}")
+    assert f.traceback.splitlines()[-2] == f"  design.py:5 in schedule: raise {exc}"
+
+
+def test_an_exception_points_at_the_designs_own_line() -> None:
+    f = failure(design("", "x = 1\nreturn [(0, r) for r in cluster.queue][10 // (x - 1)]"))
+    assert f.kind == "exception"
+    assert f.message.startswith("router 'Hostile' raised ZeroDivisionError at t=0.000s")
+    assert "design.py:6 in schedule" in f.traceback
+
+
+def test_printing_megabytes_is_captured_and_truncated() -> None:
+    out = failure(design("", "print('x' * 2_000_000)\nreturn 'garbage'"))
+    assert out.kind == "invalid-decision"
+    assert out.message.startswith("router 'Hostile' returned 'g' at t=0.000s")
+    assert len(out.output) < 70_000
+    assert out.output.endswith("more characters not kept]")
+
+
+def test_returning_garbage() -> None:
+    f = failure(design("", "return [(99, r) for r in cluster.queue]"))
+    assert f.kind == "invalid-decision"
+    assert "to replica 99" in f.message
+
+
+def test_the_environment_is_empty() -> None:
+    leak = design("", "import numpy\nprint(sorted(numpy.__dict__.get('_environ', {})))\nreturn []")
+    assert failure(leak).kind == "forbidden"  # `__dict__` is introspection
+
+
+def test_check_reports_the_router_or_what_is_wrong() -> None:
+    assert check_design(design("")) == "Hostile"
+    bad = check_design("import os\n")
+    assert isinstance(bad, DesignFailure)
+    assert bad.kind == "import"
+
+
+def test_the_worker_keeps_serving_after_hostile_designs() -> None:
+    hostile = [
+        design("", "while True:\n    pass"),
+        design("import os\n"),
+        design("import numpy\nx = numpy.ones(10**10 // 8)\n"),
+        design("", "raise SystemExit(1)"),
+    ]
+    base = Experiment(cluster=CLUSTER, workload=WORKLOAD, seed=0)
+    exps = [msgspec.structs.replace(base, design_source=src) for src in hostile]
+    exps.append(msgspec.structs.replace(base, router="llq"))
+
+    async def main() -> list[object]:
+        bus = MemoryBus()
+        async with anyio.create_task_group() as tg:
+            worker = SimWorker(bus, name="w", concurrency=2, limits=LIMITS)
+            await tg.start(worker.run)
+            client = Client(bus)
+            results = await client.gather(await client.submit(exps), timeout=180)
+            worker.drain()
+        return list(results)
+
+    results = anyio.run(main)
+    kinds = [r.design.kind if isinstance(r, ExperimentFailure) and r.design else None
+             for r in results]  # fmt: skip
+    assert kinds[:4] == ["timeout", "import", "memory", "exception"]
+    assert isinstance(results[4], ExperimentResult)
