@@ -50,7 +50,12 @@ class TraceError(InputError):
 
 
 class DesignError(GliaError):
-    """A policy broke the rules of the design interface (e.g. routed a request twice)."""
+    """A policy broke the rules of the design interface (e.g. routed a request twice).
+
+    ``partial`` holds the summary of the requests completed before it did, when there were any.
+    """
+
+    partial: Any = None
 
 
 class SimulationError(GliaError):

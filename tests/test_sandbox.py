@@ -200,3 +200,13 @@ def test_the_worker_keeps_serving_after_hostile_designs() -> None:
              for r in results]  # fmt: skip
     assert kinds[:4] == ["timeout", "import", "memory", "exception"]
     assert isinstance(results[4], ExperimentResult)
+
+
+def test_a_failure_reports_what_was_completed_before_it() -> None:
+    late = design("", "if cluster.now > 10:\n    return [(7, r) for r in cluster.queue]\n"
+                      "return [(0, r) for r in cluster.queue]")  # fmt: skip
+    f = failure(late)
+    assert f.kind == "invalid-decision"
+    assert f.partial is not None
+    assert 0 < f.partial.num_requests < 150
+    assert failure(design("", "return 'garbage'")).partial is None  # nothing completed yet

@@ -141,6 +141,7 @@ class SimWorker:
         heartbeat_s: float = 2.0,
         retry_for: float = 120.0,
         limits: Limits | None = None,
+        runner: Callable[[Experiment, Limits | None], tuple[Summary, str, str]] = _run_in_child,
     ) -> None:
         self.bus = _Patient(bus, retry_for=retry_for)
         self.name = name
@@ -149,6 +150,7 @@ class SimWorker:
         self.max_attempts = max_attempts
         self.heartbeat_s = heartbeat_s
         self.limits = limits  # for designs' sandboxes (see glia.sandbox.Limits)
+        self._runner = runner  # what a pool process runs (a seam for tests; must pickle)
         self._ctx = multiprocessing.get_context("forkserver")
         # Children fork from a server that has imported glia once: a new process costs
         # milliseconds, not the seconds of importing numpy and numba again.
@@ -297,7 +299,7 @@ class SimWorker:
         own = ProcessPoolExecutor(1, mp_context=self._ctx) if d.attempt > 1 else None
         pool: Executor = own or shared
         try:
-            future = asyncio.wrap_future(pool.submit(_run_in_child, req.experiment, self.limits))
+            future = asyncio.wrap_future(pool.submit(self._runner, req.experiment, self.limits))
             error: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_alive, d)

@@ -241,7 +241,8 @@ def child_main(conn: Connection, payload: bytes) -> None:
                     router=router_name, summary=sim.summary, decisions=recorder.decisions()
                 )
             except DesignError as e:
-                result = SandboxOutput(router=router_name, failure=_classify(e))
+                failure = msgspec.structs.replace(_classify(e), partial=e.partial)
+                result = SandboxOutput(router=router_name, failure=failure)
     except MemoryError as e:
         result = SandboxOutput(
             router=router_name,

@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from glia.sim import Summary
+
 __all__ = ["DesignFailure", "FailureKind", "Limits"]
 
 FailureKind = Literal[
@@ -27,13 +29,17 @@ class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
     """A design that could not be evaluated.
 
     ``message`` says what went wrong and what to change; ``traceback`` is trimmed to the
-    design's own lines (``design.py:LINE``); ``output`` is what the design printed (truncated).
+    design's own lines (``design.py:LINE``); ``output`` is what the design printed (truncated);
+    ``partial`` summarizes the requests it completed before failing, if any.
     """
 
     kind: FailureKind
     message: str
     traceback: str = ""
     output: str = ""
+    partial: Summary | None = None
+    """Metrics of the requests completed before the failure, as the design's own process
+    computed them (informative only: not verified by a replay)."""
 
     def one_line(self) -> str:
         """Kind, message and the design's innermost line, on one line."""

@@ -25,7 +25,7 @@ ALLOWED_IMPORTS = frozenset(
     {
         "math", "cmath", "random", "statistics", "itertools", "functools", "operator",
         "collections", "heapq", "bisect", "dataclasses", "enum", "typing", "abc", "numbers",
-        "decimal", "fractions", "copy", "string", "re", "numpy", "glia", "__future__",
+        "decimal", "fractions", "copy", "string", "re", "time", "numpy", "glia", "__future__",
     }
 )  # fmt: skip
 """Top-level modules a design may import."""

@@ -184,51 +184,57 @@ def run_simulation(
 
     next_arrival = 0
     now = 0.0
-    while True:
-        while heap and heap[0][2] != replicas[heap[0][1]].version:
-            heapq.heappop(heap)  # superseded: that replica left a lazy run
-        t_iter = heap[0][0] if heap else float("inf")
-        t_arr = arrivals[next_arrival] if next_arrival < n else float("inf")
-        if t_iter <= t_arr and heap:
-            now, rid, _ = heapq.heappop(heap)
-            r = replicas[rid]
-            if r.lazy:
-                r.arrive_at_event()
-            r.busy = False
-            before = len(done)
-            r.finish(now, done)
-            to_start.add(rid)
-            if len(done) > before:
-                num_done += len(done) - before
-                route(now, "completion", rid)
-        elif next_arrival < n:
-            now = t_arr
-            job = jobs[next_arrival]
-            next_arrival += 1
-            waiting[job.id] = job
-            route(now, "arrival")
-        else:
-            break
-        # Start idle replicas once every event at this instant has been handled.
-        if to_start:
+    try:
+        while True:
             while heap and heap[0][2] != replicas[heap[0][1]].version:
-                heapq.heappop(heap)
-            t_next = min(
-                heap[0][0] if heap else float("inf"),
-                arrivals[next_arrival] if next_arrival < n else float("inf"),
-            )
-            if t_next > now:
-                for rid in sorted(to_start):
-                    r = replicas[rid]
-                    dt = r.start(now)
-                    if dt > 0.0:
-                        end = now + dt
-                        if ff and r.can_fast_forward():
-                            end = r.go_lazy(end, run, coef)
-                        r.busy = True
-                        heapq.heappush(heap, (end, rid, r.version))
-                to_start.clear()
+                heapq.heappop(heap)  # superseded: that replica left a lazy run
+            t_iter = heap[0][0] if heap else float("inf")
+            t_arr = arrivals[next_arrival] if next_arrival < n else float("inf")
+            if t_iter <= t_arr and heap:
+                now, rid, _ = heapq.heappop(heap)
+                r = replicas[rid]
+                if r.lazy:
+                    r.arrive_at_event()
+                r.busy = False
+                before = len(done)
+                r.finish(now, done)
+                to_start.add(rid)
+                if len(done) > before:
+                    num_done += len(done) - before
+                    route(now, "completion", rid)
+            elif next_arrival < n:
+                now = t_arr
+                job = jobs[next_arrival]
+                next_arrival += 1
+                waiting[job.id] = job
+                route(now, "arrival")
+            else:
+                break
+            # Start idle replicas once every event at this instant has been handled.
+            if to_start:
+                while heap and heap[0][2] != replicas[heap[0][1]].version:
+                    heapq.heappop(heap)
+                t_next = min(
+                    heap[0][0] if heap else float("inf"),
+                    arrivals[next_arrival] if next_arrival < n else float("inf"),
+                )
+                if t_next > now:
+                    for rid in sorted(to_start):
+                        r = replicas[rid]
+                        dt = r.start(now)
+                        if dt > 0.0:
+                            end = now + dt
+                            if ff and r.can_fast_forward():
+                                end = r.go_lazy(end, run, coef)
+                            r.busy = True
+                            heapq.heappush(heap, (end, rid, r.version))
+                    to_start.clear()
 
+    except DesignError as e:
+        finished = [j for j in jobs if j.completed_at >= 0.0]
+        if finished:  # what the design had achieved when it broke the rules
+            e.partial = summarize(_table(finished, rc), time.perf_counter() - wall0)
+        raise
     if num_done != n:
         stuck = [j for j in jobs if j.completed_at < 0.0]
         first = stuck[0]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import anyio
 import msgspec
 import pytest
 
 import glia
-from glia import Client
+from glia import Client, Experiment, run_experiment
 from glia.actors import SimWorker
 from glia.bus import (
     ExperimentFailure,
@@ -16,6 +18,8 @@ from glia.bus import (
     MemoryBus,
     decode_request,
 )
+from glia.sandbox import Limits
+from glia.sim import Summary
 
 from .conftest import small_experiments
 
@@ -106,3 +110,30 @@ async def test_a_local_cluster_needs_no_setup() -> None:
         results = await client.gather(await client.submit(exps), timeout=120)
     assert all(isinstance(r, ExperimentResult) for r in results)
     assert [r.key for r in results] == [e.key() for e in exps]
+
+
+def poison_runner(exp: Experiment, limits: Limits | None) -> tuple[Summary, str, str]:
+    """Runs experiments like a worker's pool process, but dies on seed 666: a process crash."""
+    if exp.seed == 666:
+        os._exit(3)
+    result = run_experiment(exp, limits)
+    return result.summary, result.router, result.requests.to_csv()
+
+
+async def test_a_poison_experiment_fails_after_bounded_retries_and_the_rest_complete() -> None:
+    bus = MemoryBus()
+    (base,) = small_experiments(1)
+    poison = msgspec.structs.replace(base, seed=666)
+    good = small_experiments(3)
+    async with anyio.create_task_group() as tg:
+        worker = SimWorker(bus, name="w", concurrency=2, runner=poison_runner, ack_wait=5.0)
+        await tg.start(worker.run)
+        client = Client(bus)
+        results = await client.gather(await client.submit([poison, *good]), timeout=180)
+        worker.drain()
+    failure = results[0]
+    assert isinstance(failure, ExperimentFailure)
+    assert (failure.kind, failure.attempts) == ("crash", 3)
+    assert failure.message.startswith("the simulation process died on each of 3 attempts")
+    assert all(isinstance(r, ExperimentResult) for r in results[1:])
+    assert len(bus.dead_letters) == 1
