@@ -16,7 +16,7 @@ import asyncio
 import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractAsyncContextManager
@@ -46,6 +46,7 @@ from glia.bus import (
     WorkQueue,
     decode_request,
 )
+from glia.bus._nats import MAX_DELIVER
 from glia.sandbox import DesignFailure, Limits
 from glia.sim import Summary
 
@@ -91,6 +92,9 @@ class _Patient:
 
     def work_queue(self, ack_wait: float) -> AbstractAsyncContextManager[WorkQueue]:
         return self._bus.work_queue(ack_wait)
+
+    def exhausted(self) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._bus.exhausted()
 
     async def cached(self, key: str) -> ExperimentResult | None:
         return await self._call(self._bus.cached, key)
@@ -177,6 +181,7 @@ class SimWorker:
         try:
             async with self.bus.work_queue(self.ack_wait) as queue, anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
+                tg.start_soon(self._dead_letters)
                 log.info("worker_started", worker=self.name, concurrency=self.concurrency)
                 task_status.started()
                 async with anyio.create_task_group() as jobs:
@@ -219,6 +224,24 @@ class SimWorker:
                 )
             )
             await anyio.sleep(self.heartbeat_s)
+
+    async def _dead_letters(self) -> None:
+        """Answer the requests that JetStream gave up on (every worker holding them died)."""
+        async with self.bus.exhausted() as requests:
+            async for data in requests:
+                try:
+                    req = decode_request(data)
+                except MessageError:
+                    continue
+                key = req.experiment.key()
+                await self.bus.dead_letter(data)
+                await self._fail(
+                    req, key, "dead-letter",
+                    f"no worker finished it in {MAX_DELIVER} deliveries (each worker died or "
+                    "lost its connection while running it): the experiment was dead-lettered",
+                    MAX_DELIVER,
+                )  # fmt: skip
+                log.warning("experiment_dead_lettered", worker=self.name, experiment=key[:12])
 
     async def _handle(self, delivery: Delivery, slots: anyio.Semaphore) -> None:
         self._running += 1

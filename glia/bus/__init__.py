@@ -21,10 +21,11 @@ from ._messages import (
     encode,
     to_json,
 )
-from ._nats import NatsBus, redact
+from ._nats import MAX_DELIVER, NatsBus, redact
 from ._server import BusError, NatsServer, find_nats_server, nats_server
 
 __all__ = [
+    "MAX_DELIVER",
     "Bus",
     "BusError",
     "Delivery",

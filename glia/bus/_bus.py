@@ -68,6 +68,11 @@ class Bus(Protocol):
         """Keep a request that exhausted its deliveries, for inspection."""
         ...
 
+    def exhausted(self) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Requests whose every delivery went unacknowledged (their workers died), each taken
+        off the queue and handed to one listener among all that listen."""
+        ...
+
     async def publish_result(self, result: ResultMessage) -> None: ...
 
     def results(self, run_id: str) -> AbstractAsyncContextManager[AsyncIterator[ResultMessage]]:

@@ -132,6 +132,19 @@ class MemoryBus:
     async def dead_letter(self, data: bytes) -> None:
         self.dead_letters.append(data)
 
+    @asynccontextmanager
+    async def exhausted(self) -> AsyncIterator[AsyncIterator[bytes]]:
+        async def requests() -> AsyncIterator[bytes]:
+            while True:
+                now = anyio.current_time()
+                for e in self._entries:
+                    if not e.done and e.attempt >= MAX_DELIVER and e.deadline <= now:
+                        e.done = True
+                        yield e.data
+                await anyio.sleep(0.05)
+
+        yield requests()
+
     async def queue_depth(self) -> int:
         return sum(1 for e in self._entries if not e.done and e.attempt < MAX_DELIVER)
 

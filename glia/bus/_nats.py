@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -197,6 +198,31 @@ class NatsBus:
 
     async def dead_letter(self, data: bytes) -> None:
         await self.js.publish(s.DEAD_LETTER, data)
+
+    @asynccontextmanager
+    async def exhausted(self) -> AsyncIterator[AsyncIterator[bytes]]:
+        # JetStream announces a message that reached max_deliver; it then stays in the work
+        # queue undelivered. One listener of the queue group takes it out.
+        subject = (
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{s.EXPERIMENTS_STREAM}.{s.WORKER_CONSUMER}"
+        )
+        sub = await self.nc.subscribe(subject, queue="glia-dead-letters")
+
+        async def requests() -> AsyncIterator[bytes]:
+            async for advisory in sub.messages:
+                try:
+                    seq = int(msgspec.json.decode(advisory.data)["stream_seq"])
+                    raw = await self.js.get_msg(s.EXPERIMENTS_STREAM, seq)
+                    await self.js.delete_msg(s.EXPERIMENTS_STREAM, seq)
+                except (msgspec.DecodeError, KeyError, ValueError, nats.js.errors.NotFoundError):
+                    continue  # not ours, or another listener took it first
+                yield bytes(raw.data or b"")
+
+        try:
+            yield requests()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await sub.unsubscribe()
 
     async def queue_depth(self) -> int:
         # A work-queue stream keeps a request until it is acknowledged (or terminated).

@@ -18,6 +18,7 @@ import pytest
 
 from glia import Client, run_experiment
 from glia.bus import (
+    MAX_DELIVER,
     BusError,
     ExperimentFailure,
     ExperimentResult,
@@ -26,6 +27,7 @@ from glia.bus import (
     NatsServer,
     ResultMessage,
     WorkerHeartbeat,
+    decode_request,
     nats_server,
 )
 
@@ -347,3 +349,30 @@ async def test_streams_made_by_an_operator_are_left_as_they_are(nats: NatsServer
         await bus.js.update_stream(dataclasses.replace(info.config, max_age=3600.0))
     async with NatsBus.connect(nats.url) as bus:
         assert (await bus.js.stream_info("GLIA_EVENTS")).config.max_age == 3600.0
+
+
+async def test_jetstream_gives_up_after_max_deliver_and_the_request_is_handed_over(
+    nats: NatsServer,
+) -> None:
+    async with connected(nats) as (bus, client):
+        await client.submit(small_experiments(1), run_id="r1")
+        got: list[bytes] = []
+        async with bus.exhausted() as exhausted, bus.work_queue(ack_wait=0.3) as q:
+            for _ in range(MAX_DELIVER):  # a worker that takes it and dies, each time
+                with anyio.fail_after(10):
+                    while not await q.fetch(1, timeout=0.5):
+                        pass
+            async with anyio.create_task_group() as tg:
+
+                async def idle_worker() -> None:  # the server gives up on its next try
+                    while True:
+                        assert await q.fetch(1, timeout=0.2) == []
+
+                tg.start_soon(idle_worker)
+                with anyio.fail_after(10):
+                    got.append(await exhausted.__anext__())
+                tg.cancel_scope.cancel()
+        with anyio.fail_after(10):
+            while await bus.queue_depth():
+                await anyio.sleep(0.05)
+    assert decode_request(got[0]).run_id == "r1"

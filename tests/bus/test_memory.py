@@ -12,6 +12,7 @@ import glia
 from glia import Client, Experiment, run_experiment
 from glia.actors import SimWorker
 from glia.bus import (
+    MAX_DELIVER,
     ExperimentFailure,
     ExperimentRequest,
     ExperimentResult,
@@ -137,3 +138,26 @@ async def test_a_poison_experiment_fails_after_bounded_retries_and_the_rest_comp
     assert failure.message.startswith("the simulation process died on each of 3 attempts")
     assert all(isinstance(r, ExperimentResult) for r in results[1:])
     assert len(bus.dead_letters) == 1
+
+
+async def test_requests_whose_workers_all_died_are_dead_lettered_with_a_failure() -> None:
+    bus = MemoryBus()
+    (exp,) = small_experiments(1)
+    client = Client(bus)
+    run = await client.submit([exp])
+    async with bus.work_queue(ack_wait=0.05) as q:  # workers that take it and die, each time
+        for _ in range(MAX_DELIVER):
+            with anyio.fail_after(5):
+                while not await q.fetch(1, timeout=0.1):
+                    pass
+    await anyio.sleep(0.1)
+    async with anyio.create_task_group() as tg:
+        worker = SimWorker(bus, name="w", concurrency=1)
+        await tg.start(worker.run)
+        (failure,) = await client.gather(run, timeout=10)
+        worker.drain()
+    assert isinstance(failure, ExperimentFailure)
+    assert failure.kind == "dead-letter"
+    assert failure.message.startswith(f"no worker finished it in {MAX_DELIVER} deliveries")
+    assert len(bus.dead_letters) == 1
+    assert await bus.queue_depth() == 0
