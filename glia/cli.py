@@ -26,8 +26,8 @@ import glia
 from glia._batch import DesignFailed, Experiment, run_batch
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
-from glia.bus import ExperimentFailure, redact
-from glia.policies import BASELINES, RouterSpec
+from glia.bus import ExperimentFailure, ExperimentResult, redact
+from glia.policies import BASELINES, RouterSpec, resolve_router
 from glia.sim import (
     CalibrationResult,
     ClusterConfig,
@@ -36,6 +36,7 @@ from glia.sim import (
     SimResult,
     Summary,
     WorkloadConfig,
+    build_trace,
     catalogue,
 )
 from glia.sim._presets import PRESETS
@@ -163,7 +164,8 @@ NatsOpt = Annotated[
         "--nats",
         help=(
             "Submit the experiments to the workers of this NATS server or cluster "
-            "(nats://host:4222, comma-separated for several) instead of running them here."
+            "(nats://host:4222, comma-separated for several). Without it, a private server "
+            "and local workers are started for the command."
         ),
         show_default=False,
         envvar="GLIA_NATS_URL",
@@ -187,6 +189,16 @@ TlsCaOpt = Annotated[
         show_default=False,
         envvar="GLIA_NATS_TLS_CA",
         dir_okay=False,
+    ),
+]
+InProcessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--in-process",
+        help=(
+            "Simulate in this process (baselines: a local process pool) instead of through a "
+            "private NATS server and local workers: a little faster to start, for debugging."
+        ),
     ),
 ]
 JsonOpt = Annotated[
@@ -299,39 +311,69 @@ def _no_jit(flag: bool) -> None:
 _FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputError}
 
 
-def _remote(
-    url: str,
+def _validate(experiments: list[Experiment]) -> None:
+    """Raise the error a worker would for a bad name, setting or design file, without
+    simulating (a design is loaded and checked in the sandbox)."""
+    from glia.sandbox import DesignFailure, check_design
+
+    for exp in experiments:
+        if exp.design_source is None:
+            resolve_router(exp.router)
+        elif isinstance(checked := check_design(exp.design_source), DesignFailure):
+            raise DesignFailed(checked)
+    for cluster, workload, seed in {(e.cluster, e.workload, e.seed) for e in experiments}:
+        build_trace(workload, seed, max_context=cluster.resolve().max_context)
+
+
+def _on_bus(
+    url: str | None,
     creds: Path | None,
     tls_ca: Path | None,
+    jobs: int | None,
     experiments: list[Experiment],
     labels: list[str],
 ) -> list[SimResult]:
-    """Run experiments on the workers behind ``url``; results in order, tables fetched."""
+    """Run experiments on the workers behind ``url`` or, with no URL, on a private server
+    and local workers started for this command; results in order, tables fetched."""
+
+    _validate(experiments)  # bad input fails here, before any server or worker starts
 
     async def go() -> list[SimResult]:
-        async with glia.connect(
-            url, creds=str(creds) if creds else None, tls_ca=str(tls_ca) if tls_ca else None
-        ) as client:
+        if url is None:
+            cluster = glia.local_cluster(workers=jobs)
+        else:
+            cluster = glia.connect(
+                url, creds=str(creds) if creds else None, tls_ca=str(tls_ca) if tls_ca else None
+            )
+        async with cluster as client:
             run = await client.submit(experiments, labels=labels)
-            out = []
-            for exp, res in zip(experiments, await client.gather(run), strict=True):
-                if isinstance(res, ExperimentFailure):
-                    raise _FAILURES.get(res.kind, SimulationError)(
-                        f"{res.label}: {res.message} (on worker {res.worker})"
-                    )
-                assert res.artifact is not None
-                text = (await client.requests(res.artifact)).decode()
-                out.append(
-                    SimResult(
-                        summary=res.summary,
-                        requests=RequestTable.from_csv(text),
-                        router=res.router,
-                        cluster=exp.cluster,
-                        workload=exp.workload,
-                        seed=exp.seed,
-                    )
+            results = await client.gather(run)
+            tables = [
+                (await client.requests(r.artifact)).decode()
+                if isinstance(r, ExperimentResult) and r.artifact
+                else ""
+                for r in results
+            ]
+        # Raised here, outside the cluster's task group, so the error arrives as itself.
+        out = []
+        for exp, res, text in zip(experiments, results, tables, strict=True):
+            if isinstance(res, ExperimentFailure):
+                if res.design is not None:
+                    raise DesignFailed(res.design)
+                raise _FAILURES.get(res.kind, SimulationError)(
+                    f"{res.label}: {res.message} (on worker {res.worker})"
                 )
-            return out
+            out.append(
+                SimResult(
+                    summary=res.summary,
+                    requests=RequestTable.from_csv(text),
+                    router=res.router,
+                    cluster=exp.cluster,
+                    workload=exp.workload,
+                    seed=exp.seed,
+                )
+            )
+        return out
 
     return anyio.run(go)
 
@@ -583,6 +625,7 @@ def simulate(
     creds: CredsOpt = None,
     tls_ca: TlsCaOpt = None,
     no_jit: NoJitOpt = False,
+    in_process: InProcessOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -608,20 +651,24 @@ def simulate(
             profile=profile,
         )
         _prepare_out(out)
+        if in_process and nats is not None:
+            raise InputError("give either --nats URL or --in-process, not both")
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
-            if nats is None:
-                try:
+            try:
+                if in_process:
                     result = _run(spec, preset, seed, cluster, workload)
-                except DesignFailed as e:
-                    _fail(f"{design}: {e.failure.one_line()}")
-            else:
-                exp = Experiment(cluster=cluster, workload=workload, seed=seed, router=str(spec))
-                if design is not None:
-                    source = design.read_text(encoding="utf-8")
-                    exp = msgspec.structs.replace(exp, design_source=source)
-                label = design.stem if design is not None else str(spec)
-                (result,) = _remote(nats, creds, tls_ca, [exp], [label])
-                _log_finished(result, preset, seed)
+                else:
+                    exp = Experiment(
+                        cluster=cluster, workload=workload, seed=seed, router=str(spec)
+                    )
+                    if design is not None:
+                        source = glia.api._design_source(design)
+                        exp = msgspec.structs.replace(exp, design_source=source)
+                    label = design.stem if design is not None else str(spec)
+                    (result,) = _on_bus(nats, creds, tls_ca, 1, [exp], [label])
+                    _log_finished(result, preset, seed)
+            except DesignFailed as e:
+                _fail(f"{design}: {e.failure.one_line()}")
     if json_output:
         _print_json(_record(result, preset))
     else:
@@ -667,6 +714,7 @@ def baselines(
         typer.Option("--jobs", "-j", min=1, help="Local processes [default: one per core]."),
     ] = None,
     no_jit: NoJitOpt = False,
+    in_process: InProcessOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -696,10 +744,15 @@ def baselines(
             for k in seed_list
         ]
         labels = [f"{e.router}/seed-{e.seed}" for e in exps]
-        where = f"on the workers at {redact(nats)}" if nats else "locally"
+        where = f"on the workers at {redact(nats)}" if nats else "on local workers"
         status = f"Simulating {len(names)} baselines x {seeds} seeds on {preset} {where} ..."
         with err.status(status, spinner="dots"):
-            runs = _remote(nats, creds, tls_ca, exps, labels) if nats else run_batch(exps, jobs)
+            if in_process and nats is not None:
+                raise InputError("give either --nats URL or --in-process, not both")
+            if in_process:
+                runs = run_batch(exps, jobs)
+            else:
+                runs = _on_bus(nats, creds, tls_ca, jobs, exps, labels)
         for r in runs:
             _log_finished(r, preset, r.seed)
         per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]

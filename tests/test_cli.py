@@ -448,3 +448,21 @@ def test_no_jit_gives_the_same_result() -> None:
     assert {k: v for k, v in jit.items() if k != "wall_s"} == {
         k: v for k, v in nojit.items() if k != "wall_s"
     }
+
+
+def test_without_nats_a_private_server_and_local_workers_run_it() -> None:
+    bus = invoke("simulate", "--json", "--duration", "40")
+    local = invoke("simulate", "--json", "--duration", "40", "--in-process")
+    assert bus.exit_code == 0 and local.exit_code == 0, bus.stderr + local.stderr
+    assert '"worker": "local"' in bus.stderr and "worker_started" in bus.stderr
+    assert "worker_started" not in local.stderr
+    a, b = only_json(bus.stdout), only_json(local.stdout)
+    assert isinstance(a, dict) and isinstance(b, dict)
+    assert {k: v for k, v in a.items() if k != "wall_s"} == {
+        k: v for k, v in b.items() if k != "wall_s"
+    }
+
+
+def test_in_process_and_nats_together_is_an_error() -> None:
+    msg = check_error(invoke("simulate", "--in-process", "--nats", "nats://127.0.0.1:1"))
+    assert msg == "give either --nats URL or --in-process, not both"
