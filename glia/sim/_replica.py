@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,30 +32,25 @@ from ._request import Job, RunningRequest
 __all__ = ["IterationRecord", "Replica"]
 
 
+@dataclass(frozen=True, slots=True)
 class IterationRecord:
-    """What one iteration did (for tests and diagnostics; built only when observed)."""
+    """What one iteration did (for tests and diagnostics; built only when observed).
 
-    __slots__ = (
-        "allocated_blocks",
-        "blocks_needed",
-        "decode_tokens",
-        "end",
-        "free_before",
-        "num_blocks",
-        "num_seqs",
-        "preempted",
-        "prefill_tokens",
-        "replica",
-        "start",
-    )
+    ``allocated_blocks`` is after this iteration's allocations; ``blocks_needed`` is what its
+    decode steps needed and ``free_before`` what was free, both before any preemption.
+    """
 
-    def __init__(self, **fields: float | int) -> None:
-        for k, v in fields.items():
-            setattr(self, k, v)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"IterationRecord({inner})"
+    replica: int
+    start: float
+    end: float
+    prefill_tokens: int
+    decode_tokens: int
+    num_seqs: int
+    allocated_blocks: int
+    num_blocks: int
+    blocks_needed: int
+    free_before: int
+    preempted: int
 
 
 class Replica:
