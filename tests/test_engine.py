@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 
 import numpy as np
 import pytest
@@ -45,31 +44,14 @@ def _cluster(**kw: int | float) -> ClusterConfig:
     return ClusterConfig(**(settings | kw))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class Rec:
-    """An :class:`IterationRecord`, typed (its slots carry no annotations)."""
-
-    replica: int
-    start: float
-    end: float
-    prefill_tokens: int
-    decode_tokens: int
-    num_seqs: int
-    allocated_blocks: int
-    num_blocks: int
-    blocks_needed: int
-    free_before: int
-    preempted: int
-
-
 class Recorder:
     """An observer keeping every iteration record."""
 
     def __init__(self) -> None:
-        self.records: list[Rec] = []
+        self.records: list[IterationRecord] = []
 
     def __call__(self, record: IterationRecord) -> None:
-        self.records.append(Rec(**{f.name: getattr(record, f.name) for f in fields(Rec)}))
+        self.records.append(record)
 
 
 def _run(
@@ -79,7 +61,7 @@ def _run(
     *,
     observe: bool = True,
     seed: int = 0,
-) -> tuple[SimResult, list[Rec]]:
+) -> tuple[SimResult, list[IterationRecord]]:
     rec = Recorder()
     result = run_simulation(
         trace, cluster, resolve_router(router), seed=seed, observer=rec if observe else None

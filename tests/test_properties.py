@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -72,38 +72,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(draw(traces()), cluster, draw(st.sampled_from(sorted(BASELINES))))
 
 
-@dataclass(frozen=True)
-class Rec:
-    """An :class:`IterationRecord`, typed (its slots carry no annotations)."""
-
-    replica: int
-    start: float
-    end: float
-    prefill_tokens: int
-    decode_tokens: int
-    num_seqs: int
-    allocated_blocks: int
-    num_blocks: int
-    blocks_needed: int
-    free_before: int
-    preempted: int
-
-
 class Recorder:
     """An observer keeping every iteration record."""
 
     def __init__(self) -> None:
-        self.records: list[Rec] = []
+        self.records: list[IterationRecord] = []
 
     def __call__(self, record: IterationRecord) -> None:
-        self.records.append(Rec(**{f.name: getattr(record, f.name) for f in fields(Rec)}))
+        self.records.append(record)
 
 
 def _tables_equal(a: SimResult, b: SimResult) -> bool:
     return all(np.array_equal(getattr(a.requests, c), getattr(b.requests, c)) for c in COLUMNS)
 
 
-def _check_records(s: Scenario, records: list[Rec]) -> None:
+def _check_records(s: Scenario, records: list[IterationRecord]) -> None:
     last_end: dict[int, float] = {}
     for r in records:
         assert 0 <= r.replica < s.cluster.num_replicas
@@ -117,7 +100,7 @@ def _check_records(s: Scenario, records: list[Rec]) -> None:
         assert r.preempted >= 0
 
 
-def _check_table(s: Scenario, result: SimResult, records: list[Rec]) -> None:
+def _check_table(s: Scenario, result: SimResult, records: list[IterationRecord]) -> None:
     t = result.requests
     n = len(s.trace)
     assert len(t) == n == result.summary.num_requests

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 
@@ -75,11 +75,6 @@ class _Queue:
         return []
 
 
-@dataclass
-class _Log:
-    items: list[object] = field(default_factory=list)
-
-
 class MemoryBus:
     """An in-process bus. Deliveries not acknowledged within ``ack_wait`` come back, up to
     ``MAX_DELIVER`` times, like a JetStream work-queue consumer."""
@@ -88,9 +83,9 @@ class MemoryBus:
         self._entries: list[_Entry] = []
         self._seen: set[str] = set()
         self._changed = anyio.Event()
-        self._results: dict[str, _Log] = defaultdict(_Log)
-        self._events: dict[str, _Log] = defaultdict(_Log)
-        self._all_events = _Log()
+        self._results: dict[str, list[ResultMessage]] = defaultdict(list)
+        self._events: dict[str, list[Event]] = defaultdict(list)
+        self._all_events: list[Event] = []
         self._kv: dict[str, ExperimentResult] = {}
         self._artifacts: dict[str, bytes] = {}
         self.dead_letters: list[bytes] = []
@@ -149,13 +144,13 @@ class MemoryBus:
         return sum(1 for e in self._entries if not e.done and e.attempt < MAX_DELIVER)
 
     async def publish_result(self, result: ResultMessage) -> None:
-        self._results[result.run_id].items.append(result)
+        self._results[result.run_id].append(result)
         self._wake()
 
     async def publish_event(self, event: Event) -> None:
         if not isinstance(event, WorkerHeartbeat):
-            self._events[event.run_id].items.append(event)
-        self._all_events.items.append(event)
+            self._events[event.run_id].append(event)
+        self._all_events.append(event)
         self._wake()
 
     @asynccontextmanager
@@ -167,11 +162,11 @@ class MemoryBus:
         log = self._all_events if run_id == "*" else self._events[run_id]
         yield self._replay(log)  # type: ignore[misc]
 
-    async def _replay(self, log: _Log) -> AsyncIterator[object]:
+    async def _replay(self, log: Sequence[object]) -> AsyncIterator[object]:
         i = 0
         while True:
-            while i < len(log.items):
-                yield log.items[i]
+            while i < len(log):
+                yield log[i]
                 i += 1
             await self._changed.wait()
 
