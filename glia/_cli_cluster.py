@@ -26,12 +26,16 @@ from rich.table import Table
 from glia._logging import configure_logging, get_logger
 from glia.actors import SimWorker, supervise
 from glia.bus import (
+    AgentMessage,
     Event,
     ExperimentFailed,
     ExperimentFinished,
     ExperimentQueued,
     ExperimentStarted,
     NatsBus,
+    ProviderRetry,
+    RunStatus,
+    TrialFinished,
     WorkerHeartbeat,
     nats_server,
     redact,
@@ -194,10 +198,15 @@ class _View:
     best: tuple[float, str] | None = None
     first_done_at: float | None = None
     last_done_at: float | None = None
+    design: dict[str, str] = field(default_factory=dict)
+    """A design run's progress: status, trials, best design, the latest agent message."""
 
     def apply(self, ev: Event) -> None:
         if isinstance(ev, WorkerHeartbeat):
             self.workers[ev.worker] = ev
+            return
+        if isinstance(ev, AgentMessage | TrialFinished | ProviderRetry | RunStatus):
+            self._design(ev)
             return
         key = f"{ev.run_id}/{ev.key}"
         if isinstance(ev, ExperimentQueued):
@@ -217,6 +226,21 @@ class _View:
             self.queued.discard(key)
             self.running.discard(key)
             self.failed.add(key)
+
+    def _design(self, ev: AgentMessage | TrialFinished | ProviderRetry | RunStatus) -> None:
+        d = self.design
+        if isinstance(ev, RunStatus):
+            d["status"] = f"{ev.status}: {ev.message}"
+            d["cost"] = f"${ev.cost_usd:.4f}, {ev.tokens:,} tokens"
+        elif isinstance(ev, TrialFinished):
+            d["simulations"] = f"{ev.index} of {ev.budget}"
+            if ev.best_e2e_s is not None:
+                d["best design"] = f"{ev.best_e2e_s:.2f} s mean E2E"
+        elif isinstance(ev, ProviderRetry):
+            d["provider"] = f"{ev.error}, retry {ev.attempt} in {ev.wait_s:.0f} s"
+        elif ev.role in ("researcher", "supervisor"):
+            first = ev.text.strip().splitlines()[-1] if ev.text.strip() else ""
+            d["latest"] = f"{ev.role} (context {ev.context}): {first[:120]}"
 
     def render(self, title: str) -> Group:
         now = time.time()
@@ -238,7 +262,12 @@ class _View:
             str(len(self.queued)), str(len(self.running)), str(len(self.done)),
             str(len(self.failed)), rate, best,
         )  # fmt: skip
-        return Group(runs, workers)
+        if not self.design:
+            return Group(runs, workers)
+        design = Table(title="design run", title_justify="left", show_header=False)
+        for k, v in self.design.items():
+            design.add_row(k, v)
+        return Group(design, runs, workers)
 
 
 @app.command()

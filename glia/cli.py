@@ -814,4 +814,5 @@ def main() -> None:
     app(prog_name="glia")
 
 
-from glia import _cli_cluster  # noqa: E402, F401  (registers calibrate, nats, worker, monitor)
+# The other commands register themselves on `app` when imported (they import it from here).
+from glia import _cli_cluster, _cli_design  # noqa: E402, F401

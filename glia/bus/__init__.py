@@ -3,6 +3,7 @@
 from ._bus import Bus, Delivery, WorkQueue
 from ._memory import MemoryBus
 from ._messages import (
+    AgentMessage,
     Event,
     ExperimentFailed,
     ExperimentFailure,
@@ -13,7 +14,10 @@ from ._messages import (
     ExperimentStarted,
     FailureKind,
     MessageError,
+    ProviderRetry,
     ResultMessage,
+    RunStatus,
+    TrialFinished,
     WorkerHeartbeat,
     decode_event,
     decode_request,
@@ -26,6 +30,7 @@ from ._server import BusError, NatsServer, find_nats_server, nats_server
 
 __all__ = [
     "MAX_DELIVER",
+    "AgentMessage",
     "Bus",
     "BusError",
     "Delivery",
@@ -42,7 +47,10 @@ __all__ = [
     "MessageError",
     "NatsBus",
     "NatsServer",
+    "ProviderRetry",
     "ResultMessage",
+    "RunStatus",
+    "TrialFinished",
     "WorkQueue",
     "WorkerHeartbeat",
     "decode_event",

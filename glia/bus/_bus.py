@@ -93,6 +93,14 @@ class Bus(Protocol):
 
     async def put_artifact(self, name: str, data: bytes) -> None: ...
 
+    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
+        """Keep the latest checkpoint of design run ``run_id``."""
+        ...
+
+    async def load_checkpoint(self, run_id: str) -> bytes | None:
+        """The latest checkpoint of design run ``run_id``, if any."""
+        ...
+
     async def get_artifact(self, name: str) -> bytes: ...
 
     async def queue_depth(self) -> int:

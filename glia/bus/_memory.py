@@ -88,6 +88,7 @@ class MemoryBus:
         self._all_events: list[Event] = []
         self._kv: dict[str, ExperimentResult] = {}
         self._artifacts: dict[str, bytes] = {}
+        self._checkpoints: dict[str, bytes] = {}
         self.dead_letters: list[bytes] = []
 
     def _wake(self) -> None:
@@ -184,3 +185,9 @@ class MemoryBus:
             return self._artifacts[name]
         except KeyError:
             raise BusError(f"no artifact {name!r} in the object store") from None
+
+    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
+        self._checkpoints[run_id] = data
+
+    async def load_checkpoint(self, run_id: str) -> bytes | None:
+        return self._checkpoints.get(run_id)

@@ -18,6 +18,7 @@ from glia.sandbox import DesignFailure
 from glia.sim import Summary
 
 __all__ = [
+    "AgentMessage",
     "Event",
     "ExperimentFailed",
     "ExperimentFailure",
@@ -28,7 +29,10 @@ __all__ = [
     "ExperimentStarted",
     "FailureKind",
     "MessageError",
+    "ProviderRetry",
     "ResultMessage",
+    "RunStatus",
+    "TrialFinished",
     "WorkerHeartbeat",
     "decode_event",
     "decode_request",
@@ -140,8 +144,64 @@ class WorkerHeartbeat(_Msg, frozen=True, kw_only=True, tag="heartbeat.v1"):
     at: float
 
 
+class AgentMessage(_Msg, frozen=True, kw_only=True, tag="agent.v1"):
+    """A line of a design run's research log: a researcher's report, a supervisor's reply, a
+    tool call, or a coordinator notice (``role``), in context ``context``."""
+
+    run_id: str
+    context: int
+    role: str
+    text: str
+    at: float
+
+
+class TrialFinished(_Msg, frozen=True, kw_only=True, tag="trial.v1"):
+    """A researcher's simulation finished (``mean_e2e_s`` is ``None`` when the design failed)."""
+
+    run_id: str
+    context: int
+    index: int
+    budget: int
+    mean_e2e_s: float | None
+    best_e2e_s: float | None
+    failure: str | None
+    at: float
+
+
+class ProviderRetry(_Msg, frozen=True, kw_only=True, tag="provider-retry.v1"):
+    """A model provider failed (rate limit, timeout, 5xx); retried after ``wait_s`` seconds."""
+
+    run_id: str
+    context: int
+    model: str
+    attempt: int
+    wait_s: float
+    error: str
+    at: float
+
+
+class RunStatus(_Msg, frozen=True, kw_only=True, tag="run.v1"):
+    """A design run changed phase: ``searching``, ``validating``, ``finished``, ``stopped``,
+    ``failed``; ``cost_usd`` and ``tokens`` are the metered totals so far."""
+
+    run_id: str
+    status: str
+    message: str
+    cost_usd: float
+    tokens: int
+    at: float
+
+
 Event = (
-    ExperimentQueued | ExperimentStarted | ExperimentFinished | ExperimentFailed | WorkerHeartbeat
+    ExperimentQueued
+    | ExperimentStarted
+    | ExperimentFinished
+    | ExperimentFailed
+    | WorkerHeartbeat
+    | AgentMessage
+    | TrialFinished
+    | ProviderRetry
+    | RunStatus
 )
 
 _encoder = msgspec.msgpack.Encoder()

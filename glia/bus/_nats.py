@@ -92,9 +92,14 @@ class NatsBus:
     """The bus on a NATS JetStream server or cluster. Create with :meth:`connect`."""
 
     def __init__(
-        self, nc: NATS, js: JetStreamContext, kv: KeyValue, store: ObjectStore, url: str
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        buckets: tuple[KeyValue, KeyValue, ObjectStore],
+        url: str,
     ) -> None:
-        self.nc, self.js, self._kv, self._store, self.url = nc, js, kv, store, url
+        self.nc, self.js, self.url = nc, js, url
+        self._kv, self._runs, self._store = buckets
 
     @classmethod
     @asynccontextmanager
@@ -163,8 +168,7 @@ class NatsBus:
         nc.options["max_reconnect_attempts"] = -1  # from now on, ride out server restarts
         try:
             js = nc.jetstream()
-            kv, store = await _setup(js, replicas)
-            yield cls(nc, js, kv, store, url)
+            yield cls(nc, js, await _setup(js, replicas), url)
         finally:
             closing = True
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
@@ -298,6 +302,16 @@ class NatsBus:
             raise BusError(f"no artifact {name!r} in the object store") from None
         return bytes(result.data or b"")
 
+    async def save_checkpoint(self, run_id: str, data: bytes) -> None:
+        await self._runs.put(run_id, data)
+
+    async def load_checkpoint(self, run_id: str) -> bytes | None:
+        try:
+            entry = await self._runs.get(run_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value
+
 
 def _credentials(path: str) -> dict[str, str]:
     try:
@@ -313,8 +327,10 @@ def _credentials(path: str) -> dict[str, str]:
     )
 
 
-async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, ObjectStore]:
-    """Create the streams, the KV bucket and the object store where they do not exist."""
+async def _setup(
+    js: JetStreamContext, replicas: int
+) -> tuple[KeyValue, KeyValue, ObjectStore]:
+    """Create the streams, the KV buckets and the object store where they do not exist."""
     day = 24 * 3600.0
     await _stream(
         js,
@@ -342,17 +358,22 @@ async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, ObjectS
                 num_replicas=replicas,
             ),
         )
-    try:
-        kv = await js.key_value(s.RESULTS_BUCKET)
-    except nats.js.errors.BucketNotFoundError:
-        kv = await js.create_key_value(bucket=s.RESULTS_BUCKET, history=1, replicas=replicas)
+    kv = await _bucket(js, s.RESULTS_BUCKET, replicas)
+    runs = await _bucket(js, s.RUNS_BUCKET, replicas)
     try:
         store = await js.object_store(s.ARTIFACTS_BUCKET)
     except nats.js.errors.BucketNotFoundError:
         store = await js.create_object_store(
             s.ARTIFACTS_BUCKET, config=api.ObjectStoreConfig(replicas=replicas)
         )
-    return kv, store
+    return kv, runs, store
+
+
+async def _bucket(js: JetStreamContext, name: str, replicas: int) -> KeyValue:
+    try:
+        return await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        return await js.create_key_value(bucket=name, history=1, replicas=replicas)
 
 
 async def _stream(js: JetStreamContext, config: api.StreamConfig) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "HEARTBEATS",
     "RESULTS_BUCKET",
     "RESULTS_STREAM",
+    "RUNS_BUCKET",
     "WORKER_CONSUMER",
     "events_subject",
     "result_subject",
@@ -39,6 +40,8 @@ HEARTBEATS = "glia.events._workers"
 
 RESULTS_BUCKET = "glia-results"
 """KV bucket: experiment key -> encoded result, so a repeated experiment never runs twice."""
+RUNS_BUCKET = "glia-runs"
+"""KV bucket: design run id -> its latest checkpoint (so a run resumes on any machine)."""
 ARTIFACTS_BUCKET = "glia-artifacts"
 """Object store: per-request tables (CSV) by experiment key."""
 

@@ -1,0 +1,176 @@
+"""``glia design`` and ``glia report``: the agents' design runs from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from glia._logging import configure_logging
+from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
+from glia.cli import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors, app
+from glia.sim._presets import PRESETS
+
+__all__ = ["design", "report"]
+
+
+class _Progress:
+    """Live progress of a design run on stderr (stdout stays for ``--json``)."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True, highlight=False)
+
+    def __call__(self, ev: Event) -> None:
+        c = self.console
+        if isinstance(ev, TrialFinished):
+            e2e = f"{ev.mean_e2e_s:.2f} s" if ev.mean_e2e_s is not None else "[red]failed[/red]"
+            best = f"{ev.best_e2e_s:.2f} s" if ev.best_e2e_s is not None else "-"
+            c.print(f"[bold]trial {ev.index}/{ev.budget}[/bold] (context {ev.context}): "
+                    f"mean E2E {e2e}   best {best}")  # fmt: skip
+            if ev.failure:
+                c.print(f"  [dim]{ev.failure}[/dim]", markup=False)
+        elif isinstance(ev, AgentMessage) and ev.role in ("researcher", "supervisor"):
+            text = ev.text if len(ev.text) < 600 else ev.text[:600] + " ..."
+            colour = "cyan" if ev.role == "researcher" else "magenta"
+            c.print(f"[{colour}]{ev.role} (context {ev.context}):[/{colour}]")
+            c.print(text, markup=False)
+        elif isinstance(ev, AgentMessage) and ev.role == "coordinator":
+            c.print(f"[yellow]{ev.text}[/yellow]", markup=False)
+        elif isinstance(ev, ProviderRetry):
+            c.print(f"[yellow]provider error ({ev.error}): retry {ev.attempt} in "
+                    f"{ev.wait_s:.0f} s[/yellow]")  # fmt: skip
+        elif isinstance(ev, RunStatus):
+            c.print(f"[bold green]{ev.status}[/bold green]: {ev.message}", markup=False)
+
+
+@app.command()
+def design(
+    task: Annotated[str, typer.Option("--task", help="What to design: routing.")] = "routing",
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", help=f"Cluster + workload: {', '.join(PRESETS)}.")
+    ] = "glia-routing",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help=(
+                "The researcher's model: 'offline' (deterministic non-LLM designer, no key) or a "
+                "pydantic-ai model string such as openai:gpt-4.1 (key from the environment)."
+            ),
+        ),
+    ] = "offline",
+    supervisor_model: Annotated[
+        str | None,
+        typer.Option(
+            "--supervisor-model",
+            help="The supervisor's model [default: --model].",
+            show_default=False,
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="OpenAI-compatible server for --model (vLLM, Ollama, llama.cpp), e.g. "
+            "http://localhost:8000/v1.",
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        int, typer.Option("--budget", "-n", help="Simulations over all contexts.")
+    ] = 15,
+    contexts: Annotated[
+        int, typer.Option("--contexts", "-k", help="Research contexts sharing the budget.")
+    ] = 1,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="Run contexts one after another, each starting from "
+            "the best design so far [default: in parallel].",
+        ),
+    ] = False,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Token budget.", show_default=False)
+    ] = None,
+    max_usd: Annotated[
+        float | None, typer.Option("--max-usd", help="Dollar budget.", show_default=False)
+    ] = None,
+    max_wall: Annotated[
+        float | None,
+        typer.Option("--max-wall", help="Seconds of search at most.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where run directories go.", file_okay=False)
+    ] = Path("glia-runs"),
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run (its directory or id).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Local worker processes without --nats [default: cores].",
+            show_default=False,
+            min=1,
+        ),
+    ] = None,
+    nats_url: NatsOpt = None,
+    creds: CredsOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Let the agents design a policy by experiment, then validate it and write a report."""
+    from glia._design import design_async
+    from glia.report import Budget
+
+    configure_logging()
+    b = Budget(simulations=budget, tokens=max_tokens, usd=max_usd, wall_s=max_wall)
+
+    async def main() -> None:
+        run = await design_async(
+            task, preset=preset, model=model, supervisor_model=supervisor_model,
+            base_url=base_url, budget=b, contexts=contexts, sequential=sequential, out=out,
+            nats=nats_url, creds=str(creds) if creds else None, workers=workers,
+            resume=resume, on_event=_Progress(),
+        )  # fmt: skip
+        summary = run.summary()
+        if json_output:
+            sys.stdout.write(json.dumps(summary) + "\n")
+            return
+        c = Console()
+        llq = summary["baselines"].get("llq")
+        best = summary["best_mean_e2e_s"]
+        c.print(f"run {run.run_id}: {summary['status']} ({summary['stop_reason']})")
+        if best is not None:
+            ratio = f" = {best / llq:.2f}x LLQ ({llq:.2f} s)" if llq else ""
+            c.print(f"best design {summary['best_design_path']}: mean E2E {best:.2f} s{ratio}")
+        c.print(f"simulations {summary['simulations_used']}, cost ${summary['cost_usd']:.4f}")
+        c.print(f"report: {summary['report_path']}")
+
+    import anyio
+
+    with _user_errors():
+        anyio.run(main)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A design run's directory.", file_okay=False)],
+) -> None:
+    """(Re)write the Markdown and HTML report of a design run."""
+    from glia.report import write_report
+
+    with _user_errors():
+        path = write_report(run)
+    if not path.exists():
+        _fail(f"no report was written for {run}")
+    typer.echo(str(path))

@@ -1,0 +1,282 @@
+"""``glia.design``: run the agents on a design task, from Python or from ``glia design``.
+
+Everything that can be wrong with the request (task, preset, model, key, budget, output
+directory) is checked before any model is called or any simulation is queued.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic_ai.models import Model
+
+from glia._client import Client, connect, local_cluster, new_run_id
+from glia._errors import InputError, unknown_name
+from glia.actors._checkpoint import Checkpoint, DesignConfig, load_checkpoint
+from glia.actors._coordinator import Coordinator, new_checkpoint
+from glia.actors._lab import Lab
+from glia.actors._models import resolve_models
+from glia.actors._offline import OFFLINE_LABEL
+from glia.bus import Event
+from glia.report import Budget, RunRecord
+from glia.sim._presets import PRESETS
+
+__all__ = ["TASKS", "DesignRun", "design", "design_async"]
+
+TASKS = ("routing",)
+"""Design tasks: what kind of policy the agents design."""
+
+
+@dataclass(frozen=True)
+class DesignRun:
+    """The outcome of a design run (everything is also in ``run_dir``)."""
+
+    run_id: str
+    run_dir: Path
+    record: RunRecord
+
+    @property
+    def best_design_path(self) -> Path | None:
+        best = self.record.best
+        return self.run_dir / best.design_path if best else None
+
+    @property
+    def best_mean_e2e_s(self) -> float | None:
+        """The best design's mean E2E on held-out seeds (on the search seeds if the run
+        stopped before validation)."""
+        v = self.record.validation
+        if v and "design" in v[0].mean_e2e_s:
+            return v[0].mean_e2e_s["design"]
+        best = self.record.best
+        return best.mean_e2e_s if best else None
+
+    @property
+    def baselines(self) -> dict[str, float]:
+        """Every baseline's mean E2E on the same seeds as :attr:`best_mean_e2e_s`."""
+        v = self.record.validation
+        if v:
+            return {k: e for k, e in v[0].mean_e2e_s.items() if k != "design"}
+        return dict(self.record.baselines)
+
+    @property
+    def simulations_used(self) -> int:
+        return len(self.record.trials)
+
+    @property
+    def report_path(self) -> Path | None:
+        rp = self.record.report_path
+        return self.run_dir / rp if rp else None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON object ``glia design --json`` prints."""
+        return {
+            "run_id": self.run_id,
+            "status": self.record.status,
+            "stop_reason": self.record.stop_reason,
+            "best_design_path": str(self.best_design_path) if self.best_design_path else None,
+            "best_mean_e2e_s": self.best_mean_e2e_s,
+            "baselines": self.baselines,
+            "simulations_used": self.simulations_used,
+            "cost_usd": self.record.cost_usd,
+            "report_path": str(self.report_path) if self.report_path else None,
+        }
+
+
+def design(**kwargs: Any) -> DesignRun:
+    """Run a design task to its end; the arguments are those of :func:`design_async`."""
+    result: list[DesignRun] = []
+
+    async def main() -> None:
+        result.append(await design_async(**kwargs))
+
+    anyio.run(main)
+    return result[0]
+
+
+async def design_async(
+    task: str = "routing",
+    *,
+    preset: str = "glia-routing",
+    model: str | Model = "offline",
+    supervisor_model: str | Model | None = None,
+    base_url: str | None = None,
+    budget: int | Budget = 15,
+    contexts: int = 1,
+    sequential: bool = False,
+    out: str | Path = "glia-runs",
+    nats: str | None = None,
+    creds: str | None = None,
+    workers: int | None = None,
+    resume: str | None = None,
+    search_seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    holdout_seeds: tuple[int, ...] = (100, 101, 102, 103, 104),
+    second_workload: str | None = None,
+    settings: dict[str, Any] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    client: Client | None = None,
+) -> DesignRun:
+    """Let the agents design a ``task`` policy on ``preset`` within ``budget`` simulations.
+
+    ``model`` is ``"offline"`` (the deterministic non-LLM designer: no key, no network), any
+    pydantic-ai model string, or a pydantic-ai ``Model`` object (e.g. a ``FunctionModel``;
+    give it again on resume); ``base_url`` serves a named model from an OpenAI-compatible
+    server (vLLM, Ollama, llama.cpp). With ``contexts`` > 1 several research contexts share
+    the budget, in parallel or ``sequential``.
+    Experiments run on the workers of the NATS server at ``nats``, or on a private server and
+    local workers (``workers`` processes) whose state lives in the run directory
+    ``out/<run id>``. ``resume`` (a run directory or run id) continues a run that was
+    interrupted. Each simulation evaluates a design on ``search_seeds``; the best design and
+    every baseline are compared on ``holdout_seeds`` of the preset's workload and of
+    ``second_workload`` (a preset name); ``settings`` override single fields of the preset's
+    cluster and workload (e.g. ``{"qps": 9.0}``, see :func:`glia.experiment_config`).
+    ``on_event`` sees every event the run publishes; ``client`` uses an existing
+    connection instead of ``nats``.
+    """
+    cp: Checkpoint | None = None
+    if resume is not None:
+        run_dir, cp_data = await _find_run(resume, Path(out), nats, creds, client)
+        cp = load_checkpoint(cp_data, resume)
+        config = cp.config
+    else:
+        b = budget if isinstance(budget, Budget) else Budget(simulations=budget)
+        config = DesignConfig(
+            task=task, preset=preset, model=_name(model), base_url=base_url,
+            supervisor_model=None if supervisor_model is None else _name(supervisor_model),
+            budget=b, contexts=contexts, sequential=sequential,
+            search_seeds=tuple(search_seeds), holdout_seeds=tuple(holdout_seeds),
+            second_workload=second_workload, settings=dict(settings or {}),
+        )  # fmt: skip
+        _check(config)
+    # An unknown model or a missing key fails here, before anything is created.
+    researcher = _model(model, config.model, config.base_url)
+    supervisor = _model(supervisor_model or model, _supervisor_name(config),
+                        config.base_url)  # fmt: skip
+    if cp is None:
+        run_id = new_run_id()
+        run_dir = _make_run_dir(Path(out), run_id)
+        record = RunRecord(
+            run_id=run_id, task=task, preset=preset, model=_label(config.model),
+            supervisor_model=_label(_supervisor_name(config)), contexts=contexts,
+            sequential=sequential, budget=config.budget, search_seeds=list(config.search_seeds),
+            started_at=time.time(),
+        )  # fmt: skip
+        cp = new_checkpoint(config, record)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    async with _client(client, nats, creds, run_dir, workers) as c:
+
+        async def publish(ev: Event) -> None:
+            await c.bus.publish_event(ev)
+            if on_event is not None:
+                on_event(ev)
+
+        coordinator = Coordinator(
+            cp, run_dir, Lab(c, cp.record.run_id, run_dir), publish,
+            researcher=researcher, supervisor=supervisor,
+        )  # fmt: skip
+        record = await coordinator.run()
+    return DesignRun(record.run_id, run_dir, record)
+
+
+def _name(model: str | Model) -> str:
+    return model if isinstance(model, str) else model.model_name
+
+
+def _label(name: str) -> str:
+    return OFFLINE_LABEL if name.startswith("offline") else name
+
+
+def _model(given: str | Model | None, name: str, base_url: str | None) -> Model:
+    """A model given as an object is used as it is (e.g. a pydantic-ai ``FunctionModel``);
+    a name is resolved (on resume, names come from the checkpoint)."""
+    return given if isinstance(given, Model) else resolve_models(name, base_url)
+
+
+def _supervisor_name(config: DesignConfig) -> str:
+    name = config.supervisor_model or config.model
+    return "offline-supervisor" if name == "offline" else name
+
+
+def _check(config: DesignConfig) -> None:
+    if config.task not in TASKS:
+        raise unknown_name("task", config.task, TASKS)
+    if config.preset not in PRESETS:
+        raise unknown_name("preset", config.preset, PRESETS)
+    if config.budget.simulations < 1:
+        raise InputError(
+            f"a budget of {config.budget.simulations} simulations leaves nothing to do: give "
+            "--budget 1 or more (the paper used 15 per context)"
+        )
+    if not 1 <= config.contexts <= config.budget.simulations:
+        raise InputError(
+            f"--contexts {config.contexts} must be between 1 and the budget "
+            f"({config.budget.simulations}): each context needs at least one simulation"
+        )
+    for what, v in (("tokens", config.budget.tokens), ("usd", config.budget.usd),
+                    ("wall_s", config.budget.wall_s)):  # fmt: skip
+        if v is not None and v <= 0:
+            raise InputError(f"the {what} budget must be positive, not {v}")
+    if not config.search_seeds or not config.holdout_seeds:
+        raise InputError("give at least one search seed and one held-out seed")
+    from glia.api import experiment_config
+
+    experiment_config(config.preset, **config.settings)  # bad settings fail now
+    if config.second_workload is not None and config.second_workload not in PRESETS:
+        raise unknown_name("second workload", config.second_workload, PRESETS)
+
+
+
+def _make_run_dir(out: Path, run_id: str) -> Path:
+    run_dir = out / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        probe = run_dir / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(
+            f"cannot write the run directory {str(run_dir)!r} ({e.strerror}): give --out a "
+            "directory you can write to"
+        ) from None
+    return run_dir
+
+
+async def _find_run(
+    resume: str, out: Path, nats: str | None, creds: str | None, client: Client | None
+) -> tuple[Path, bytes]:
+    for d in (Path(resume), out / resume):
+        if (d / "checkpoint.json").is_file():
+            return d, (d / "checkpoint.json").read_bytes()
+    run_id = Path(resume).name
+    if client is not None or nats is not None:
+        async with _client(client, nats, creds, out / run_id, None) as c:
+            data = await c.bus.load_checkpoint(run_id)
+        if data is not None:
+            return out / run_id, data
+    raise InputError(
+        f"no design run {resume!r}: give a run directory containing checkpoint.json (e.g. "
+        f"{out}/<run id>) or, with --nats, the id of a run checkpointed on that server"
+    )
+
+
+@asynccontextmanager
+async def _client(
+    client: Client | None, nats: str | None, creds: str | None, run_dir: Path, workers: int | None
+) -> AsyncIterator[Client]:
+    if client is not None:
+        yield client
+    elif nats is not None:
+        async with connect(nats, name="glia-design", creds=creds) as c:
+            yield c
+    else:
+        # The private server keeps its JetStream state in the run directory, so a resumed
+        # run finds its queue, its cached results and its checkpoints again.
+        store = run_dir / "nats"
+        async with local_cluster(workers=workers or os.cpu_count(), store_dir=str(store)) as c:
+            yield c

@@ -1,0 +1,109 @@
+"""Design-run checkpoints: everything needed to continue a run after a crash or Ctrl-C.
+
+A checkpoint pairs the run record with each context's conversations, taken at a point where
+they agree (between two model requests), so a resumed run replays nothing twice: a tool call
+that was in flight is asked again, and its simulation answers from the result cache.
+Checkpoints go to ``checkpoint.json`` in the run directory and to the bus's KV bucket.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+
+from glia._errors import InputError
+from glia.report import Budget, RunRecord
+
+__all__ = [
+    "Checkpoint",
+    "ContextState",
+    "DesignConfig",
+    "dump_messages",
+    "load_checkpoint",
+    "load_messages",
+    "save_checkpoint",
+]
+
+Phase = Literal["researcher", "supervisor", "done"]
+
+
+class DesignConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a design run was asked to do."""
+
+    task: str = "routing"
+    preset: str = "glia-routing"
+    model: str = "offline"
+    supervisor_model: str | None = None
+    """Defaults to ``model`` (the offline supervisor for the offline designer)."""
+    base_url: str | None = None
+    budget: Budget = Budget()
+    contexts: int = 1
+    sequential: bool = False
+    search_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    holdout_seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
+    second_workload: str | None = None
+    """Preset whose workload the best design is also validated on (default: per preset)."""
+    settings: dict[str, Any] = {}
+    """Overrides of the preset's cluster and workload fields (see glia.experiment_config),
+    applied to both workloads."""
+
+
+class ContextState(msgspec.Struct, kw_only=True):
+    """One research context: whose turn it is and both conversations (pydantic-ai JSON)."""
+
+    index: int
+    budget: int
+    phase: Phase = "researcher"
+    prompt: str | None = None
+    """The researcher's next user prompt (``None`` when its conversation ends in a request)."""
+    report: str = ""
+    """The researcher's last report, for a supervisor turn that has not happened yet."""
+    researcher: str = "[]"
+    supervisor: str = "[]"
+    turns: int = 0
+    stop_reason: str = ""
+
+
+class Checkpoint(msgspec.Struct, kw_only=True):
+    config: DesignConfig
+    record: RunRecord
+    contexts: list[ContextState]
+
+
+def dump_messages(messages: list[ModelMessage]) -> str:
+    return ModelMessagesTypeAdapter.dump_json(messages).decode()
+
+
+def load_messages(text: str) -> list[ModelMessage]:
+    return ModelMessagesTypeAdapter.validate_json(text)
+
+
+def encode(cp: Checkpoint) -> bytes:
+    return msgspec.json.encode(cp)
+
+
+def save_checkpoint(cp: Checkpoint, run_dir: Path) -> bytes:
+    """Write ``checkpoint.json`` atomically; returns the encoded checkpoint."""
+    data = encode(cp)
+    tmp = run_dir / "checkpoint.json.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / "checkpoint.json")
+    return data
+
+
+def load_checkpoint(data: bytes, where: str) -> Checkpoint:
+    """Decode a checkpoint; a clear :class:`InputError` if it is not one."""
+    try:
+        return msgspec.json.decode(data, type=Checkpoint)
+    except msgspec.DecodeError as e:
+        raise InputError(
+            f"{where} is not a Glia design-run checkpoint ({e}): give the run directory (or "
+            "run id) of a run started by `glia design`"
+        ) from None

@@ -1,0 +1,412 @@
+"""The offline designer: a deterministic, non-LLM researcher and supervisor.
+
+They play the two agents through pydantic-ai's ``FunctionModel``, so ``glia design`` runs end
+to end (the same actors, tools, bus, workers, checkpoints and report) with no API key and no
+network. They are honestly labelled: no language model is involved.
+
+The researcher searches the catalogue of :mod:`glia.policies._mechanisms` greedily from the
+example router: it writes each candidate as a real design file, simulates it, and keeps a change
+only if the simulation says it helped. Which change it tries next depends on what it has
+measured — an analysis of the first run's per-request table (are requests being preempted and
+recomputed? is time lost queueing?), which mechanisms have helped so far (ordering only matters
+once requests are held back), and the supervisor's push to combine ideas. Everything it knows
+is read back from the conversation (tool results), so a resumed run continues the same search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from glia.policies._mechanisms import Mechanisms, compose
+
+from ._supervisor import END
+
+__all__ = ["OFFLINE_LABEL", "offline_researcher", "offline_supervisor"]
+
+OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
+_MARK = "# mechanisms: "
+_PER_TURN = 3
+"""Simulations per turn before reporting to the supervisor."""
+_BETTER = 0.99
+"""A change is kept if it cuts mean E2E by more than 1 %."""
+
+ANALYSIS = """\
+import csv, glob
+import numpy as np
+rows = list(csv.DictReader(open(sorted(glob.glob("{pattern}"))[0])))
+col = lambda k: np.array([float(r[k]) for r in rows])
+e2e, delay = col("request_e2e_time"), col("request_scheduling_delay")
+restarts = col("request_num_restarts")
+prompt = col("request_num_prefill_tokens")
+hit = restarts > 0
+print(f"requests={{len(rows)}}")
+print(f"restarted_fraction={{hit.mean():.4f}}")
+print(f"restarted_e2e_ratio={{(e2e[hit].mean() / e2e[~hit].mean()) if hit.any() else 1.0:.3f}}")
+print(f"queueing_share={{delay.sum() / e2e.sum():.4f}}")
+print(f"long_prompt_e2e_ratio={{e2e[prompt > np.percentile(prompt, 90)].mean() / e2e.mean():.3f}}")
+"""
+
+COMPARE = """\
+import csv
+import numpy as np
+def load(path):
+    rows = list(csv.DictReader(open(path)))
+    return {{k: np.array([float(r[k]) for r in rows]) for k in rows[0]}}
+a, b = load("{first}"), load("{best}")
+short = a["request_num_prefill_tokens"] <= np.median(a["request_num_prefill_tokens"])
+for name, t in (("first", a), ("best", b)):
+    e2e = t["request_e2e_time"]
+    print(f"{{name}}_restarted_fraction={{(t['request_num_restarts'] > 0).mean():.4f}}")
+    print(f"{{name}}_short_prompt_e2e_s={{e2e[short].mean():.2f}}")
+    print(f"{{name}}_long_prompt_e2e_s={{e2e[~short].mean():.2f}}")
+    print(f"{{name}}_mean_sched_delay_s={{t['request_scheduling_delay'].mean():.2f}}")
+"""
+
+_WHY = {
+    "admission": (
+        "requests are being preempted and recomputed: hold requests at the router until a "
+        "replica has KV head-room for their projected size"
+    ),
+    "score": "balance a different measure of load across replicas",
+    "order": (
+        "requests now wait in the global queue, so the order they are released in matters: "
+        "release short prompts first so they are not stuck behind long ones"
+    ),
+    "decode_ratio": "tune how much KV growth (output tokens per prompt token) we project",
+    "headroom": "tune how much KV space admission keeps free",
+    "hold": "let smaller requests pass a request that fits nowhere instead of holding the queue",
+    "combine": "combine what worked separately, as the supervisor suggested",
+}
+
+
+# -- reading the conversation ------------------------------------------------------------------
+@dataclass
+class _Trial:
+    index: int
+    path: str
+    spec: Mechanisms | None
+    mean_e2e_s: float | None
+    csv_paths: list[str]
+    left: int
+
+
+@dataclass
+class _State:
+    """What the researcher knows, read back from the conversation."""
+
+    calls: list[ToolCallPart] = field(default_factory=list)
+    returns: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    trials: list[_Trial] = field(default_factory=list)
+    analysis: dict[str, float] = field(default_factory=dict)
+    why: bool = False
+    """The supervisor asked what made the best design work (and it is not answered yet)."""
+    turn_trials: int = 0
+    hint: int | None = None
+    """A trial the supervisor asked to combine with the current best."""
+    left: int | None = None
+
+    @property
+    def last(self) -> ToolCallPart | None:
+        return self.calls[-1] if self.calls else None
+
+    def evaluated(self) -> dict[Mechanisms, float | None]:
+        return {t.spec: t.mean_e2e_s for t in self.trials if t.spec is not None}
+
+    def best(self) -> _Trial | None:
+        ok = [t for t in self.trials if t.mean_e2e_s is not None and t.spec is not None]
+        return min(ok, key=lambda t: (t.mean_e2e_s, t.index)) if ok else None
+
+
+def _content(part: ToolReturnPart) -> Any:
+    c = part.content
+    if isinstance(c, str):
+        try:
+            return json.loads(c)
+        except ValueError:
+            return c
+    return c
+
+
+def _read(messages: list[ModelMessage]) -> _State:
+    st = _State()
+    turn_start = 0
+    for msg in messages:
+        if isinstance(msg, ModelResponse):
+            st.calls += [p for p in msg.parts if isinstance(p, ToolCallPart)]
+            continue
+        assert isinstance(msg, ModelRequest)
+        for part in msg.parts:
+            if isinstance(part, UserPromptPart):
+                turn_start = len(st.calls)  # a new turn: the supervisor (or the brief) spoke
+                text = part.content if isinstance(part.content, str) else ""
+                st.why = "which requests gained" in text.lower() or "explain" in text.lower()
+                m = re.search(r"[Rr]ecall trial (\d+)", text)
+                st.hint = int(m.group(1)) if m and "combine" in text else None
+            elif isinstance(part, ToolReturnPart):
+                st.returns[part.tool_call_id] = _content(part)
+    for i, call in enumerate(st.calls):
+        args = call.args_as_dict()
+        out = st.returns.get(call.tool_call_id)
+        if call.tool_name == "write_file":
+            st.files[args["path"]] = args["content"]
+        elif call.tool_name == "run_analysis" and isinstance(out, str):
+            st.why = st.why and i < turn_start
+            for key, value in re.findall(r"^(\w+)=([-\d.eE+]+)$", out, re.M):
+                st.analysis[key] = float(value)
+        elif call.tool_name == "read_file" and isinstance(out, str) and _MARK in out:
+            st.files[args["path"]] = out
+        elif call.tool_name == "run_simulation" and isinstance(out, dict):
+            st.turn_trials += i >= turn_start
+            st.left = int(out.get("simulations_left", 0))
+            if "trial" in out:
+                src = st.files.get(args["design_path"], "")
+                st.trials.append(
+                    _Trial(
+                        index=int(out["trial"]),
+                        path=args["design_path"],
+                        spec=_spec(src),
+                        mean_e2e_s=out.get("mean_e2e_s") if out.get("ok") else None,
+                        csv_paths=list(out.get("csv_paths", [])),
+                        left=st.left,
+                    )
+                )
+    return st
+
+
+def _spec(source: str) -> Mechanisms | None:
+    for line in source.splitlines():
+        if line.startswith(_MARK):
+            return msgspec.json.decode(line[len(_MARK) :], type=Mechanisms)
+    return None
+
+
+# -- choosing the next experiment --------------------------------------------------------------
+def _neighbours(value: float, grid: tuple[float, ...]) -> list[float]:
+    i = min(range(len(grid)), key=lambda k: abs(grid[k] - value))
+    return [grid[k] for k in (i - 1, i + 1) if 0 <= k < len(grid)]
+
+
+def _moves(b: Mechanisms, st: _State) -> Iterator[tuple[str, Mechanisms]]:
+    """Changes to the best design so far, most promising first given the evidence."""
+    r = msgspec.structs.replace
+    if st.hint is not None:
+        other = next((t.spec for t in st.trials if t.index == st.hint and t.spec), None)
+        if other is not None:
+            yield "combine", r(b, **{
+                k: getattr(other, k) for k in Mechanisms.__struct_fields__
+                if getattr(other, k) != getattr(Mechanisms(), k)
+            })  # fmt: skip
+    preempted = st.analysis.get("restarted_fraction", 0.0) > 0.01
+    if not b.admission:
+        admit = r(b, score="kv", admission=True)
+        if preempted:
+            yield "admission", admit
+        yield "score", r(b, score="kv")
+        yield "score", r(b, score="queued")
+        yield "admission", admit
+        yield "order", r(b, order="shortest-prompt")
+        return
+    if b.order == "arrival":
+        yield "order", r(b, order="shortest-prompt")
+    for v in _neighbours(b.decode_ratio, (0.0, 0.3, 0.6, 1.0, 1.5)):
+        yield "decode_ratio", r(b, decode_ratio=v)
+    for v in _neighbours(b.headroom, (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15)):
+        yield "headroom", r(b, headroom=v)
+    yield "hold", r(b, hold=not b.hold)
+    for s in ("outstanding", "queued", "kv"):
+        yield "score", r(b, score=s)
+    if b.order == "shortest-prompt":
+        yield "order", r(b, order="arrival")
+
+
+def _next(st: _State) -> tuple[str, Mechanisms] | None:
+    best = st.best()
+    if best is None or best.spec is None:
+        return None
+    seen = st.evaluated()
+    return next(((why, m) for why, m in _moves(best.spec, st) if m not in seen), None)
+
+
+def _source(m: Mechanisms, why: str, n: int) -> str:
+    header = (
+        f"# Trial design {n}: {m.describe()}\n"
+        f"# Why: {_WHY.get(why, why)}\n"
+        f"{_MARK}{msgspec.json.encode(m).decode()}\n"
+    )
+    return header + compose(m, name=f"Design{n}")
+
+
+# -- the researcher ----------------------------------------------------------------------------
+def _call(tool: str, **args: Any) -> ModelResponse:
+    return ModelResponse(parts=[ToolCallPart(tool, args)])
+
+
+def _say(text: str) -> ModelResponse:
+    return ModelResponse(parts=[TextPart(f"[{OFFLINE_LABEL}]\n{text}")])
+
+
+def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    st = _read(messages)
+    names = [c.tool_name for c in st.calls]
+    if "list_files" not in names:
+        return _call("list_files")
+    if "read_file" not in names:
+        return _call("read_file", path="example_router.py")
+    listing = next(st.returns.get(c.tool_call_id) for c in st.calls if c.tool_name == "list_files")
+    if "previous_best.py" in str(listing) and "previous_best.py" not in st.files:
+        return _call("read_file", path="previous_best.py")  # continue the previous context
+    last = st.last
+    if last is not None and last.tool_name == "write_file":
+        path = last.args_as_dict()["path"]
+        spec = _spec(st.files.get(path, ""))
+        if (
+            path.startswith("designs/")
+            and spec is not None
+            and path not in {t.path for t in st.trials}
+        ):
+            note = spec.describe()
+            return _call("run_simulation", design_path=path, note=note)
+    if not st.trials:
+        base = _spec(st.files.get("previous_best.py", "")) or Mechanisms()
+        return _call("write_file", path="designs/01.py", content=_source(base, "baseline", 1))
+    if st.trials[0].csv_paths and "run_analysis" not in names:
+        pattern = st.trials[0].csv_paths[0]
+        return _call("run_analysis", script=ANALYSIS.format(pattern=pattern))
+    best = st.best()
+    if st.why and best is not None and best.csv_paths and best.index != st.trials[0].index:
+        first, mine = st.trials[0].csv_paths[0], best.csv_paths[0]
+        return _call("run_analysis", script=COMPARE.format(first=first, best=mine))
+    out_of_budget = st.left == 0
+    if out_of_budget or (nxt := _next(st)) is None:
+        if best is not None and st.files.get("best.py") != st.files.get(best.path):
+            return _call("write_file", path="best.py", content=st.files[best.path])
+        return _say(_final(st, out_of_budget))
+    if st.turn_trials >= _PER_TURN:
+        return _say(_turn_report(st, nxt))
+    why, m = nxt
+    n = len(st.trials) + 1
+    return _call("write_file", path=f"designs/{n:02d}.py", content=_source(m, why, n))
+
+
+def _line(t: _Trial, llq: float | None) -> str:
+    what = t.spec.describe() if t.spec else t.path
+    if t.mean_e2e_s is None:
+        return f"- trial {t.index} ({what}): failed"
+    rel = f" = {t.mean_e2e_s / llq:.2f}x the first design" if llq else ""
+    return f"- trial {t.index} ({what}): mean E2E {t.mean_e2e_s:.2f} s{rel}"
+
+
+def _evidence(st: _State) -> str:
+    a = st.analysis
+    if not a:
+        return ""
+    gained = ""
+    if "best_short_prompt_e2e_s" in a:
+        gained = (
+            "Compared with the first design (first seed): short prompts' mean E2E went from "
+            f"{a['first_short_prompt_e2e_s']:.1f} s to {a['best_short_prompt_e2e_s']:.1f} s, "
+            f"long prompts' from {a['first_long_prompt_e2e_s']:.1f} s to "
+            f"{a['best_long_prompt_e2e_s']:.1f} s; preempted requests from "
+            f"{a['first_restarted_fraction'] * 100:.1f}% to "
+            f"{a['best_restarted_fraction'] * 100:.1f}%.\n"
+        )
+    return gained + (
+        f"From the first run's per-request table: {a.get('restarted_fraction', 0) * 100:.1f}% "
+        f"of requests were preempted and recomputed (their mean E2E is "
+        f"{a.get('restarted_e2e_ratio', 1):.1f}x the others'); queueing is "
+        f"{a.get('queueing_share', 0) * 100:.0f}% of all E2E time; the longest 10% of prompts "
+        f"see {a.get('long_prompt_e2e_ratio', 1):.1f}x the mean E2E.\n"
+    )
+
+
+def _turn_report(st: _State, nxt: tuple[str, Mechanisms]) -> str:
+    first = st.trials[0].mean_e2e_s
+    recent = "\n".join(_line(t, first) for t in st.trials[-st.turn_trials :])
+    best = st.best()
+    assert best is not None and best.spec is not None
+    why, m = nxt
+    return (
+        f"{_evidence(st)}This turn:\n{recent}\n"
+        f"Best so far: trial {best.index} ({best.spec.describe()}), {best.mean_e2e_s:.2f} s.\n"
+        f"Next hypothesis: {_WHY.get(why, why)} (try {m.describe()})."
+    )
+
+
+def _final(st: _State, out_of_budget: bool) -> str:
+    first = st.trials[0].mean_e2e_s if st.trials else None
+    lines = "\n".join(_line(t, first) for t in st.trials)
+    best = st.best()
+    end = "No simulations left." if out_of_budget else "No untried change is left near the best."
+    head = f"Final report. {end}\n{_evidence(st)}All trials:\n{lines}\n"
+    if best is None or best.spec is None:
+        return head + "No design ran successfully."
+    return head + (
+        f"Best design: best.py (trial {best.index}: {best.spec.describe()}), mean E2E "
+        f"{best.mean_e2e_s:.2f} s."
+    )
+
+
+# -- the supervisor ----------------------------------------------------------------------------
+_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([-\d.]+|failed)\s*\|\s*(.*?)\s*\|$", re.M)
+
+
+def _supervisor(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Reads the coordinator's trial table in the latest report and replies by rule."""
+    prompt = ""
+    last = messages[-1]
+    if isinstance(last, ModelRequest):
+        prompt = "\n".join(
+            p.content for p in last.parts if isinstance(p, UserPromptPart) and isinstance(
+                p.content, str)
+        )  # fmt: skip
+    rows = [(int(i), e, note) for i, e, note in _ROW.findall(prompt)]
+    ok = [(i, float(e), note) for i, e, note in rows if e != "failed"]
+    if not ok:
+        return _say("Nothing has run successfully yet. Read the failure, fix the design, rerun.")
+    best = min(ok, key=lambda r: (r[1], r[0]))
+    since = sum(1 for r in rows if r[0] > best[0])
+    if since >= 5:
+        return _say(
+            f"None of the last {since} simulations beat trial {best[0]} ({best[1]:.2f} s). This "
+            f"direction has converged; more tuning would waste simulations.\n{END}"
+        )
+    if since == 0 and len(ok) > 1:
+        others = sorted((r for r in ok if r[0] != best[0]), key=lambda r: r[1])
+        runner = others[0]
+        return _say(
+            f"Trial {best[0]} is your best so far ({best[1]:.2f} s). Which requests gained: "
+            f"short prompts or long ones, and did preemptions fall? Recall trial {runner[0]} "
+            f"({runner[2]}, {runner[1]:.2f} s): could it combine with what works now?"
+        )
+    return _say(
+        f"The last {since} simulations did not beat trial {best[0]} ({best[1]:.2f} s). Before "
+        "tuning further, explain from the per-request data why that design works, and go back "
+        "to it."
+    )
+
+
+def offline_researcher() -> FunctionModel:
+    """The offline researcher as a pydantic-ai model."""
+    return FunctionModel(_researcher, model_name="offline-researcher")
+
+
+def offline_supervisor() -> FunctionModel:
+    """The offline supervisor as a pydantic-ai model."""
+    return FunctionModel(_supervisor, model_name="offline-supervisor")

@@ -1,0 +1,137 @@
+"""A catalogue of routing mechanisms, and the design source that composes a choice of them.
+
+The offline designer searches over :class:`Mechanisms`; :func:`compose` writes the router a
+researcher would write for that choice, as a readable, self-contained design file (it runs in
+the sandbox like any other design). The mechanisms are the ones the Glia paper's routing study
+turned on:
+
+* **load score** — which replica is least loaded: requests in flight (LLQ), queued only (LOR),
+  or KV blocks committed, optionally *projected* to grow by ``decode_ratio`` x the prompt;
+* **queue order** — arrival order, or shortest prompt first;
+* **admission head-room** — route only to a replica that keeps ``headroom`` of its KV blocks
+  free after the (projected) request; otherwise hold the request in the global queue;
+* **hold** — when the next request fits nowhere, hold the whole queue until a completion
+  (``True``), or let smaller requests behind it go first (``False``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["Mechanisms", "compose"]
+
+LoadScore = Literal["outstanding", "queued", "kv"]
+Order = Literal["arrival", "shortest-prompt"]
+
+
+class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One point of the design space (the defaults are LLQ)."""
+
+    score: LoadScore = "outstanding"
+    order: Order = "arrival"
+    decode_ratio: float = 0.0
+    """Projected output tokens per prompt token, for the KV score and admission."""
+    admission: bool = False
+    headroom: float = 0.05
+    """Fraction of a replica's blocks admission keeps free (with ``admission``)."""
+    hold: bool = True
+
+    def describe(self) -> str:
+        """The mechanisms in a few words, e.g. for a trial's note."""
+        parts = [f"score={self.score}", f"order={self.order}"]
+        if self.score == "kv" or self.admission:
+            parts.append(f"decode_ratio={self.decode_ratio:g}")
+        if self.admission:
+            parts.append(f"headroom={self.headroom:g}")
+            parts.append("hold" if self.hold else "backfill")
+        return ", ".join(parts)
+
+
+_SCORES = {
+    "outstanding": "r.num_outstanding",
+    "queued": "r.num_queued",
+    "kv": "projected_blocks(r, GROW)",
+}
+
+
+def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
+    """Design source (a ``Router`` subclass called ``name``) implementing ``m``."""
+    if not name.isidentifier():
+        raise ValueError(f"router name {name!r} is not a Python identifier")
+    order = (
+        "sorted(cluster.queue, key=lambda q: (q.num_prefill_tokens, q.arrived_at, q.id))"
+        if m.order == "shortest-prompt"
+        else "cluster.queue"
+    )
+    uses_blocks = m.score == "kv" or m.admission
+    lines = [
+        f'"""Router composed by the offline designer: {m.describe()}."""',
+        "",
+        "import math",
+        "",
+        "from glia.policies import Router",
+        "",
+        f"GROW = 1.0 + {m.decode_ratio!r}  # projected KV per prompt token (prompt + output)",
+    ]
+    if m.admission:
+        lines.append(f"HEADROOM = {m.headroom!r}  # fraction of blocks kept free on admission")
+    lines += [
+        "",
+        "",
+        "def blocks(tokens, block_size):",
+        "    return math.ceil(tokens / block_size)",
+        "",
+        "",
+        "def projected_blocks(r, grow):",
+        '    """Blocks in use now plus the projected blocks of the requests queued there."""',
+        "    queued = sum(blocks(q.num_prefill_tokens * grow, r.block_size) for q in r.queue)",
+        "    return r.num_allocated_blocks + queued",
+        "",
+        "",
+        f"class {name}(Router):",
+        "    def schedule(self, cluster):",
+        "        if not cluster.num_queued:",
+        "            return []",
+        "        reps = cluster.replicas",
+        f"        load = [{_SCORES[m.score]} for r in reps]",
+        "        inflight = [r.num_outstanding for r in reps]",
+    ]
+    if uses_blocks:
+        lines.append("        used = [projected_blocks(r, GROW) for r in reps]")
+    lines += [
+        "        out = []",
+        f"        for req in {order}:",
+        "            best = -1",
+        "            for i, r in enumerate(reps):",
+    ]
+    if m.admission:
+        lines += [
+            "                need = blocks(req.num_prefill_tokens * GROW, r.block_size)",
+            "                empty = used[i] == 0 and r.num_outstanding == 0",
+            "                # an empty replica takes even an oversized request: nothing else will",
+            "                free = r.num_blocks - (used[i] + need)",
+            "                if free < int(r.num_blocks * HEADROOM) and not empty:",
+            "                    continue",
+        ]
+    lines += [
+        "                if best < 0 or (load[i], inflight[i], i) < (",
+        "                    load[best], inflight[best], best",
+        "                ):",
+        "                    best = i",
+        "            if best < 0:",
+        "                "
+        + ("break  # hold the queue until a completion" if m.hold else "continue"),
+        "            out.append((best, req))",
+        "            inflight[best] += 1",
+    ]
+    if uses_blocks:
+        lines.append("            used[best] += blocks(req.num_prefill_tokens * GROW, "
+                     "reps[best].block_size)")  # fmt: skip
+    if m.score == "kv":
+        lines.append("            load[best] = used[best]")
+    else:
+        lines.append("            load[best] += 1")
+    lines.append("        return out")
+    return "\n".join(lines) + "\n"
