@@ -67,7 +67,7 @@ def design(
         str | None,
         typer.Option(
             "--supervisor-model",
-            help="The supervisor's model [default: --model].",
+            help="The supervisor's model (default: --model).",
             show_default=False,
         ),
     ] = None,
@@ -91,7 +91,7 @@ def design(
         typer.Option(
             "--sequential",
             help="Run contexts one after another, each starting from "
-            "the best design so far [default: in parallel].",
+            "the best design so far (default: in parallel).",
         ),
     ] = False,
     max_tokens: Annotated[
@@ -103,6 +103,24 @@ def design(
     max_wall: Annotated[
         float | None,
         typer.Option("--max-wall", help="Seconds of search at most.", show_default=False),
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=20,
+            help="Seeds each simulation averages over (and "
+            "held-out seeds the best design is validated on).",
+        ),
+    ] = 5,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a preset field, e.g. --set qps=9 --set num_replicas=8 (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Where run directories go.", file_okay=False)
@@ -119,7 +137,7 @@ def design(
         int | None,
         typer.Option(
             "--workers",
-            help="Local worker processes without --nats [default: cores].",
+            help="Local worker processes without --nats (default: one per core).",
             show_default=False,
             min=1,
         ),
@@ -140,7 +158,8 @@ def design(
             task, preset=preset, model=model, supervisor_model=supervisor_model,
             base_url=base_url, budget=b, contexts=contexts, sequential=sequential, out=out,
             nats=nats_url, creds=str(creds) if creds else None, workers=workers,
-            resume=resume, on_event=_Progress(),
+            resume=resume, on_event=_Progress(), search_seeds=tuple(range(seeds)),
+            holdout_seeds=tuple(range(100, 100 + seeds)), settings=_settings(settings or []),
         )  # fmt: skip
         summary = run.summary()
         if json_output:
@@ -160,6 +179,20 @@ def design(
 
     with _user_errors():
         anyio.run(main)
+
+
+def _settings(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` pairs, values read as JSON when they parse (numbers), else as text."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {pair!r}: give KEY=VALUE, e.g. --set qps=9")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,10 @@ async def design_async(
             cp, run_dir, Lab(c, cp.record.run_id, run_dir), publish,
             researcher=researcher, supervisor=supervisor,
         )  # fmt: skip
-        record = await coordinator.run()
+        async with AsyncExitStack() as models:  # closes the providers' HTTP clients
+            for m in {id(researcher): researcher, id(supervisor): supervisor}.values():
+                await models.enter_async_context(m)
+            record = await coordinator.run()
     return DesignRun(record.run_id, run_dir, record)
 
 

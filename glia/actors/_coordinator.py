@@ -104,6 +104,8 @@ class Coordinator:
         await self._validate()
         rec.status = "finished" if rec.status == "running" else rec.status
         rec.finished_at = time.time()
+        rec.report_path = "report.md"
+        await self._checkpoint()  # the report is made from run.json
         rec.report_path = str(write_report(self.run_dir).relative_to(self.run_dir))
         await self._checkpoint()
         await self._status(rec.status, rec.stop_reason)

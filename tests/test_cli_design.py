@@ -1,0 +1,87 @@
+"""``glia design`` and ``glia report`` from the command line: bad input, and a whole run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from glia.cli import app
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--task", "autoscaling"], "unknown task 'autoscaling': choose one of routing"),
+        (["--preset", "nope"],
+         "unknown preset 'nope': choose one of azure-conv, glia-routing, sharegpt-conv"),
+        (["--model", "gpt4"], "unknown model 'gpt4': give 'offline' (no key needed), a "
+         "pydantic-ai model string such as 'openai:gpt-4.1', or a model name with --base-url URL"),
+        (["--model", "openai:gpt-4.1"], "model 'openai:gpt-4.1' needs the OPENAI_API_KEY "
+         "environment variable: set it, or use --model offline (no key needed)"),
+        (["--budget", "0"], "a budget of 0 simulations leaves nothing to do: give --budget 1 or "
+         "more (the paper used 15 per context)"),
+        (["--contexts", "4", "--budget", "3"], "--contexts 4 must be between 1 and the budget "
+         "(3): each context needs at least one simulation"),
+        (["--set", "qpss=3"], "unknown setting(s) qpss: choose from "),
+        (["--set", "qps"], "--set 'qps': give KEY=VALUE, e.g. --set qps=9"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line_before_anything_starts(
+    args: list[str], error: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    out = tmp_path / "runs"
+    result = invoke("design", "--out", str(out), *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {error}") and result.stderr.count("\n") == 1
+    assert not out.exists()  # nothing was created, no server started, no model called
+
+
+def test_an_unwritable_output_directory_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = invoke("design", "--out", str(blocker / "runs"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot write the run directory '{blocker}/runs/")
+    assert result.stderr.endswith("(Not a directory): give --out a directory you can write to\n")
+
+
+def test_report_of_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
+    result = invoke("report", str(tmp_path))
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"error: no run.json in {tmp_path}: give the directory of a design run\n"
+    )
+
+
+def test_resuming_an_unknown_run_is_a_clear_error(tmp_path: Path) -> None:
+    result = invoke("design", "--resume", "nope", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no design run 'nope': give a run directory")
+
+
+def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = invoke("design", "--budget", "2", "--seeds", "1", "--set", "duration_s=60",
+                    "--workers", "2", "--out", str(out), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"run_id", "status", "stop_reason", "best_design_path",
+                            "best_mean_e2e_s", "baselines", "simulations_used", "cost_usd",
+                            "report_path"}  # fmt: skip
+    assert summary["status"] == "finished" and summary["simulations_used"] == 2
+    assert summary["cost_usd"] == 0.0 and "llq" in summary["baselines"]
+    assert Path(summary["best_design_path"]).is_file()
+    assert "trial 2/2" in result.stderr  # live progress goes to stderr
+    report = Path(summary["report_path"])
+    first = report.read_text()
+    report.unlink()
+    again = invoke("report", str(report.parent))
+    assert again.exit_code == 0 and report.read_text() == first
