@@ -1,5 +1,7 @@
 """Glia: AI agents that design LLM-serving cluster policies by experiment in a fast simulator."""
 
+from typing import TYPE_CHECKING
+
 from glia._batch import DesignFailed, Experiment, run_batch, run_experiment
 from glia._client import Client, SubmittedRun, connect, local_cluster
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
@@ -7,6 +9,9 @@ from glia.api import experiment_config, simulate
 from glia.policies import BASELINES, Router
 from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, WorkloadConfig
 from glia.sim._presets import PRESETS
+
+if TYPE_CHECKING:
+    from glia._design import DesignRun, design, design_async
 
 __version__ = "0.1.0"
 
@@ -18,6 +23,7 @@ __all__ = [
     "ClusterView",
     "DesignError",
     "DesignFailed",
+    "DesignRun",
     "Experiment",
     "GliaError",
     "InputError",
@@ -31,9 +37,21 @@ __all__ = [
     "WorkloadConfig",
     "__version__",
     "connect",
+    "design",
+    "design_async",
     "experiment_config",
     "local_cluster",
     "run_batch",
     "run_experiment",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The agents (pydantic-ai and its providers) load on first use: `glia simulate` and the
+    # workers never pay for them.
+    if name in ("DesignRun", "design", "design_async"):
+        from glia import _design
+
+        return getattr(_design, name)
+    raise AttributeError(f"module 'glia' has no attribute {name!r}")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import glia
+import glia.actors
 import glia.policies
+import glia.report
 import glia.sim
 
 GLIA = [
@@ -21,6 +23,7 @@ GLIA = [
     "ClusterView",
     "DesignError",
     "DesignFailed",
+    "DesignRun",
     "Experiment",
     "GliaError",
     "InputError",
@@ -34,6 +37,8 @@ GLIA = [
     "WorkloadConfig",
     "__version__",
     "connect",
+    "design",
+    "design_async",
     "experiment_config",
     "local_cluster",
     "run_batch",
@@ -83,19 +88,42 @@ POLICIES = [
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
     "LlmdScorerRouter",
+    "Mechanisms",
     "PowerOfTwoRouter",
     "RandomRouter",
     "RoundRobinRouter",
     "Router",
     "RouterSpec",
+    "compose",
     "load_design",
     "load_design_source",
     "resolve_router",
 ]
 
 
+ACTORS = [
+    "END", "OFFLINE_LABEL", "Actor", "ActorFailed", "AnalysisResult", "Bench", "BudgetExhausted",
+    "Checkpoint", "ContextState", "Coordinator", "DesignConfig", "Lab", "Meter", "MeteredModel",
+    "Outcome", "Policy", "ProviderFailed", "ResearchDeps", "SimWorker", "WorkerStatistics",
+    "Workspace", "WorkspaceError", "offline_researcher", "offline_supervisor",
+    "researcher_agent", "resolve_models", "run_analysis", "supervise", "supervisor_agent",
+]  # fmt: skip
+
+REPORT = [
+    "Budget", "LogEntry", "ModelUsage", "RunRecord", "Trial", "Validation", "load_record",
+    "save_record", "write_report",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("module", "names"), [(glia, GLIA), (glia.sim, SIM), (glia.policies, POLICIES)]
+    ("module", "names"),
+    [
+        (glia, GLIA),
+        (glia.sim, SIM),
+        (glia.policies, POLICIES),
+        (glia.actors, ACTORS),
+        (glia.report, REPORT),
+    ],
 )
 def test_all_is_pinned(module: ModuleType, names: list[str]) -> None:
     assert sorted(module.__all__) == sorted(names)

@@ -12,6 +12,7 @@ from ._baselines import (
     RandomRouter,
     RoundRobinRouter,
 )
+from ._mechanisms import Mechanisms, compose
 from ._registry import RouterSpec, load_design, load_design_source, resolve_router
 from ._router import Assignment, Router
 
@@ -24,11 +25,13 @@ __all__ = [
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
     "LlmdScorerRouter",
+    "Mechanisms",
     "PowerOfTwoRouter",
     "RandomRouter",
     "RoundRobinRouter",
     "Router",
     "RouterSpec",
+    "compose",
     "load_design",
     "load_design_source",
     "resolve_router",
