@@ -34,7 +34,15 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from glia._client import Client, local_cluster
 from glia._design import DesignRun, design_async
-from glia.bus import Event, ExperimentFinished, ProviderRetry
+from glia.actors import SimWorker, supervise
+from glia.bus import (
+    Event,
+    ExperimentFinished,
+    ExperimentStarted,
+    NatsBus,
+    ProviderRetry,
+    nats_server,
+)
 from glia.policies._mechanisms import Mechanisms, compose
 from glia.report import Budget
 from glia.sandbox import check_design
@@ -274,3 +282,44 @@ async def test_a_killed_coordinator_resumes_without_losing_or_repeating_work(
                     if isinstance(ev, ExperimentFinished) and not ev.cached:
                         ran[ev.key] = ran.get(ev.key, 0) + 1
     assert ran and max(ran.values()) == 1  # no experiment was simulated twice
+
+
+# -- multi-context ------------------------------------------------------------------------------
+async def test_parallel_contexts_share_the_budget_and_use_every_worker(tmp_path: Path) -> None:
+    async with (
+        nats_server(store_dir=tmp_path / "js") as server,
+        NatsBus.connect(server.url) as bus,
+        anyio.create_task_group() as tg,
+    ):
+        a, b = (SimWorker(bus, name=n, concurrency=1) for n in ("worker-a", "worker-b"))
+        await tg.start(lambda task_status: supervise([a, b], task_status=task_status,
+                                                     handle_signals=False))  # fmt: skip
+        run = await small_run(tmp_path, Client(bus), budget=4, contexts=2)
+        a.drain()
+        b.drain()
+        started: set[str] = set()
+        async with bus.events(run.run_id) as evs:
+            with anyio.move_on_after(2):
+                async for ev in evs:
+                    if isinstance(ev, ExperimentStarted) and ev.label.startswith("trial-"):
+                        started.add(ev.worker)
+    per_context = [sum(1 for t in run.record.trials if t.context == k) for k in (0, 1)]
+    assert per_context == [2, 2]
+    assert started == {"worker-a", "worker-b"}  # the contexts' trials ran on both workers
+
+
+async def test_sequential_contexts_start_from_the_best_design_so_far(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
+        run = await small_run(tmp_path, c, budget=6, contexts=2, sequential=True)
+    rec = run.record
+    first = [t for t in rec.trials if t.context == 0]
+    second = [t for t in rec.trials if t.context == 1]
+    assert len(first) == 3 and second
+    assert min(t.at for t in second) > max(t.at for t in first)  # one after the other
+    ws = run.run_dir / "ctx-1"
+    best_of_first = min(first, key=lambda t: t.mean_e2e_s or float("inf"))
+    previous = (ws / "previous_best.py").read_text()
+    assert previous == (run.run_dir / best_of_first.design_path).read_text()
+    assert (ws / "previous_notes.md").read_text().startswith("[offline")
+    # The offline researcher's first design in the new context is the previous best.
+    assert second[0].note == best_of_first.note
