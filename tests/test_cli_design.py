@@ -85,3 +85,30 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
     report.unlink()
     again = invoke("report", str(report.parent))
     assert again.exit_code == 0 and report.read_text() == first
+
+
+def test_the_monitor_shows_a_design_runs_progress() -> None:
+    from rich.console import Console
+
+    from glia._cli_cluster import _View
+    from glia.bus import AgentMessage, ProviderRetry, RunStatus, TrialFinished
+
+    view = _View()
+    for ev in (
+        RunStatus(run_id="r", status="searching", message="1 context(s)", cost_usd=0.25,
+                  tokens=1200, at=0.0),
+        AgentMessage(run_id="r", context=0, role="researcher", text="tried LLQ\nnext: HRA",
+                     at=1.0),
+        TrialFinished(run_id="r", context=0, index=3, budget=15, mean_e2e_s=40.0,
+                      best_e2e_s=33.5, failure=None, at=2.0),
+        ProviderRetry(run_id="r", context=0, model="researcher", attempt=2, wait_s=4.0,
+                      error="HTTP 429", at=3.0),
+    ):  # fmt: skip
+        view.apply(ev)
+    console = Console(width=120, record=True)
+    console.print(view.render("run r"))
+    text = console.export_text()
+    for shown in ("searching: 1 context(s)", "$0.2500, 1,200 tokens", "3 of 15",
+                  "33.50 s mean E2E", "HTTP 429, retry 2 in 4 s",
+                  "researcher (context 0): next: HRA"):  # fmt: skip
+        assert shown in text
