@@ -192,6 +192,17 @@ async def test_a_token_budget_stops_the_run_and_keeps_its_results(tmp_path: Path
     assert rec.validation and (run.run_dir / "report.md").exists()
 
 
+async def test_the_wall_clock_budget_stops_the_search(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
+        run = await small_run(
+            tmp_path, c, model=fake("fake-r", scripted_researcher(100)),
+            supervisor_model="offline", budget=Budget(simulations=500, wall_s=4.0),
+        )  # fmt: skip
+    rec = run.record
+    assert (rec.status, rec.stop_reason) == ("stopped", "wall-clock budget reached")
+    assert 1 <= len(rec.trials) < 500 and rec.validation  # what it found is still validated
+
+
 def failing(times: int, then: Callable[..., ModelResponse]) -> Callable[..., ModelResponse]:
     calls = {"n": 0}
 

@@ -19,6 +19,7 @@ import anyio
 import structlog
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
@@ -165,6 +166,7 @@ class Coordinator:
         ) as run:  # fmt: skip
             async for node in run:
                 if Agent.is_model_request_node(node):
+                    await self._malformed(cs, node.request)
                     # Between two model requests the conversation and the record agree.
                     cs.researcher = dump_messages([*run.all_messages(), node.request])
                     cs.prompt = None
@@ -181,6 +183,18 @@ class Coordinator:
             cs.phase, cs.stop_reason = "done", f"{cs.turns} turns"
         else:
             cs.phase = "supervisor"
+
+    async def _malformed(self, cs: ContextState, request: ModelRequest) -> None:
+        """Show tool calls the model got wrong (sent back to it to fix) in the event stream."""
+        for part in request.parts:
+            if isinstance(part, ToolReturnPart | RetryPromptPart) and (
+                isinstance(part, RetryPromptPart) or part.outcome == "retried"
+            ):
+                await self._emit(ProviderRetry(
+                    run_id=self.record.run_id, context=cs.index, model="researcher", attempt=1,
+                    wait_s=0.0, error=f"malformed call of {part.tool_name}: sent back to the model",
+                    at=time.time(),
+                ))  # fmt: skip
 
     async def _supervisor_turn(self, cs: ContextState, agent: Agent[None, str]) -> None:
         result = await agent.run(
