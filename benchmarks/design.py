@@ -17,16 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import anyio
+from scaling import workers  # benchmarks/scaling.py: `glia worker` processes
 
 from glia._client import connect
 from glia._design import DesignRun, design, design_async
@@ -64,28 +60,6 @@ def _print_search(run: DesignRun, wall: float) -> None:
     best = rec.best
     assert best is not None
     print(f"\nbest: trial {best.index} ({best.note})")
-
-
-@contextmanager
-def workers(url: str, n: int, log_dir: Path) -> Iterator[None]:
-    procs = []
-    for i in range(n):
-        with open(log_dir / f"w{i}.log", "wb") as log:
-            argv = [sys.executable, "-m", "glia", "worker", "--nats", url]
-            argv += ["--name", f"bench-{i}", "--concurrency", "1"]
-            procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log,
-                                          start_new_session=True))  # fmt: skip
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            with suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=30)
-            with suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 async def _contexts_run(n_workers: int, budget: int, contexts: int, seeds: int) -> float:

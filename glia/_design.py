@@ -19,7 +19,7 @@ from pydantic_ai.models import Model
 
 from glia._client import Client, connect, local_cluster, new_run_id
 from glia._errors import InputError, unknown_name
-from glia.actors._checkpoint import Checkpoint, DesignConfig, load_checkpoint
+from glia.actors._checkpoint import Checkpoint, DesignConfig, load_checkpoint, restore_files
 from glia.actors._coordinator import Coordinator, new_checkpoint
 from glia.actors._lab import Lab
 from glia.actors._models import resolve_models
@@ -143,6 +143,7 @@ async def design_async(
     if resume is not None:
         run_dir, cp_data = await _find_run(resume, Path(out), nats, creds, client)
         cp = load_checkpoint(cp_data, resume)
+        restore_files(cp, run_dir)  # when resuming from the bus on another machine
         config = cp.config
     else:
         b = budget if isinstance(budget, Budget) else Budget(simulations=budget)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -293,6 +294,20 @@ async def test_a_killed_coordinator_resumes_without_losing_or_repeating_work(
                     if isinstance(ev, ExperimentFinished) and not ev.cached:
                         ran[ev.key] = ran.get(ev.key, 0) + 1
     assert ran and max(ran.values()) == 1  # no experiment was simulated twice
+
+
+async def test_a_run_resumes_from_the_bus_alone(tmp_path: Path) -> None:
+    """The checkpoint in the KV bucket carries the workspaces' designs and notes, so a run
+    can be continued on another machine that only shares the NATS server."""
+    async with cluster(tmp_path) as c:
+        run = await small_run(tmp_path, c, budget=2)
+        assert run.best_design_path is not None
+        best = run.best_design_path.read_text()
+        shutil.rmtree(run.run_dir)
+        again = await design_async(resume=run.run_id, out=tmp_path / "runs", client=c)
+    assert again.run_dir == run.run_dir and again.record.trials == run.record.trials
+    assert again.best_design_path is not None and again.best_design_path.read_text() == best
+    assert (again.run_dir / "report.md").exists()
 
 
 # -- multi-context ------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ __all__ = [
     "dump_messages",
     "load_checkpoint",
     "load_messages",
+    "restore_files",
     "save_checkpoint",
+    "workspace_files",
 ]
 
 Phase = Literal["researcher", "supervisor", "done"]
@@ -72,6 +74,34 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     config: DesignConfig
     record: RunRecord
     contexts: list[ContextState]
+    files: dict[str, str] = {}
+    """The workspaces' designs and notes (path in the run directory -> text), so a run can be
+    resumed from the bus alone on another machine (per-request CSVs are not included)."""
+
+
+KEPT = (".py", ".md", ".txt", ".json")
+"""Workspace files a checkpoint carries (small text; results CSVs stay on disk)."""
+MAX_KEPT = 256_000
+
+
+def workspace_files(run_dir: Path) -> dict[str, str]:
+    """The files :attr:`Checkpoint.files` keeps, read from the run directory."""
+    out = {}
+    for p in sorted(run_dir.glob("ctx-*/**/*")):
+        if p.is_file() and p.suffix in KEPT and p.stat().st_size <= MAX_KEPT:
+            out[str(p.relative_to(run_dir))] = p.read_text(encoding="utf-8", errors="replace")
+    return out
+
+
+def restore_files(cp: Checkpoint, run_dir: Path) -> None:
+    """Write the checkpoint's workspace files that are missing from ``run_dir``."""
+    for rel, text in cp.files.items():
+        path = run_dir / rel
+        if run_dir.resolve() not in path.resolve().parents:
+            continue  # never write outside the run directory, whatever the checkpoint says
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
 
 
 def dump_messages(messages: list[ModelMessage]) -> str:

@@ -36,6 +36,7 @@ from ._checkpoint import (
     dump_messages,
     load_messages,
     save_checkpoint,
+    workspace_files,
 )
 from ._lab import Lab, Policy
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
@@ -85,6 +86,8 @@ class Coordinator:
     async def run(self) -> RunRecord:
         """Search, validate and report; returns the final record (also in ``run.json``)."""
         rec = self.record
+        if any(c.phase != "done" for c in self.cp.contexts):  # a new run, or a resumed one
+            rec.status, rec.stop_reason, rec.validation = "running", "", []
         await self._status("searching", f"{self.config.contexts} context(s), model {rec.model}")
         try:
             if not rec.baselines:
@@ -370,6 +373,7 @@ class Coordinator:
         async with self._lock:
             self.record.usage = list(self.meter.usage.values())
             save_record(self.record, str(self.run_dir / "run.json"))
+            self.cp.files = workspace_files(self.run_dir)
             data = save_checkpoint(self.cp, self.run_dir)
             await self.lab.client.bus.save_checkpoint(self.record.run_id, data)
 

@@ -17,7 +17,7 @@ import numpy as np
 from glia._batch import Experiment
 from glia._client import Client
 from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
-from glia.sim import ClusterConfig, RequestTable, Summary, WorkloadConfig
+from glia.sim import ClusterConfig, Summary, WorkloadConfig
 
 __all__ = ["Lab", "Outcome", "Policy"]
 
@@ -45,8 +45,6 @@ class Outcome:
     failure: ExperimentFailure | None = None
     csv_paths: tuple[str, ...] = ()
     """Per-request CSVs fetched into the run directory (relative to it), one per seed."""
-    e2e: tuple[np.ndarray, ...] = ()
-    """Per-seed arrays of request E2E latencies (from the per-request tables)."""
 
     @property
     def ok(self) -> bool:
@@ -134,7 +132,7 @@ class Lab:
             return Outcome(policy.name, seeds, failure=failure)
         results = tuple(m for m in got if isinstance(m, ExperimentResult))
         csv_dir.mkdir(parents=True, exist_ok=True)
-        paths, e2e = [], []
+        paths = []
         for seed, r in list(zip(seeds, results, strict=True))[:csv_seeds]:
             if r.artifact is None:
                 continue
@@ -142,5 +140,4 @@ class Lab:
             path = csv_dir / f"{policy.name}-seed{seed}.csv"
             path.write_bytes(data)
             paths.append(str(path.relative_to(self.run_dir)))
-            e2e.append(RequestTable.from_csv(data.decode()).request_e2e_time)
-        return Outcome(policy.name, seeds, results, None, tuple(paths), tuple(e2e))
+        return Outcome(policy.name, seeds, results, None, tuple(paths))

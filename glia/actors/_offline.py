@@ -103,7 +103,6 @@ class _Trial:
     spec: Mechanisms | None
     mean_e2e_s: float | None
     csv_paths: list[str]
-    left: int
 
 
 @dataclass
@@ -184,7 +183,6 @@ def _read(messages: list[ModelMessage]) -> _State:
                         spec=_spec(src),
                         mean_e2e_s=out.get("mean_e2e_s") if out.get("ok") else None,
                         csv_paths=list(out.get("csv_paths", [])),
-                        left=st.left,
                     )
                 )
     return st
