@@ -443,10 +443,16 @@ def _write_json(path: Path, value: object) -> None:
 
 
 def _cluster_line(result: SimResult) -> str:
-    c = result.cluster
-    blocks = c.resolve().num_blocks
-    gpus = c.gpu if c.tp == 1 else f"({c.tp} x {c.gpu}, tensor-parallel)"
-    return f"{c.num_replicas} x {gpus} serving {c.model} ({blocks:,} KV blocks each)"
+    rc = result.cluster.resolve()
+    parts: list[tuple[int, str]] = []  # (count, description) of each run of alike replicas
+    for r in rc.replicas:
+        gpus = r.gpu if r.tp == 1 else f"({r.tp} x {r.gpu}, tensor-parallel)"
+        what = f"{gpus} serving {r.model} ({r.num_blocks:,} KV blocks each)"
+        if parts and parts[-1][1] == what:
+            parts[-1] = (parts[-1][0] + 1, what)
+        else:
+            parts.append((1, what))
+    return " + ".join(f"{n} x {what}" for n, what in parts)
 
 
 def _workload_line(result: SimResult) -> str:

@@ -4,7 +4,14 @@ Pure model code: no bus, no agents, no I/O beyond reading traces.
 """
 
 from ._calibrate import CalibrationResult, Measurement, calibrate, load_measurements
-from ._config import ArrivalProcess, ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._config import (
+    ArrivalProcess,
+    ClusterConfig,
+    ReplicaGroup,
+    ResolvedCluster,
+    ResolvedReplica,
+    WorkloadConfig,
+)
 from ._engine import RoutingPolicy, run_simulation
 from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary
@@ -25,10 +32,12 @@ __all__ = [
     "LatencyModel",
     "Measurement",
     "ModelSpec",
+    "ReplicaGroup",
     "ReplicaView",
     "Request",
     "RequestTable",
     "ResolvedCluster",
+    "ResolvedReplica",
     "RoutingPolicy",
     "RunningRequest",
     "SimResult",

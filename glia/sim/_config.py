@@ -14,13 +14,37 @@ from glia._errors import InputError
 
 from ._latency import Efficiency, LatencyModel, catalogue, derive_num_blocks
 
-__all__ = ["ArrivalProcess", "ClusterConfig", "ResolvedCluster", "WorkloadConfig"]
+__all__ = [
+    "ArrivalProcess",
+    "ClusterConfig",
+    "ReplicaGroup",
+    "ResolvedCluster",
+    "ResolvedReplica",
+    "WorkloadConfig",
+]
 
 ArrivalProcess = Literal["trace", "poisson", "lognormal", "gamma"]
 
 
+class ReplicaGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``count`` replicas of one kind in a heterogeneous cluster; a field left ``None`` takes
+    the cluster's value."""
+
+    count: int = 1
+    gpu: str | None = None
+    model: str | None = None
+    tp: int | None = None
+    num_blocks: int | None = None
+    efficiency: Efficiency | None = None
+
+
 class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """N identical replicas behind one router, each a vLLM-style engine with a Sarathi scheduler.
+    """Replicas behind one router, each a vLLM-style engine with a Sarathi scheduler.
+
+    All ``num_replicas`` replicas are alike unless ``groups`` is given: then replica ids are
+    assigned group by group, in order (e.g. 2 x A10 then 2 x A100), each group taking the
+    cluster's ``gpu``, ``model``, ``tp``, ``num_blocks`` and ``efficiency`` unless it sets its
+    own, and ``num_replicas`` must equal the groups' total.
 
     ``num_blocks`` is the KV-cache capacity per replica in blocks of ``block_size`` tokens; when
     omitted it is derived from the GPU's memory. A request is admitted only if ``watermark`` of
@@ -40,6 +64,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_batch_size: int = 128
     watermark: float = 0.01
     efficiency: Efficiency | None = None
+    groups: tuple[ReplicaGroup, ...] = ()
 
     def resolve(self) -> ResolvedCluster:
         """Check the config and look up its hardware; raises :class:`InputError` if impossible."""
@@ -51,20 +76,50 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise InputError(
                 f"cluster watermark is {self.watermark}: give a fraction in [0, 1), e.g. 0.01"
             )
-        gpu_name, gpu = catalogue().gpu(self.gpu)
-        model_name, model = catalogue().model(self.model)
-        if self.efficiency is not None:
-            self.efficiency.check()
-        latency = LatencyModel.build(gpu, model, self.tp, self.efficiency)
-        blocks = self.num_blocks
-        if blocks is None:
-            blocks = derive_num_blocks(gpu, model, self.tp, self.block_size)
-        elif blocks < 1:
-            raise InputError(f"cluster num_blocks is {blocks}: it must be at least 1")
+        groups = self.groups or (ReplicaGroup(count=self.num_replicas),)
+        total = sum(g.count for g in groups)
+        if any(g.count < 1 for g in groups) or total != self.num_replicas:
+            counts = " + ".join(str(g.count) for g in groups)
+            raise InputError(
+                f"cluster num_replicas is {self.num_replicas} but its groups have {counts} "
+                f"replicas: give every group a count of at least 1 and set num_replicas to their "
+                f"total"
+            )
+        kinds = [self._resolve_group(g) for g in groups]
+        replicas = tuple(k for k, g in zip(kinds, groups, strict=True) for _ in range(g.count))
+        first = replicas[0]
         return ResolvedCluster(
             config=self,
+            replicas=replicas,
+            gpu=first.gpu,
+            model=first.model,
+            num_blocks=first.num_blocks,
+            watermark_blocks=first.watermark_blocks,
+            max_context=min(r.max_context for r in replicas),
+            latency=first.latency,
+        )
+
+    def _resolve_group(self, g: ReplicaGroup) -> ResolvedReplica:
+        gpu_name, gpu = catalogue().gpu(g.gpu or self.gpu)
+        model_name, model = catalogue().model(g.model or self.model)
+        tp = g.tp or self.tp
+        efficiency = g.efficiency or self.efficiency
+        if efficiency is not None:
+            efficiency.check()
+        latency = LatencyModel.build(gpu, model, tp, efficiency)
+        # A group on other hardware than the cluster's derives its own KV capacity.
+        same = (g.gpu is None or g.gpu == self.gpu) and (g.tp is None or g.tp == self.tp) and (
+            g.model is None or g.model == self.model
+        )
+        blocks = g.num_blocks if g.num_blocks is not None else (self.num_blocks if same else None)
+        if blocks is None:
+            blocks = derive_num_blocks(gpu, model, tp, self.block_size)
+        elif blocks < 1:
+            raise InputError(f"cluster num_blocks is {blocks}: it must be at least 1")
+        return ResolvedReplica(
             gpu=gpu_name,
             model=model_name,
+            tp=tp,
             num_blocks=blocks,
             watermark_blocks=int(self.watermark * blocks),
             max_context=model.max_context,
@@ -72,16 +127,37 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         )
 
 
+class ResolvedReplica(msgspec.Struct, frozen=True, kw_only=True):
+    """One replica's hardware, model and derived quantities."""
+
+    gpu: str
+    model: str
+    tp: int
+    num_blocks: int
+    watermark_blocks: int
+    max_context: int
+    latency: LatencyModel
+
+
 class ResolvedCluster(msgspec.Struct, frozen=True, kw_only=True):
-    """A checked :class:`ClusterConfig` with canonical names and derived quantities."""
+    """A checked :class:`ClusterConfig` with canonical names and derived quantities.
+
+    ``replicas`` describes each replica by id; the other fields are replica 0's (all replicas'
+    in a homogeneous cluster), except ``max_context``, the smallest of any replica.
+    """
 
     config: ClusterConfig
+    replicas: tuple[ResolvedReplica, ...]
     gpu: str
     model: str
     num_blocks: int
     watermark_blocks: int
     max_context: int
     latency: LatencyModel
+
+    @property
+    def heterogeneous(self) -> bool:
+        return len({(r.gpu, r.model, r.tp, r.num_blocks) for r in self.replicas}) > 1
 
 
 class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

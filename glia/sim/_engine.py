@@ -21,6 +21,7 @@ from glia._errors import DesignError, InputError, SimulationError
 from glia.kernels import decode_run, select
 
 from ._config import ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._latency import LatencyModel
 from ._metrics import RequestTable, SimResult, summarize
 from ._replica import IterationRecord, Replica
 from ._request import Job, Request
@@ -42,19 +43,21 @@ class RoutingPolicy(Protocol):
 
 
 def _check_fits(trace: Trace, rc: ResolvedCluster, source: str) -> None:
-    """Every request must fit a replica's KV memory on its own, even after a restart."""
+    """Every request must fit every replica's KV memory on its own, even after a restart (a
+    router may send any request anywhere: one that fits nowhere it was sent would stall)."""
     bs = rc.config.block_size
     # A restarted request re-prefills its prompt and all but its last output token.
     worst = -(-(trace.num_prefill_tokens + trace.num_decode_tokens - 1) // bs)
-    room = rc.num_blocks - rc.watermark_blocks
+    small = min(rc.replicas, key=lambda r: r.num_blocks - r.watermark_blocks)
+    room = small.num_blocks - small.watermark_blocks
     bad = np.flatnonzero(worst > room)
     if len(bad):
         i = int(bad[0])
         p, d = int(trace.num_prefill_tokens[i]), int(trace.num_decode_tokens[i])
         raise InputError(
             f"impossible cluster: request {i} of {source} ({p} prompt + {d} output tokens) needs "
-            f"up to {int(worst[i])} KV blocks but a replica has {room} usable ({rc.num_blocks} "
-            f"minus {rc.watermark_blocks} watermark): cap request lengths (max_tokens), add KV "
+            f"up to {int(worst[i])} KV blocks but a replica has {room} usable ({small.num_blocks} "
+            f"minus {small.watermark_blocks} watermark): cap request lengths (max_tokens), add KV "
             f"blocks (num_blocks) or use a bigger GPU"
         )
 
@@ -88,17 +91,19 @@ def run_simulation(
     replicas = [
         Replica(
             i,
-            latency=rc.latency,
-            num_blocks=rc.num_blocks,
+            latency=rr.latency,
+            num_blocks=rr.num_blocks,
             block_size=cluster.block_size,
-            watermark_blocks=rc.watermark_blocks,
+            watermark_blocks=rr.watermark_blocks,
             chunk_size=cluster.chunk_size,
             max_batch=cluster.max_batch_size,
             observer=observer,
         )
-        for i in range(cluster.num_replicas)
+        for i, rr in enumerate(rc.replicas)
     ]
-    views = tuple(ReplicaView(r, rc.gpu, rc.model) for r in replicas)
+    views = tuple(
+        ReplicaView(r, rr.gpu, rr.model) for r, rr in zip(replicas, rc.replicas, strict=True)
+    )
     n = len(trace)
     arrivals = trace.arrived_at.tolist()
     prompts = trace.num_prefill_tokens.tolist()
@@ -113,7 +118,7 @@ def run_simulation(
     name = router.name
     ff = fast_forward and observer is None
     run = select(decode_run, jit)
-    coef = rc.latency.coefficients()
+    coefs = [rr.latency.coefficients() for rr in rc.replicas]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
     router.setup(ClusterView(0.0, "arrival", waiting, views), rng)
 
@@ -225,7 +230,7 @@ def run_simulation(
                         if dt > 0.0:
                             end = now + dt
                             if ff and r.can_fast_forward():
-                                end = r.go_lazy(end, run, coef)
+                                end = r.go_lazy(end, run, coefs[rid])
                             r.busy = True
                             heapq.heappush(heap, (end, rid, r.version))
                     to_start.clear()
@@ -286,8 +291,14 @@ def _table(jobs: list[Job], rc: ResolvedCluster) -> RequestTable:
 
 
 def _ideal_latency(prompt: np.ndarray, output: np.ndarray, rc: ResolvedCluster) -> np.ndarray:
-    """Seconds each request takes alone on an idle replica (the slowdown's denominator)."""
-    lm, chunk = rc.latency, rc.config.chunk_size
+    """Seconds each request takes alone on the fastest idle replica (the slowdown's
+    denominator)."""
+    kinds = {id(r.latency): r.latency for r in rc.replicas}  # a group's replicas share one
+    ideal = [_alone(prompt, output, lm, rc.config.chunk_size) for lm in kinds.values()]
+    return np.minimum.reduce(ideal) if len(ideal) > 1 else ideal[0]
+
+
+def _alone(prompt: np.ndarray, output: np.ndarray, lm: LatencyModel, chunk: int) -> np.ndarray:
     p = prompt.astype(np.float64)
     prefill = lm.iteration_times(p, 0, 1, 0, p * (p + 1) / 2)
     for i in np.flatnonzero(prompt > chunk):  # rare: prompts longer than one chunk
