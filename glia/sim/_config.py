@@ -65,6 +65,9 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     watermark: float = 0.01
     efficiency: Efficiency | None = None
     groups: tuple[ReplicaGroup, ...] = ()
+    prefix_cache: float = 0.0
+    """Fraction of each replica's KV blocks that may hold cached prompt prefixes (0: no prefix
+    caching)."""
 
     def resolve(self) -> ResolvedCluster:
         """Check the config and look up its hardware; raises :class:`InputError` if impossible."""
@@ -75,6 +78,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         if not 0.0 <= self.watermark < 1.0:
             raise InputError(
                 f"cluster watermark is {self.watermark}: give a fraction in [0, 1), e.g. 0.01"
+            )
+        if not 0.0 <= self.prefix_cache <= 1.0:
+            raise InputError(
+                f"cluster prefix_cache is {self.prefix_cache}: give a fraction of the KV blocks "
+                "in [0, 1] (0 turns prefix caching off)"
             )
         groups = self.groups or (ReplicaGroup(count=self.num_replicas),)
         total = sum(g.count for g in groups)

@@ -98,6 +98,7 @@ def run_simulation(
             chunk_size=cluster.chunk_size,
             max_batch=cluster.max_batch_size,
             observer=observer,
+            prefix_cache=int(cluster.prefix_cache * rr.num_blocks),
         )
         for i, rr in enumerate(rc.replicas)
     ]
@@ -108,7 +109,12 @@ def run_simulation(
     arrivals = trace.arrived_at.tolist()
     prompts = trace.num_prefill_tokens.tolist()
     outputs = trace.num_decode_tokens.tolist()
-    jobs = [Job(Request(i, arrivals[i], prompts[i]), outputs[i]) for i in range(n)]
+    if trace.prefix_id is not None and trace.prefix_len is not None:
+        ids, lens = trace.prefix_id.tolist(), trace.prefix_len.tolist()
+        reqs = [Request(i, arrivals[i], prompts[i], ids[i], lens[i]) for i in range(n)]
+    else:
+        reqs = [Request(i, arrivals[i], prompts[i]) for i in range(n)]
+    jobs = [Job(req, outputs[i]) for i, req in enumerate(reqs)]
 
     waiting: dict[int, Job] = {}  # the global queue, in arrival order
     heap: list[tuple[float, int, int]] = []  # (iteration end time, replica id, replica version)

@@ -27,6 +27,7 @@ import numpy as np
 from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun, decode_run
 
 from ._latency import LatencyModel, ceil_div
+from ._prefix import PrefixCache
 from ._request import Job, RunningRequest
 
 __all__ = ["IterationRecord", "Replica"]
@@ -71,6 +72,8 @@ class Replica:
         "_stop",
         "block_size",
         "busy",
+        "cache",
+        "cached_tokens",
         "chunk_size",
         "decoding",
         "free",
@@ -99,6 +102,7 @@ class Replica:
         chunk_size: int,
         max_batch: int,
         observer: Callable[[IterationRecord], None] | None = None,
+        prefix_cache: int = 0,
     ) -> None:
         self.id = rid
         self.latency = latency
@@ -108,6 +112,8 @@ class Replica:
         self.chunk_size = chunk_size
         self.max_batch = max_batch
         self.observer = observer
+        self.cache = PrefixCache(prefix_cache, block_size) if prefix_cache > 0 else None
+        self.cached_tokens = 0  # prompt tokens served from the prefix cache, over the run
         self.free = num_blocks
         self.it = 0  # iterations completed
         self.busy = False
@@ -212,11 +218,19 @@ class Replica:
             if job.scheduled_at < 0.0:
                 job.scheduled_at = now
             self.prefilling.append(job)
-            n = min(job.prompt, budget)
+            hit = 0
+            if self.cache is not None:
+                # Cached prefix tokens count as processed: only the rest is prefilled, and
+                # attends over them (whole pass: prompt + generated output on a restart).
+                hit = self.cache.hit(job.req)
+                job.prefilled = hit
+                self.cached_tokens += hit
+                kv_read += hit
+            n = min(job.prompt - hit, budget)
             budget -= n
             nseq += 1
             prefill_tokens += n
-            pairs += n * (n + 1) // 2
+            pairs += n * hit + n * (n + 1) // 2
             chunks.append((job, n))
         if nseq == 0:
             return 0.0
@@ -259,6 +273,7 @@ class Replica:
                 self.free += job.blocks
                 job.completed_at = now
                 completed.append(job)
+                self._remember(job)
                 continue
             s = c + 1
             job.start_it = s
@@ -278,6 +293,12 @@ class Replica:
                 job.remaining = 0
                 job.completed_at = now
                 completed.append(job)
+                self._remember(job)
+
+    def _remember(self, job: Job) -> None:
+        """Cache a completed request's prompt and output under its prefix id."""
+        if self.cache is not None and job.req.prefix_id >= 0:
+            self.cache.insert(job.req.prefix_id, job.req.num_prefill_tokens + job.output)
 
     # -- fast-forward -------------------------------------------------------------------------
     # A replica whose iterations are decode-only with nothing admissible runs "lazily": its future

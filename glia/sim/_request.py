@@ -7,15 +7,20 @@ import msgspec
 __all__ = ["Job", "Request", "RunningRequest"]
 
 
-class Request(msgspec.Struct, frozen=True):
+class Request(msgspec.Struct, frozen=True, repr_omit_defaults=True):
     """A request as a policy sees it: never its true output length.
 
     ``id`` is the request's index in the trace; ``num_prefill_tokens`` its prompt length.
+    ``prefix_id`` names the prefix its prompt starts with (a conversation, a system prompt;
+    ``-1``: none) and ``prefix_len`` how many leading prompt tokens it shares with it (see
+    :mod:`glia.sim._prefix`).
     """
 
     id: int
     arrived_at: float
     num_prefill_tokens: int
+    prefix_id: int = -1
+    prefix_len: int = 0
 
 
 class RunningRequest(msgspec.Struct, frozen=True, kw_only=True):

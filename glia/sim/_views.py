@@ -75,6 +75,18 @@ class ReplicaView:
     def num_running(self) -> int:
         return self._r.num_running
 
+    def cached_prefix(self, request: Request) -> int:
+        """Prompt tokens of ``request`` this replica's prefix cache would serve if it were
+        admitted now (0 without prefix caching; see :mod:`glia.sim._prefix`)."""
+        cache = self._r.cache
+        return cache.peek(request) if cache is not None else 0
+
+    @property
+    def prefix_cache_blocks(self) -> int:
+        """KV blocks the replica's prefix cache holds now (0 without prefix caching)."""
+        cache = self._r.cache
+        return cache.used if cache is not None else 0
+
     @property
     def num_outstanding(self) -> int:
         """Queued plus running requests."""

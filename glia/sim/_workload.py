@@ -35,13 +35,20 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, eq=False)
 class Trace:
-    """Requests to simulate, in arrival order: read-only arrays of equal length."""
+    """Requests to simulate, in arrival order: read-only arrays of equal length.
+
+    ``prefix_id`` and ``prefix_len``, when given, say which cached prefix each request's prompt
+    starts with and how many tokens of it (``-1`` and ``0``: none; see :mod:`glia.sim._prefix`).
+    """
 
     arrived_at: FloatArray
     num_prefill_tokens: IntArray
     num_decode_tokens: IntArray
+    prefix_id: IntArray | None = None
+    prefix_len: IntArray | None = None
 
     def __post_init__(self) -> None:
+        self._check_prefixes()
         a, p, d = self.arrived_at, self.num_prefill_tokens, self.num_decode_tokens
         if not (len(a) == len(p) == len(d)):
             raise InputError(
@@ -69,6 +76,28 @@ class Trace:
             )
         for array in (a, p, d):
             array.flags.writeable = False
+
+    def _check_prefixes(self) -> None:
+        ids, lens = self.prefix_id, self.prefix_len
+        if ids is None and lens is None:
+            return
+        if ids is None or lens is None or not len(ids) == len(lens) == len(self.arrived_at):
+            raise InputError(
+                "trace prefix columns: give both prefix_id and prefix_len, one value per request"
+            )
+        p = self.num_prefill_tokens
+        for bad, rule in (
+            (ids < -1, "prefix_id must be -1 (none) or a non-negative id"),
+            ((lens < 0) | (lens > p), "prefix_len must be between 0 and the prompt's length"),
+            ((ids < 0) & (lens > 0), "a request without a prefix_id has prefix_len 0"),
+        ):
+            if len(p) == len(ids) and bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InputError(
+                    f"trace request {i}: prefix_id {ids[i]}, prefix_len {lens[i]}: {rule}"
+                )
+        ids.flags.writeable = False
+        lens.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self.arrived_at)
