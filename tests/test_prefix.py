@@ -145,3 +145,41 @@ def test_invariants_hold_with_prefix_caching(case: tuple[Trace, ClusterConfig, s
     # Same inputs, same results, stepping or fast-forwarding.
     assert np.array_equal(r.completed_at, fast.requests.completed_at)
     assert np.array_equal(r.replica_id, fast.requests.replica_id)
+
+
+# -- multi-turn conversations ------------------------------------------------------------------
+def test_conversations_carry_their_history_in_the_prompt() -> None:
+    _, w = glia.experiment_config("chat-prefix", duration_s=200.0)
+    t = glia.sim.build_trace(w, 3, max_context=8192)
+    again = glia.sim.build_trace(w, 3, max_context=8192)
+    assert t.prefix_id is not None and t.prefix_len is not None and again.prefix_id is not None
+    assert np.array_equal(t.prefix_id, again.prefix_id)  # seeded
+    # Replay each conversation: a turn's shared prefix is everything said before in it.
+    single = glia.sim.build_trace(msgspec_replace(w, turns=1.0), 3, max_context=8192)
+    said: dict[int, int] = {}
+    for i in range(len(t)):
+        conv, shared = int(t.prefix_id[i]), int(t.prefix_len[i])
+        assert shared == said.get(conv, 0)
+        assert t.num_prefill_tokens[i] == shared + single.num_prefill_tokens[i]
+        assert t.num_prefill_tokens[i] + t.num_decode_tokens[i] <= 8192
+        said[conv] = int(t.num_prefill_tokens[i] + t.num_decode_tokens[i])
+    turns = np.bincount(t.prefix_id)
+    assert 2.5 < turns.mean() < 5.5 and (t.prefix_len > 0).mean() > 0.5
+    with pytest.raises(glia.InputError, match=r"^turns is 0.5: give the mean turns"):
+        glia.sim.build_trace(msgspec_replace(w, turns=0.5), 0)
+
+
+def msgspec_replace(w: glia.WorkloadConfig, **changes: float) -> glia.WorkloadConfig:
+    import msgspec
+
+    return msgspec.structs.replace(w, **changes)
+
+
+@pytest.mark.slow
+def test_prefix_aware_routers_win_on_multi_turn_chat() -> None:
+    def mean(router: str) -> float:
+        return float(np.mean([glia.simulate(router, "chat-prefix", seed=s).summary.mean_e2e_s
+                              for s in (0, 1)]))  # fmt: skip
+
+    assert mean("llm-d-prefix") < 0.97 * mean("llm-d")
+    assert mean("sglang-cache") < 0.97 * mean("llq")

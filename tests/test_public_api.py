@@ -84,11 +84,13 @@ SIM = [
 POLICIES = [
     "BASELINES",
     "Assignment",
+    "CacheAwareRouter",
     "ExpertRouter",
     "HeadRoomAdmissionRouter",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
+    "LlmdPrefixRouter",
     "LlmdScorerRouter",
     "Mechanisms",
     "PowerOfTwoRouter",
@@ -155,7 +157,7 @@ def test_version() -> None:
 
 
 def test_presets() -> None:
-    assert sorted(glia.PRESETS) == ["azure-conv", "glia-routing", "sharegpt-conv"]
+    assert sorted(glia.PRESETS) == ["azure-conv", "chat-prefix", "glia-routing", "sharegpt-conv"]
     paper = glia.PRESETS["glia-routing"]
     c = paper.cluster
     assert (c.num_replicas, c.gpu, c.model, c.num_blocks, c.block_size) == (
@@ -220,7 +222,7 @@ def test_unknown_settings_and_presets() -> None:
     with pytest.raises(glia.InputError) as err:
         glia.simulate("llq", preset="nope")
     assert str(err.value) == (
-        "unknown preset 'nope': choose one of azure-conv, glia-routing, sharegpt-conv"
+        "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"
     )
     with pytest.raises(glia.InputError, match=r"^invalid setting: "):
         glia.experiment_config("glia-routing", num_replicas="four")

@@ -49,7 +49,7 @@ __all__ = ["SECOND_WORKLOAD", "Coordinator", "new_checkpoint"]
 log = structlog.get_logger("glia.coordinator")
 
 SECOND_WORKLOAD = {"glia-routing": "azure-conv", "azure-conv": "glia-routing",
-                   "sharegpt-conv": "glia-routing"}  # fmt: skip
+                   "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing"}  # fmt: skip
 """The workload each preset's best design is also validated on."""
 MAX_REQUESTS_PER_TURN = 80
 """Model requests a researcher turn may make (a model that never stops gets cut off)."""

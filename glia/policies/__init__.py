@@ -2,11 +2,13 @@
 
 from ._baselines import (
     BASELINES,
+    CacheAwareRouter,
     ExpertRouter,
     HeadRoomAdmissionRouter,
     LeastKvRouter,
     LeastLoadedQueueRouter,
     LeastOutstandingRouter,
+    LlmdPrefixRouter,
     LlmdScorerRouter,
     PowerOfTwoRouter,
     RandomRouter,
@@ -19,11 +21,13 @@ from ._router import Assignment, Router
 __all__ = [
     "BASELINES",
     "Assignment",
+    "CacheAwareRouter",
     "ExpertRouter",
     "HeadRoomAdmissionRouter",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
+    "LlmdPrefixRouter",
     "LlmdScorerRouter",
     "Mechanisms",
     "PowerOfTwoRouter",

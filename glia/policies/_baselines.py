@@ -15,11 +15,13 @@ from ._router import Assignment, Router
 
 __all__ = [
     "BASELINES",
+    "CacheAwareRouter",
     "ExpertRouter",
     "HeadRoomAdmissionRouter",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
+    "LlmdPrefixRouter",
     "LlmdScorerRouter",
     "PowerOfTwoRouter",
     "RandomRouter",
@@ -165,6 +167,63 @@ class LlmdScorerRouter(Router):
         return out
 
 
+class LlmdPrefixRouter(LlmdScorerRouter):
+    """llm-d's scorers with its prefix-cache scorer added, equally weighted: queue, KV use and
+    the fraction of the prompt cached on the replica (``cached_prefix / prompt``)."""
+
+    name = "llm-d-prefix"
+    prefix_weight = 1.0
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        queued = [r.num_queued for r in reps]
+        kv = [_committed_blocks(r) for r in reps]
+        out = []
+        for req in cluster.queue:
+            lo, hi = min(queued), max(queued)
+            best, best_score = 0, float("-inf")
+            for i, r in enumerate(reps):
+                qs = 1.0 if hi == lo else (hi - queued[i]) / (hi - lo)
+                ks = 1.0 - kv[i] / r.num_blocks
+                ps = r.cached_prefix(req) / req.num_prefill_tokens
+                score = self.queue_weight * qs + self.kv_weight * ks + self.prefix_weight * ps
+                if score > best_score:
+                    best, best_score = i, score
+            out.append((best, req))
+            queued[best] += 1
+            kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)
+        return out
+
+
+class CacheAwareRouter(Router):
+    """SGLang's cache-aware router: the replica holding the most of the prompt if that is at
+    least ``cache_threshold`` of it, else the least loaded; but when the load is imbalanced
+    (in-flight requests differ by more than ``balance_abs`` and by a factor over
+    ``balance_rel``), always the least loaded."""
+
+    name = "sglang-cache"
+    cache_threshold = 0.5
+    balance_abs = 32
+    balance_rel = 1.0001
+
+    def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        reps = cluster.replicas
+        load = [r.num_outstanding for r in reps]
+        out = []
+        for req in cluster.queue:
+            least = min(range(len(reps)), key=lambda i: (load[i], i))
+            hi, lo = max(load), load[least]
+            best = least
+            if not (hi - lo > self.balance_abs and hi > lo * self.balance_rel):
+                hits = [r.cached_prefix(req) for r in reps]
+                top = max(range(len(reps)), key=lambda i: (hits[i], -load[i], -i))
+                if hits[top] >= self.cache_threshold * req.num_prefill_tokens:
+                    best = top
+            out.append((best, req))
+            load[best] += 1
+        return out
+
+
 def _shortest_prompt_first(queue: tuple[Request, ...]) -> list[Request]:
     return sorted(queue, key=lambda q: (q.num_prefill_tokens, q.arrived_at, q.id))
 
@@ -251,6 +310,8 @@ BASELINES: dict[str, type[Router]] = {
         PowerOfTwoRouter,
         LeastKvRouter,
         LlmdScorerRouter,
+        LlmdPrefixRouter,
+        CacheAwareRouter,
         ExpertRouter,
         HeadRoomAdmissionRouter,
     )

@@ -191,3 +191,6 @@ class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     inflation_factor: float = 10.0
     max_tokens: int | None = None
     max_requests: int | None = None
+    turns: float = 1.0
+    """Mean turns per conversation: above 1, requests are threaded into multi-turn
+    conversations whose prompts carry their history (see :mod:`glia.sim._chat`)."""

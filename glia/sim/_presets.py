@@ -64,6 +64,24 @@ PRESETS: dict[str, Preset] = {
             workload=WorkloadConfig(trace="azure_conv", arrivals="trace", max_tokens=8192),
         ),
         Preset(
+            name="chat-prefix",
+            description=(
+                "Multi-turn chat: ShareGPT messages threaded into conversations of 4 turns on "
+                "average (each prompt carries its history), Poisson arrivals at 4 QPS for "
+                "1,000 s on the paper's cluster, with 30% of each replica's KV blocks caching "
+                "conversation prefixes"
+            ),
+            cluster=msgspec.structs.replace(_PAPER_CLUSTER, prefix_cache=0.3),
+            workload=WorkloadConfig(
+                trace="sharegpt_first_turn",
+                arrivals="poisson",
+                qps=4.0,
+                duration_s=1000.0,
+                turns=4.0,
+                max_tokens=8192,
+            ),
+        ),
+        Preset(
             name="sharegpt-conv",
             description=(
                 "Whole ShareGPT conversations (long prompts, mean 2,340 tokens; Sarathi-Serve's "

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from glia._errors import InputError, TraceError, unknown_name
 
+from ._chat import thread_conversations
 from ._config import WorkloadConfig
 
 __all__ = ["Trace", "build_trace", "builtin_traces", "load_trace_csv"]
@@ -266,8 +267,10 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     if seed < 0:
         raise InputError(f"seed is {seed}: give a non-negative integer")
     lengths, has_arrivals = load_trace_csv(cfg.trace)
-    streams = np.random.SeedSequence(seed).spawn(4)
-    rng_arrivals, rng_pick, rng_prompt, rng_output = (np.random.default_rng(s) for s in streams)
+    streams = np.random.SeedSequence(seed).spawn(5)  # one more stream keeps the first four
+    rng_arrivals, rng_pick, rng_prompt, rng_output, rng_chat = (
+        np.random.default_rng(s) for s in streams
+    )
 
     if cfg.arrivals == "trace":
         if not has_arrivals:
@@ -308,7 +311,11 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         decode = np.clip(decode, 1, cap - prefill)
     if n == 0:
         raise InputError(f"workload on {cfg.trace!r} produced no requests: raise duration_s or qps")
-    return Trace(np.asarray(arrived, dtype=np.float64).copy(), prefill, decode)
+    arrived = np.asarray(arrived, dtype=np.float64).copy()
+    if cfg.turns > 1.0:
+        prefill, ids, lens = thread_conversations(prefill, decode, cfg.turns, cap, rng_chat)
+        return Trace(arrived, prefill, decode, ids, lens)
+    return Trace(arrived, prefill, decode)
 
 
 def _check(cfg: WorkloadConfig) -> None:
@@ -329,6 +336,8 @@ def _check(cfg: WorkloadConfig) -> None:
             raise InputError(f"{name} is {frac}: give the fraction of requests, in [0, 1]")
     if cfg.inflation_factor <= 0:
         raise InputError(f"inflation_factor is {cfg.inflation_factor}: it must be positive")
+    if not (math.isfinite(cfg.turns) and cfg.turns >= 1.0):
+        raise InputError(f"turns is {cfg.turns}: give the mean turns per conversation, >= 1")
     if cfg.max_tokens is not None and cfg.max_tokens < 2:
         raise InputError(f"max_tokens is {cfg.max_tokens}: a request needs at least 2 tokens")
     if cfg.max_requests is not None and cfg.max_requests < 1:
