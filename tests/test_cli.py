@@ -291,7 +291,9 @@ def test_unknown_router() -> None:
 
 def test_unknown_preset() -> None:
     msg = check_error(invoke("simulate", "--preset", "nope"))
-    assert msg == "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"
+    assert msg == (
+        "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"
+    )
     check_error(invoke("baselines", "--preset", "nope"), "unknown preset 'nope'")
 
 

@@ -19,8 +19,8 @@ def invoke(*args: str) -> Result:
     ("args", "error"),
     [
         (["--task", "autoscaling"], "unknown task 'autoscaling': choose one of routing"),
-        (["--preset", "nope"],
-         "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"),
+        (["--preset", "nope"], "unknown preset 'nope': choose one of azure-conv, chat-prefix, "
+         "glia-routing, sharegpt-conv"),
         (["--model", "gpt4"], "unknown model 'gpt4': give 'offline' (no key needed), a "
          "pydantic-ai model string such as 'openai:gpt-4.1', or a model name with --base-url URL"),
         (["--model", "openai:gpt-4.1"], "model 'openai:gpt-4.1' needs the OPENAI_API_KEY "

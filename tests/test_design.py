@@ -39,6 +39,7 @@ from glia.actors import SimWorker, supervise
 from glia.bus import (
     Event,
     ExperimentFinished,
+    ExperimentQueued,
     ExperimentStarted,
     NatsBus,
     ProviderRetry,
@@ -311,7 +312,9 @@ async def test_a_run_resumes_from_the_bus_alone(tmp_path: Path) -> None:
 
 
 # -- multi-context ------------------------------------------------------------------------------
-async def test_parallel_contexts_share_the_budget_and_use_every_worker(tmp_path: Path) -> None:
+async def test_parallel_contexts_share_the_budget_and_run_side_by_side_on_both_workers(
+    tmp_path: Path,
+) -> None:
     async with (
         nats_server(store_dir=tmp_path / "js") as server,
         NatsBus.connect(server.url) as bus,
@@ -323,15 +326,24 @@ async def test_parallel_contexts_share_the_budget_and_use_every_worker(tmp_path:
         run = await small_run(tmp_path, Client(bus), budget=4, contexts=2)
         a.drain()
         b.drain()
-        started: set[str] = set()
+        events: list[Event] = []
         async with bus.events(run.run_id) as evs:
             with anyio.move_on_after(2):
                 async for ev in evs:
-                    if isinstance(ev, ExperimentStarted) and ev.label.startswith("trial-"):
-                        started.add(ev.worker)
+                    events.append(ev)
     per_context = [sum(1 for t in run.record.trials if t.context == k) for k in (0, 1)]
     assert per_context == [2, 2]
-    assert started == {"worker-a", "worker-b"}  # the contexts' trials ran on both workers
+    assert {e.worker for e in events if isinstance(e, ExperimentStarted)} == {
+        "worker-a", "worker-b"
+    }  # fmt: skip
+    # The contexts ran side by side: each had a trial queued before the other's first finished
+    # (which trial lands on which worker is up to the workers' timing).
+    context = {f"trial-{t.index:03d}": t.context for t in run.record.trials}
+    queued = {k: min(e.at for e in events if isinstance(e, ExperimentQueued)
+                     and context.get(e.label.split(":")[0]) == k) for k in (0, 1)}  # fmt: skip
+    finished = {k: min(e.at for e in events if isinstance(e, ExperimentFinished)
+                       and context.get(e.label.split(":")[0]) == k) for k in (0, 1)}  # fmt: skip
+    assert queued[0] < finished[1] and queued[1] < finished[0]
 
 
 async def test_sequential_contexts_start_from_the_best_design_so_far(tmp_path: Path) -> None:
