@@ -344,6 +344,7 @@ class Coordinator:
                 "restarts": s.restarts, "requests_restarted": s.requests_restarted,
             },
             "csv_paths": csvs, "simulations_left": left,
+            "prefix_caching": self.cluster.prefix_cache > 0,
         }  # fmt: skip
 
     async def publish(self, context: int, text: str) -> None:

@@ -92,6 +92,10 @@ _WHY = {
     "headroom": "tune how much KV space admission keeps free",
     "hold": "let smaller requests pass a request that fits nowhere instead of holding the queue",
     "combine": "combine what worked separately, as the supervisor suggested",
+    "affinity": (
+        "replicas cache conversation prefixes: send a request where most of its prompt is "
+        "cached, unless that replica is much busier"
+    ),
 }
 
 
@@ -120,6 +124,8 @@ class _State:
     hint: int | None = None
     """A trial the supervisor asked to combine with the current best."""
     left: int | None = None
+    prefix: bool = False
+    """The cluster caches prompt prefixes (the simulations say so)."""
 
     @property
     def last(self) -> ToolCallPart | None:
@@ -174,6 +180,7 @@ def _read(messages: list[ModelMessage]) -> _State:
         elif call.tool_name == "run_simulation" and isinstance(out, dict):
             st.turn_trials += i >= turn_start
             st.left = int(out.get("simulations_left", 0))
+            st.prefix = st.prefix or bool(out.get("prefix_caching"))
             if "trial" in out:
                 src = st.files.get(args["design_path"], "")
                 st.trials.append(
@@ -211,6 +218,14 @@ def _moves(b: Mechanisms, st: _State) -> Iterator[tuple[str, Mechanisms]]:
                 k: getattr(other, k) for k in Mechanisms.__struct_fields__
                 if getattr(other, k) != getattr(Mechanisms(), k)
             })  # fmt: skip
+    if st.prefix:  # requests that share a cached prefix are cheaper where it is cached
+        if b.affinity == 0:
+            yield "affinity", r(b, affinity=0.3, slack=4)
+        else:
+            for v in _neighbours(b.affinity, (0.1, 0.3, 0.5, 0.7)):
+                yield "affinity", r(b, affinity=v)
+            for s in _neighbours(b.slack, (1, 2, 4, 8, 16)):
+                yield "affinity", r(b, slack=int(s))
     preempted = st.analysis.get("restarted_fraction", 0.0) > 0.01
     if not b.admission:
         admit = r(b, score="kv", admission=True)

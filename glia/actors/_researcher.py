@@ -71,12 +71,15 @@ lengths are unknown to the router; prompt lengths are known.
 ## Your design
 A Python file defining one subclass of `glia.policies.Router` with `schedule(self, cluster)`.
 It is called on every arrival and every completion. `cluster.queue` holds requests not yet
-routed (arrival order; each has `.id`, `.arrived_at`, `.num_prefill_tokens`); `cluster.now` is
-the time; `cluster.replicas[i]` has `num_blocks`, `block_size`, `num_allocated_blocks`,
-`num_free_blocks`, `queue` (routed, not yet admitted), `num_queued`, `running` (each with
-`request`, `num_processed_tokens`, `num_generated_tokens`, `num_allocated_blocks`,
-`in_prefill`), `num_running` and `num_outstanding`. Return a list of `(replica_index, request)`;
-requests you do not return stay queued and are offered again at the next call (so a router may
+routed (arrival order; each has `.id`, `.arrived_at`, `.num_prefill_tokens`, and `.prefix_id`
+/ `.prefix_len`: the conversation its prompt continues and how many tokens it shares with it);
+`cluster.now` is the time; `cluster.replicas[i]` has `gpu`, `model`, `num_blocks`, `block_size`,
+`num_allocated_blocks`, `num_free_blocks`, `queue` (routed, not yet admitted), `num_queued`,
+`running` (each with `request`, `num_processed_tokens`, `num_generated_tokens`,
+`num_allocated_blocks`, `in_prefill`), `num_running`, `num_outstanding` and
+`cached_prefix(request)` (prompt tokens its prefix cache would serve, when caching is on).
+Return a list of `(replica_index, request)`, the index into `cluster.replicas`; requests you
+do not return stay queued and are offered again at the next call (so a router may
 hold them). Use `self.rng` for randomness. Allowed imports: math, numpy, collections, heapq,
 itertools, functools, dataclasses and similar pure-computation modules. Designs run in a sandbox.
 A working example is in `example_router.py` (least requests in flight).

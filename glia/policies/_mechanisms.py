@@ -11,7 +11,10 @@ turned on:
 * **admission head-room** — route only to a replica that keeps ``headroom`` of its KV blocks
   free after the (projected) request; otherwise hold the request in the global queue;
 * **hold** — when the next request fits nowhere, hold the whole queue until a completion
-  (``True``), or let smaller requests behind it go first (``False``).
+  (``True``), or let smaller requests behind it go first (``False``);
+* **prefix affinity** — with prefix caching, send a request to the replica caching the most of
+  its prompt if that is at least ``affinity`` of it and that replica has at most ``slack`` more
+  requests in flight than the one the load score chose.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     headroom: float = 0.05
     """Fraction of a replica's blocks admission keeps free (with ``admission``)."""
     hold: bool = True
+    affinity: float = 0.0
+    """Fraction of the prompt a replica must have cached to attract the request (0: off)."""
+    slack: int = 2
+    """Extra requests in flight tolerated on the replica with the prefix (with ``affinity``)."""
 
     def describe(self) -> str:
         """The mechanisms in a few words, e.g. for a trial's note."""
@@ -46,6 +53,8 @@ class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if self.admission:
             parts.append(f"headroom={self.headroom:g}")
             parts.append("hold" if self.hold else "backfill")
+        if self.affinity > 0:
+            parts.append(f"affinity={self.affinity:g}, slack={self.slack}")
         return ", ".join(parts)
 
 
@@ -77,6 +86,9 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     ]
     if m.admission:
         lines.append(f"HEADROOM = {m.headroom!r}  # fraction of blocks kept free on admission")
+    if m.affinity > 0:
+        lines.append(f"AFFINITY = {m.affinity!r}  # cached fraction of a prompt that attracts it")
+        lines.append(f"SLACK = {m.slack!r}  # extra requests in flight tolerated for a prefix hit")
     lines += [
         "",
         "",
@@ -103,7 +115,7 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     lines += [
         "        out = []",
         f"        for req in {order}:",
-        "            best = -1",
+        "            fits = []",
         "            for i, r in enumerate(reps):",
     ]
     if m.admission:
@@ -116,13 +128,22 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
             "                    continue",
         ]
     lines += [
-        "                if best < 0 or (load[i], inflight[i], i) < (",
-        "                    load[best], inflight[best], best",
-        "                ):",
-        "                    best = i",
-        "            if best < 0:",
+        "                fits.append(i)",
+        "            if not fits:",
         "                "
         + ("break  # hold the queue until a completion" if m.hold else "continue"),
+        "            best = min(fits, key=lambda i: (load[i], inflight[i], i))",
+    ]
+    if m.affinity > 0:
+        lines += [
+            "            hits = {i: reps[i].cached_prefix(req) for i in fits}",
+            "            top = max(fits, key=lambda i: (hits[i], -inflight[i], -i))",
+            "            if hits[top] >= AFFINITY * req.num_prefill_tokens and (",
+            "                inflight[top] <= inflight[best] + SLACK",
+            "            ):",
+            "                best = top",
+        ]
+    lines += [
         "            out.append((best, req))",
         "            inflight[best] += 1",
     ]
