@@ -224,8 +224,8 @@ def _moves(b: Mechanisms, st: _State) -> Iterator[tuple[str, Mechanisms]]:
         else:
             for v in _neighbours(b.affinity, (0.1, 0.3, 0.5, 0.7)):
                 yield "affinity", r(b, affinity=v)
-            for s in _neighbours(b.slack, (1, 2, 4, 8, 16)):
-                yield "affinity", r(b, slack=int(s))
+            for k in _neighbours(b.slack, (1, 2, 4, 8, 16)):
+                yield "affinity", r(b, slack=int(k))
     preempted = st.analysis.get("restarted_fraction", 0.0) > 0.01
     if not b.admission:
         admit = r(b, score="kv", admission=True)
