@@ -83,9 +83,12 @@ SIM = [
 
 POLICIES = [
     "BASELINES",
+    "SCHEDULERS",
     "Assignment",
     "CacheAwareRouter",
     "ExpertRouter",
+    "FairScheduler",
+    "FcfsScheduler",
     "HeadRoomAdmissionRouter",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
@@ -95,13 +98,17 @@ POLICIES = [
     "Mechanisms",
     "PowerOfTwoRouter",
     "RandomRouter",
+    "ReplicaScheduler",
     "RoundRobinRouter",
     "Router",
     "RouterSpec",
+    "SarathiScheduler",
+    "ShortestPromptScheduler",
     "compose",
     "load_design",
     "load_design_source",
     "resolve_router",
+    "resolve_scheduler",
 ]
 
 

@@ -25,6 +25,7 @@ from ._latency import LatencyModel
 from ._metrics import RequestTable, SimResult, summarize
 from ._replica import IterationRecord, Replica
 from ._request import Job, Request
+from ._scheduling import SchedulingPolicy
 from ._views import ClusterView, ReplicaView, Trigger
 from ._workload import Trace
 
@@ -72,6 +73,7 @@ def run_simulation(
     observer: Callable[[IterationRecord], None] | None = None,
     fast_forward: bool = True,
     jit: bool | None = None,
+    scheduler: SchedulingPolicy | None = None,
 ) -> SimResult:
     """Simulate ``trace`` on ``cluster`` under ``router`` until every request completes.
 
@@ -79,7 +81,9 @@ def run_simulation(
     receives an :class:`IterationRecord` for every replica iteration (which turns fast-forward
     off). ``fast_forward`` runs stretches of decode-only iterations in a kernel instead of one
     event at a time; ``jit`` chooses the compiled kernel or its Python source (default: compiled
-    unless ``GLIA_NO_JIT=1``). Every combination gives the same result.
+    unless ``GLIA_NO_JIT=1``). Every combination gives the same result. ``scheduler`` orders
+    and admits requests inside each replica and picks preemption victims (default: vLLM's FCFS;
+    a scheduler turns fast-forward off, since its choices may change with time).
     """
     wall0 = time.perf_counter()
     if seed < 0:
@@ -122,11 +126,18 @@ def run_simulation(
     done: list[Job] = []
     num_done = 0
     name = router.name
-    ff = fast_forward and observer is None
+    ff = fast_forward and observer is None and scheduler is None
     run = select(decode_run, jit)
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
     router.setup(ClusterView(0.0, "arrival", waiting, views), rng)
+    if scheduler is not None:
+        scheduler.setup(
+            ClusterView(0.0, "arrival", waiting, views),
+            np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]),
+        )
+        for r, v in zip(replicas, views, strict=True):
+            r.scheduler, r.view = scheduler, v
 
     def route(now: float, trigger: Trigger, source: int = -1) -> None:
         # Replicas running ahead lazily show the state stepping would have at this event: their

@@ -21,14 +21,20 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from glia._errors import DesignError
 from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun, decode_run
 
 from ._latency import LatencyModel, ceil_div
 from ._prefix import PrefixCache
-from ._request import Job, RunningRequest
+from ._request import Job, Request, RunningRequest
+
+if TYPE_CHECKING:
+    from ._scheduling import SchedulingPolicy
+    from ._views import ReplicaView
 
 __all__ = ["IterationRecord", "Replica"]
 
@@ -87,7 +93,9 @@ class Replica:
         "observer",
         "prefilling",
         "queue",
+        "scheduler",
         "version",
+        "view",
         "watermark",
     )
 
@@ -114,6 +122,8 @@ class Replica:
         self.observer = observer
         self.cache = PrefixCache(prefix_cache, block_size) if prefix_cache > 0 else None
         self.cached_tokens = 0  # prompt tokens served from the prefix cache, over the run
+        self.scheduler: SchedulingPolicy | None = None  # set by the engine, with the view
+        self.view: ReplicaView | None = None
         self.free = num_blocks
         self.it = 0  # iterations completed
         self.busy = False
@@ -182,13 +192,17 @@ class Replica:
         need = needed = self._phase_count[c % bs]
         free_before = self.free
         preempted = 0
+        sched = self.scheduler
         while need > self.free:
-            need -= self._preempt_youngest(c)
+            victim = self._youngest() if sched is None else self._chosen_victim(now)
+            need -= self._preempt(victim, c)
             preempted += 1
         self.free -= need
 
         n_dec = len(self.decoding)
         budget = self.chunk_size - n_dec
+        if sched is not None and sched.token_budget is not None:
+            budget = min(self.chunk_size, sched.token_budget) - n_dec
         nseq = n_dec
         kv_read = self._kv_base + n_dec * c  # tokens cached by the decoders
         pairs = kv_read
@@ -207,12 +221,28 @@ class Replica:
             pairs += n * done + n * (n + 1) // 2
             chunks.append((job, n))
         queue = self.queue
-        while budget > 0 and queue and n_dec + len(self.prefilling) < self.max_batch:
-            job = queue[0]
+        order = None if sched is None else self._ordered(now)
+        skip = sched is not None and sched.skip_blocked
+        k = 0
+        while budget > 0 and n_dec + len(self.prefilling) < self.max_batch:
+            if order is None:
+                if not queue:
+                    break
+                job = queue[0]
+            elif k < len(order):
+                job = order[k]
+                k += 1
+            else:
+                break
             blocks = ceil_div(job.prompt, bs)
             if self.free - blocks < self.watermark:
-                break  # FCFS: the head of the queue waits for memory, and so do the others
-            queue.popleft()
+                if skip:
+                    continue
+                break  # the next request waits for memory, and so do the ones behind it
+            if order is None:
+                queue.popleft()
+            else:
+                queue.remove(job)
             self.free -= blocks
             job.blocks = blocks
             if job.scheduled_at < 0.0:
@@ -408,11 +438,58 @@ class Replica:
         self._phase_count[job.phase] -= 1
         self._kv_base -= job.prompt - job.start_it
 
-    def _preempt_youngest(self, c: int) -> int:
-        """Preempt the most recently arrived running request; return the blocks it needed now."""
-        victim = max(
-            (*self.prefilling, *self.decoding.values()), key=lambda j: (j.arrived_at, j.id)
-        )
+    def _youngest(self) -> Job:
+        """The running request that arrived last (vLLM's preemption victim)."""
+        return max((*self.prefilling, *self.decoding.values()), key=lambda j: (j.arrived_at, j.id))
+
+    def _ordered(self, now: float) -> list[Job]:
+        """The scheduler's admission order, checked: waiting requests, each at most once."""
+        sched, view = self.scheduler, self.view
+        assert sched is not None and view is not None
+        waiting = {j.id: j for j in self.queue}
+        try:
+            chosen = list(sched.order(view, now))
+        except DesignError:
+            raise
+        except Exception as e:
+            raise DesignError(
+                f"scheduler {sched.name!r} raised {type(e).__name__} in order() on replica "
+                f"{self.id} at t={now:.3f}s: {e}"
+            ) from e
+        out = []
+        for req in chosen:
+            job = waiting.pop(req.id, None) if isinstance(req, Request) else None
+            if job is None or job.req != req:
+                raise DesignError(
+                    f"scheduler {sched.name!r} returned {req!r} from order() on replica "
+                    f"{self.id} at t={now:.3f}s: return requests of replica.queue, each once"
+                )
+            out.append(job)
+        return out
+
+    def _chosen_victim(self, now: float) -> Job:
+        sched, view = self.scheduler, self.view
+        assert sched is not None and view is not None
+        running = {j.id: j for j in (*self.prefilling, *self.decoding.values())}
+        try:
+            req = sched.victim(view, now)
+        except DesignError:
+            raise
+        except Exception as e:
+            raise DesignError(
+                f"scheduler {sched.name!r} raised {type(e).__name__} in victim() on replica "
+                f"{self.id} at t={now:.3f}s: {e}"
+            ) from e
+        job = running.get(req.id) if isinstance(req, Request) else None
+        if job is None or job.req != req:
+            raise DesignError(
+                f"scheduler {sched.name!r} chose {req!r} to preempt on replica {self.id} at "
+                f"t={now:.3f}s: choose one of the replica's running requests"
+            )
+        return job
+
+    def _preempt(self, victim: Job, c: int) -> int:
+        """Preempt ``victim`` (recomputed later); return the blocks it needed now."""
         needed_now = 0
         if victim.id in self.decoding:
             needed_now = 1 if victim.phase == c % self.block_size else 0
