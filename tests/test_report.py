@@ -49,8 +49,12 @@ class HeadRoomLlq(Router):
 '''
 
 # Baseline means on the search seeds, with more digits than the report shows.
-MEANS = [73.8123, 74.7456, 62.7089, 62.9371, 58.1234, 41.0567, 36.4444, 30.2158, 30.0049]
-BASELINE_MEANS = dict(zip(BASELINES, MEANS, strict=True))
+BASELINE_MEANS = {
+    "random": 73.8123, "round-robin": 74.7456, "lor": 62.7089, "llq": 62.9371,
+    "power-of-two": 58.1234, "least-kv": 41.0567, "llm-d": 36.4444, "llm-d-prefix": 36.4444,
+    "sglang-cache": 62.9371, "expert": 30.2158, "hra": 30.0049,
+}  # fmt: skip
+assert set(BASELINE_MEANS) == set(BASELINES)  # every baseline has a figure
 
 RESEARCHER_TEXT = """Trial 3 beats LLQ: <script>alert("x")</script> **bold** | pipe _under_
 # not a heading
