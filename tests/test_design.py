@@ -195,9 +195,15 @@ async def test_a_token_budget_stops_the_run_and_keeps_its_results(tmp_path: Path
 
 
 async def test_the_wall_clock_budget_stops_the_search(tmp_path: Path) -> None:
+    steps = scripted_researcher(100)
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        await anyio.sleep(0.3)  # a slow model: the clock, not the simulations, runs out
+        return steps(messages, info)
+
     async with cluster(tmp_path) as c:
         run = await small_run(
-            tmp_path, c, model=fake("fake-r", scripted_researcher(100)),
+            tmp_path, c, model=FunctionModel(slow, model_name="slow"),
             supervisor_model="offline", budget=Budget(simulations=500, wall_s=4.0),
         )  # fmt: skip
     rec = run.record
