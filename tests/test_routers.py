@@ -354,6 +354,8 @@ def test_baseline_names() -> None:
         "power-of-two",
         "least-kv",
         "llm-d",
+        "llm-d-prefix",
+        "sglang-cache",
         "expert",
         "hra",
     ]
@@ -432,8 +434,8 @@ def test_unknown_router_name() -> None:
     with pytest.raises(glia.InputError) as err:
         resolve_router("nope")
     assert str(err.value) == (
-        "unknown router 'nope': choose one of expert, hra, least-kv, llm-d, llq, lor, "
-        "power-of-two, random, round-robin; or give a .py design file"
+        "unknown router 'nope': choose one of expert, hra, least-kv, llm-d, llm-d-prefix, llq, "
+        "lor, power-of-two, random, round-robin, sglang-cache; or give a .py design file"
     )
 
 

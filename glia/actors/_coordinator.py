@@ -146,7 +146,10 @@ class Coordinator:
         researcher = researcher_agent(self._metered(self._models[0], "researcher", cs.index))
         supervisor = supervisor_agent(self._metered(self._models[1], "supervisor", cs.index))
         if cs.turns == 0 and cs.prompt is None and cs.researcher == "[]":
-            cs.prompt = "Start: look at your workspace, then begin your research."
+            cs.prompt = (
+                f"Start (context {cs.index + 1} of {len(self.cp.contexts)}): look at your "
+                "workspace, then begin your research."
+            )
             await self._note(cs.index, "brief", instructions)
         while cs.phase != "done":
             try:

@@ -126,6 +126,8 @@ class _State:
     left: int | None = None
     prefix: bool = False
     """The cluster caches prompt prefixes (the simulations say so)."""
+    context: int = 0
+    """Which of several parallel contexts this is (0-based, from the first prompt)."""
 
     @property
     def last(self) -> ToolCallPart | None:
@@ -162,6 +164,8 @@ def _read(messages: list[ModelMessage]) -> _State:
                 turn_start = len(st.calls)  # a new turn: the supervisor (or the brief) spoke
                 text = part.content if isinstance(part.content, str) else ""
                 st.why = "which requests gained" in text.lower() or "explain" in text.lower()
+                if (c := re.search(r"context (\d+) of \d+", text)) and not st.calls:
+                    st.context = int(c.group(1)) - 1
                 m = re.search(r"[Rr]ecall trial (\d+)", text)
                 st.hint = int(m.group(1)) if m and "combine" in text else None
             elif isinstance(part, ToolReturnPart):
@@ -254,7 +258,13 @@ def _next(st: _State) -> tuple[str, Mechanisms] | None:
     if best is None or best.spec is None:
         return None
     seen = st.evaluated()
-    return next(((why, m) for why, m in _moves(best.spec, st) if m not in seen), None)
+    todo = [(why, m) for why, m in _moves(best.spec, st) if m not in seen]
+    if not todo:
+        return None
+    # Parallel contexts would otherwise run the same search: each opens a different direction
+    # first (the k-th most promising), then all refine greedily.
+    first = len(st.trials) == 1
+    return todo[st.context % len(todo)] if first else todo[0]
 
 
 def _source(m: Mechanisms, why: str, n: int) -> str:

@@ -146,6 +146,7 @@ class LlmdScorerRouter(Router):
     name = "llm-d"
     queue_weight = 1.0
     kv_weight = 1.0
+    prefix_weight = 0.0
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         reps = cluster.replicas
@@ -159,6 +160,8 @@ class LlmdScorerRouter(Router):
                 qs = 1.0 if hi == lo else (hi - queued[i]) / (hi - lo)
                 ks = 1.0 - kv[i] / r.num_blocks
                 score = self.queue_weight * qs + self.kv_weight * ks
+                if self.prefix_weight:
+                    score += self.prefix_weight * r.cached_prefix(req) / req.num_prefill_tokens
                 if score > best_score:
                     best, best_score = i, score
             out.append((best, req))
@@ -173,26 +176,6 @@ class LlmdPrefixRouter(LlmdScorerRouter):
 
     name = "llm-d-prefix"
     prefix_weight = 1.0
-
-    def schedule(self, cluster: ClusterView) -> list[Assignment]:
-        reps = cluster.replicas
-        queued = [r.num_queued for r in reps]
-        kv = [_committed_blocks(r) for r in reps]
-        out = []
-        for req in cluster.queue:
-            lo, hi = min(queued), max(queued)
-            best, best_score = 0, float("-inf")
-            for i, r in enumerate(reps):
-                qs = 1.0 if hi == lo else (hi - queued[i]) / (hi - lo)
-                ks = 1.0 - kv[i] / r.num_blocks
-                ps = r.cached_prefix(req) / req.num_prefill_tokens
-                score = self.queue_weight * qs + self.kv_weight * ks + self.prefix_weight * ps
-                if score > best_score:
-                    best, best_score = i, score
-            out.append((best, req))
-            queued[best] += 1
-            kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)
-        return out
 
 
 class CacheAwareRouter(Router):
