@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -150,7 +151,8 @@ def design(
     from glia._design import design_async
     from glia.report import Budget
 
-    configure_logging()
+    # The live progress tells the story; per-experiment log lines would drown it.
+    configure_logging(level=logging.WARNING)
     b = Budget(simulations=budget, tokens=max_tokens, usd=max_usd, wall_s=max_wall)
 
     async def main() -> None:
