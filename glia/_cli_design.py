@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
@@ -33,19 +34,19 @@ class _Progress:
             c.print(f"[bold]trial {ev.index}/{ev.budget}[/bold] (context {ev.context}): "
                     f"mean E2E {e2e}   best {best}")  # fmt: skip
             if ev.failure:
-                c.print(f"  [dim]{ev.failure}[/dim]", markup=False)
+                c.print(f"  [dim]{escape(ev.failure)}[/dim]")
         elif isinstance(ev, AgentMessage) and ev.role in ("researcher", "supervisor"):
             text = ev.text if len(ev.text) < 600 else ev.text[:600] + " ..."
             colour = "cyan" if ev.role == "researcher" else "magenta"
             c.print(f"[{colour}]{ev.role} (context {ev.context}):[/{colour}]")
             c.print(text, markup=False)
         elif isinstance(ev, AgentMessage) and ev.role == "coordinator":
-            c.print(f"[yellow]{ev.text}[/yellow]", markup=False)
+            c.print(f"[yellow]{escape(ev.text)}[/yellow]")
         elif isinstance(ev, ProviderRetry):
             c.print(f"[yellow]provider error ({ev.error}): retry {ev.attempt} in "
                     f"{ev.wait_s:.0f} s[/yellow]")  # fmt: skip
         elif isinstance(ev, RunStatus):
-            c.print(f"[bold green]{ev.status}[/bold green]: {ev.message}", markup=False)
+            c.print(f"[bold green]{ev.status}[/bold green]: {escape(ev.message)}")
 
 
 @app.command()

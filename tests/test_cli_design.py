@@ -80,6 +80,7 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
     assert summary["cost_usd"] == 0.0 and "llq" in summary["baselines"]
     assert Path(summary["best_design_path"]).is_file()
     assert "trial 2/2" in result.stderr  # live progress goes to stderr
+    assert "[/" not in result.stderr and "best -" not in result.stderr  # rendered, and known
     report = Path(summary["report_path"])
     first = report.read_text()
     report.unlink()

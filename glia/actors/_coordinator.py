@@ -311,10 +311,10 @@ class Coordinator:
         self._pending[context] = [t for t in self._pending[context] if t.index != index]
         self._pending[context].append(trial)
         if run_seeds == list(self.config.search_seeds) and trial.mean_e2e_s is not None:
-            best = self.record.best
+            best = self._trial(self.record.best_trial)
             if best is None or best.mean_e2e_s is None or trial.mean_e2e_s < best.mean_e2e_s:
                 self.record.best_trial = index
-        best = self.record.best
+        best = self._trial(self.record.best_trial)
         left -= 1
         await self._emit(TrialFinished(
             run_id=self.record.run_id, context=context, index=index,
@@ -357,6 +357,10 @@ class Coordinator:
     def _trials(self, pending: bool = False) -> list[Trial]:
         extra = [t for ts in self._pending.values() for t in ts] if pending else []
         return sorted([*self.record.trials, *extra], key=lambda t: t.index)
+
+    def _trial(self, index: int | None) -> Trial | None:
+        """Trial ``index``, finished, recorded or not yet."""
+        return next((t for t in self._trials(pending=True) if t.index == index), None)
 
     def _used(self, cs: ContextState) -> int:
         return sum(1 for t in self._trials(pending=True) if t.context == cs.index)
