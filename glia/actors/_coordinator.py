@@ -103,6 +103,10 @@ class Coordinator:
             await self._note(-1, "coordinator", f"run stopped: {rec.stop_reason}")
         if rec.status == "running":
             rec.stop_reason = rec.stop_reason or "search finished"
+        # The best among recorded trials (a stop may have cancelled one that was not recorded).
+        seeds = list(self.config.search_seeds)
+        best = self._best([t for t in rec.trials if t.seeds == seeds])
+        rec.best_trial = best.index if best else None
         await self._checkpoint()
         await self._status("validating", "best design on held-out seeds and a second workload")
         await self._validate()
