@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -183,3 +185,25 @@ def test_prefix_aware_routers_win_on_multi_turn_chat() -> None:
 
     assert mean("llm-d-prefix") < 0.97 * mean("llm-d")
     assert mean("sglang-cache") < 0.97 * mean("llq")
+
+
+def test_a_trace_csv_can_carry_prefixes(tmp_path: Path) -> None:
+    rows = [
+        "arrived_at,num_prefill_tokens,num_decode_tokens,prefix_id,prefix_len",
+        *("0,100,50,7,0", "0,80,10,8,0", "100,300,20,7,150", "200,90,5,8,85", "300,40,5,-1,0"),
+    ]
+    path = tmp_path / "chat.csv"
+    path.write_text("\n".join(rows) + "\n")
+    cluster, workload = glia.experiment_config(
+        "glia-routing", trace=str(path), num_replicas=1, num_blocks=4000, prefix_cache=0.5
+    )
+    t = glia.sim.build_trace(workload, 0, max_context=8192)
+    assert t.prefix_id is not None and t.prefix_id.tolist() == [7, 8, 7, 8, -1]
+    assert prefill_work(t, cluster) == 100 + 80 + 300 + 90 + 40 - 150 - 85
+    bad = tmp_path / "bad.csv"
+    bad.write_text("num_prefill_tokens,num_decode_tokens,prefix_id\n10,1,3\n")
+    with pytest.raises(glia.TraceError, match="give both prefix_id and prefix_len columns"):
+        glia.sim.load_trace_csv(str(bad))
+    bad.write_text("num_prefill_tokens,num_decode_tokens,prefix_id,prefix_len\n10,1,3,11\n")
+    with pytest.raises(glia.TraceError, match=r"prefix_id 3, prefix_len 11: give -1 and 0"):
+        glia.sim.load_trace_csv(str(bad))

@@ -111,6 +111,8 @@ class _Table:
     arrived_at: FloatArray
     prefill: IntArray
     decode: IntArray
+    prefix_id: IntArray | None = None
+    prefix_len: IntArray | None = None
 
 
 def builtin_traces() -> dict[str, str]:
@@ -134,14 +136,17 @@ def load_trace_csv(trace: str) -> tuple[Trace, bool]:
     """Load a trace CSV (a shipped name or a path) and say whether it has arrival times.
 
     Columns: ``num_prefill_tokens`` and ``num_decode_tokens`` (positive integers), optionally
-    ``arrived_at`` (seconds, non-decreasing). Extra columns are ignored.
+    ``arrived_at`` (seconds, non-decreasing) and ``prefix_id`` with ``prefix_len`` (the prefix
+    a prompt continues, ``-1`` for none, and how many of its tokens it shares; see
+    :mod:`glia.sim._prefix`). Extra columns are ignored.
     """
     path = _resolve_path(trace)
     st = path.stat()
-    table = _load_table(str(path), st.st_mtime_ns, st.st_size)
-    return Trace(table.arrived_at.copy(), table.prefill.copy(), table.decode.copy()), (
-        table.has_arrivals
-    )
+    t = _load_table(str(path), st.st_mtime_ns, st.st_size)
+    ids = None if t.prefix_id is None else t.prefix_id.copy()
+    lens = None if t.prefix_len is None else t.prefix_len.copy()
+    trace_ = Trace(t.arrived_at.copy(), t.prefill.copy(), t.decode.copy(), ids, lens)
+    return trace_, t.has_arrivals
 
 
 # Parsing a 56k-row CSV costs tens of milliseconds; keyed by (path, mtime, size) the cache can
@@ -165,9 +170,16 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
                     )
             ip, idc = cols["num_prefill_tokens"], cols["num_decode_tokens"]
             ia = cols.get("arrived_at")
+            iid, ilen = cols.get("prefix_id"), cols.get("prefix_len")
+            if (iid is None) != (ilen is None):
+                raise TraceError(
+                    path, 1, "give both prefix_id and prefix_len columns, or neither"
+                )
             arr: list[float] = []
             pre: list[int] = []
             dec: list[int] = []
+            pids: list[int] = []
+            plens: list[int] = []
             for rowno, row in enumerate(reader, start=2):
                 if not row:
                     continue
@@ -198,6 +210,21 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
                             f"arrived_at {a} is earlier than the previous row's {arr[-1]}: "
                             "sort the trace by arrival time",
                         )
+                if iid is not None and ilen is not None:
+                    try:
+                        pid, plen = _count(row[iid]), _count(row[ilen])
+                    except (ValueError, IndexError):
+                        raise TraceError(
+                            path, rowno, f"cannot read {row!r}: prefix_id and prefix_len must "
+                            "be integers",
+                        ) from None  # fmt: skip
+                    if pid < -1 or not 0 <= plen <= p or (pid < 0 and plen > 0):
+                        raise TraceError(
+                            path, rowno, f"prefix_id {pid}, prefix_len {plen}: give -1 and 0 "
+                            "for no prefix, else an id >= 0 and 0 <= prefix_len <= the prompt",
+                        )  # fmt: skip
+                    pids.append(pid)
+                    plens.append(plen)
                 arr.append(a)
                 pre.append(p)
                 dec.append(d)
@@ -213,9 +240,13 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
         np.asarray(arr, dtype=np.float64),
         np.asarray(pre, dtype=np.int64),
         np.asarray(dec, dtype=np.int64),
+        np.asarray(pids, dtype=np.int64) if iid is not None else None,
+        np.asarray(plens, dtype=np.int64) if iid is not None else None,
     )
-    for array in (table.arrived_at, table.prefill, table.decode):
-        array.flags.writeable = False
+    for array in (table.arrived_at, table.prefill, table.decode, table.prefix_id,
+                  table.prefix_len):  # fmt: skip
+        if array is not None:
+            array.flags.writeable = False
     return table
 
 
@@ -280,13 +311,17 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
             )
         arrived = lengths.arrived_at - lengths.arrived_at[0]
         prefill, decode = lengths.num_prefill_tokens, lengths.num_decode_tokens
+        ids, lens = lengths.prefix_id, lengths.prefix_len
         if cfg.qps is not None and len(arrived) > 1 and arrived[-1] > 0:
             natural = (len(arrived) - 1) / arrived[-1]
             arrived = arrived * (natural / cfg.qps)
         if cfg.duration_s is not None:
             keep = arrived < cfg.duration_s
             arrived, prefill, decode = arrived[keep], prefill[keep], decode[keep]
+            if ids is not None and lens is not None:
+                ids, lens = ids[keep], lens[keep]
     else:
+        ids = lens = None  # sampled lengths: a recorded prefix belongs to its own row's order
         arrived = _generate_arrivals(cfg, rng_arrivals)
         pick = rng_pick.integers(0, len(lengths), size=len(arrived))
         prefill = lengths.num_prefill_tokens[pick]
@@ -295,6 +330,8 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     if cfg.max_requests is not None:
         arrived = arrived[: cfg.max_requests]
         prefill, decode = prefill[: cfg.max_requests], decode[: cfg.max_requests]
+        if ids is not None and lens is not None:
+            ids, lens = ids[: cfg.max_requests], lens[: cfg.max_requests]
     n = len(arrived)
     prefill = prefill.astype(np.int64, copy=True)
     decode = decode.astype(np.int64, copy=True)
@@ -314,8 +351,9 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     arrived = np.asarray(arrived, dtype=np.float64).copy()
     if cfg.turns > 1.0:
         prefill, ids, lens = thread_conversations(prefill, decode, cfg.turns, cap, rng_chat)
-        return Trace(arrived, prefill, decode, ids, lens)
-    return Trace(arrived, prefill, decode)
+    elif ids is not None and lens is not None:  # replayed prefixes, within capped prompts
+        ids, lens = ids.copy(), np.minimum(lens, prefill)
+    return Trace(arrived, prefill, decode, ids, lens)
 
 
 def _check(cfg: WorkloadConfig) -> None:
