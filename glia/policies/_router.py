@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import numpy as np
-
 from glia.sim import ClusterView, Request
+
+from ._policy import Policy
 
 __all__ = ["Assignment", "Router"]
 
@@ -14,7 +12,7 @@ Assignment = tuple[int, Request]
 """``(replica index, request)``: send this request from the global queue to that replica."""
 
 
-class Router:
+class Router(Policy):
     """Base class of every router: subclass it and implement :meth:`schedule`.
 
     The simulator calls :meth:`schedule` after every request arrival and after every iteration
@@ -40,20 +38,6 @@ class Router:
                     load[best] += 1
                 return out
     """
-
-    name: ClassVar[str] = ""
-    """Short name used in reports; defaults to the class name."""
-
-    rng: np.random.Generator
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("name"):
-            cls.name = cls.__name__
-
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
-        """Called once before the first request; override to size per-replica state."""
-        self.rng = rng
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         """Return the requests of ``cluster.queue`` to route now, with their replicas."""

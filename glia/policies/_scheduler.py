@@ -8,12 +8,11 @@ preempt. One object serves every replica (it is told which replica it is looking
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
-
-import numpy as np
 
 from glia._errors import unknown_name
-from glia.sim import ClusterView, ReplicaView, Request
+from glia.sim import ReplicaView, Request
+
+from ._policy import Policy
 
 __all__ = [
     "SCHEDULERS",
@@ -26,7 +25,7 @@ __all__ = [
 ]
 
 
-class ReplicaScheduler:
+class ReplicaScheduler(Policy):
     """Base class of replica schedulers: vLLM's behaviour, to override piece by piece.
 
     * :meth:`order` returns the waiting requests of ``replica.queue`` to admit, in order;
@@ -38,19 +37,8 @@ class ReplicaScheduler:
       replica's).
     """
 
-    name: ClassVar[str] = ""
     token_budget: int | None = None
     skip_blocked: bool = False
-    rng: np.random.Generator
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("name"):
-            cls.name = cls.__name__
-
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
-        """Called once before the first request."""
-        self.rng = rng
 
     def order(self, replica: ReplicaView, now: float) -> Sequence[Request]:
         """First come, first served."""
