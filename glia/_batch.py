@@ -14,22 +14,29 @@ from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
 
-from glia._errors import DesignError
-from glia.policies import resolve_router
+from glia._errors import DesignError, InputError
+from glia.policies import resolve_router, resolve_scheduler
 from glia.sandbox import DesignFailure, Limits, run_sandboxed
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
 
 __all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
 
+_NO_SANDBOXED_SCHEDULER = (
+    "a replica scheduler together with a design file is not supported yet (the sandbox replays "
+    "routing decisions only): run the design without a scheduler, or a baseline router with one"
+)
+
 
 class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One simulation: a baseline ``router`` by name, or a design's ``design_source``."""
+    """One simulation: a baseline ``router`` by name, or a design's ``design_source``; with a
+    baseline replica ``scheduler`` by name (default: none, vLLM's FCFS)."""
 
     cluster: ClusterConfig
     workload: WorkloadConfig
     seed: int = 0
     router: str = "llq"
     design_source: str | None = None
+    scheduler: str | None = None
 
     def key(self) -> str:
         """Content hash of everything that determines the result (hex SHA-256)."""
@@ -53,6 +60,8 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
     Raises :class:`DesignFailed` when a design cannot be evaluated.
     """
     if exp.design_source is not None:
+        if exp.scheduler is not None:
+            raise InputError(_NO_SANDBOXED_SCHEDULER)
         out = run_sandboxed(exp.design_source, exp.cluster, exp.workload, exp.seed, limits)
         if isinstance(out, DesignFailure):
             raise DesignFailed(out)
@@ -60,7 +69,10 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
     router = resolve_router(exp.router)
     resolved = exp.cluster.resolve()
     trace = build_trace(exp.workload, exp.seed, max_context=resolved.max_context)
-    return run_simulation(trace, exp.cluster, router, seed=exp.seed, workload=exp.workload)
+    scheduler = resolve_scheduler(exp.scheduler) if exp.scheduler is not None else None
+    return run_simulation(
+        trace, exp.cluster, router, seed=exp.seed, workload=exp.workload, scheduler=scheduler
+    )
 
 
 def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> list[SimResult]:

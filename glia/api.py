@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from glia._batch import DesignFailed
+from glia._batch import _NO_SANDBOXED_SCHEDULER, DesignFailed
 from glia._errors import InputError
-from glia.policies import RouterSpec, resolve_router
+from glia.policies import ReplicaScheduler, RouterSpec, resolve_router, resolve_scheduler
 from glia.sandbox import DesignFailure, Limits, run_sandboxed
 from glia.sim import (
     ClusterConfig,
@@ -119,6 +119,7 @@ def simulate(
     cluster: ClusterConfig | None = None,
     workload: WorkloadConfig | None = None,
     limits: Limits | None = None,
+    scheduler: str | ReplicaScheduler | None = None,
     **overrides: Any,
 ) -> SimResult:
     """Simulate one router on a preset (or given) cluster and workload.
@@ -129,16 +130,23 @@ def simulate(
     ``limits``) and raise :class:`~glia.DesignFailed` when they cannot be evaluated; classes and
     instances are trusted and run in this process. Keyword ``overrides`` change single
     fields of the cluster or workload, e.g. ``simulate("hra", qps=9.0, num_replicas=8)``.
+    ``scheduler`` (a baseline name such as ``"spf"``, or a
+    :class:`~glia.policies.ReplicaScheduler`) orders and admits requests inside each replica.
     The same arguments and seed always give the same result.
     """
     c, w = experiment_config(preset, cluster, workload, **overrides)
     if design is None and isinstance(router, str | Path) and str(router).endswith(".py"):
         design = Path(router)
     if design is not None:
+        if scheduler is not None:
+            raise InputError(_NO_SANDBOXED_SCHEDULER)
         out = run_sandboxed(_design_source(design), c, w, seed, limits)
         if isinstance(out, DesignFailure):
             raise DesignFailed(out)
         return out
     resolved = c.resolve()
     trace = build_trace(w, seed, max_context=resolved.max_context)
-    return run_simulation(trace, c, resolve_router(router), seed=seed, workload=w)
+    sched = resolve_scheduler(scheduler) if scheduler is not None else None
+    return run_simulation(
+        trace, c, resolve_router(router), seed=seed, workload=w, scheduler=sched
+    )

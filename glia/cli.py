@@ -23,11 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 import glia
-from glia._batch import DesignFailed, Experiment, run_batch
+from glia._batch import _NO_SANDBOXED_SCHEDULER, DesignFailed, Experiment, run_batch
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
 from glia.bus import ExperimentFailure, ExperimentResult, redact
-from glia.policies import BASELINES, RouterSpec, resolve_router
+from glia.policies import BASELINES, SCHEDULERS, RouterSpec, resolve_router, resolve_scheduler
 from glia.sim import (
     CalibrationResult,
     ClusterConfig,
@@ -384,8 +384,11 @@ def _run(
     seed: int,
     cluster: ClusterConfig,
     workload: WorkloadConfig,
+    scheduler: str | None = None,
 ) -> SimResult:
-    result = glia.simulate(router, preset, seed=seed, cluster=cluster, workload=workload)
+    result = glia.simulate(
+        router, preset, seed=seed, cluster=cluster, workload=workload, scheduler=scheduler
+    )
     _log_finished(result, preset, seed)
     return result
 
@@ -618,6 +621,15 @@ def simulate(
             dir_okay=False,
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help=f"Replica scheduler inside every replica: {', '.join(SCHEDULERS)} "
+            "(default: none, vLLM's first come first served).",
+            show_default=False,
+        ),
+    ] = None,
     trace: TraceOpt = None,
     qps: QpsOpt = None,
     duration: DurationOpt = None,
@@ -645,6 +657,10 @@ def simulate(
                 "give either --router NAME or --design FILE, not both: a run simulates one router"
             )
         spec: RouterSpec = design if design is not None else (router or REFERENCE_ROUTER)
+        if scheduler is not None:
+            resolve_scheduler(scheduler)  # an unknown name fails before anything starts
+            if design is not None:
+                raise InputError(_NO_SANDBOXED_SCHEDULER)
         cluster, workload = experiment_setup(
             preset,
             trace=trace,
@@ -662,11 +678,12 @@ def simulate(
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
             try:
                 if in_process:
-                    result = _run(spec, preset, seed, cluster, workload)
+                    result = _run(spec, preset, seed, cluster, workload, scheduler)
                 else:
                     exp = Experiment(
-                        cluster=cluster, workload=workload, seed=seed, router=str(spec)
-                    )
+                        cluster=cluster, workload=workload, seed=seed, router=str(spec),
+                        scheduler=scheduler,
+                    )  # fmt: skip
                     if design is not None:
                         source = glia.api._design_source(design)
                         exp = msgspec.structs.replace(exp, design_source=source)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +126,27 @@ def test_invariants_hold_under_every_scheduler(case: tuple[Trace, ClusterConfig,
     assert (r.completed_at >= r.arrived_at).all() and (r.scheduled_at >= r.arrived_at).all()
     assert all(rec.allocated_blocks <= rec.num_blocks for rec in records)
     assert np.array_equal(r.completed_at, b.requests.completed_at)  # deterministic
+
+
+def test_schedulers_from_python_and_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from glia.cli import app
+
+    mine = glia.simulate("llq", duration_s=120.0, scheduler="spf").summary.mean_e2e_s
+    assert mine != glia.simulate("llq", duration_s=120.0).summary.mean_e2e_s
+    args = ["simulate", "--scheduler", "spf", "--duration", "120", "--json"]
+    local = CliRunner().invoke(app, [*args, "--in-process"])
+    bus = CliRunner().invoke(app, args)  # over a private server and a worker
+    for result in (local, bus):
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["mean_e2e_s"] == pytest.approx(mine, abs=1e-5)
+    bad = CliRunner().invoke(app, ["simulate", "--scheduler", "lifo"])
+    assert (bad.exit_code, bad.stderr) == (
+        2, "error: unknown scheduler 'lifo': choose one of fair, fcfs, sarathi-512, spf\n"
+    )  # fmt: skip
+    design = tmp_path / "d.py"
+    design.write_text(glia.policies.compose(glia.policies.Mechanisms()))
+    both = CliRunner().invoke(app, ["simulate", "--design", str(design), "--scheduler", "spf"])
+    assert both.exit_code == 2
+    assert both.stderr.startswith("error: a replica scheduler together with a design file is ")
