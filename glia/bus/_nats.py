@@ -171,12 +171,15 @@ class NatsBus:
             yield cls(nc, js, await _setup(js, replicas), url)
         finally:
             closing = True
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                try:
-                    await nc.drain()
-                except nats.errors.Error as e:  # the server is gone: nothing left to flush
-                    log.warning("nats_drain_failed", url=redact(url), error=str(e))
-                    await nc.close()
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(5):
+                    try:
+                        await nc.drain()
+                    except nats.errors.Error as e:  # the server is gone: nothing to flush
+                        log.warning("nats_drain_failed", url=redact(url), error=str(e))
+                if not nc.is_closed:  # a drain that timed out must still release the socket
+                    with anyio.move_on_after(2):
+                        await nc.close()
 
     # -- experiments ----------------------------------------------------------------------------
     async def submit(self, request: ExperimentRequest, msg_id: str) -> None:
