@@ -15,21 +15,18 @@ from concurrent.futures import ProcessPoolExecutor
 import msgspec
 
 from glia._errors import DesignError, InputError
-from glia.policies import resolve_router, resolve_scheduler
-from glia.sandbox import DesignFailure, Limits, run_sandboxed
+from glia.policies import resolve_autoscaler, resolve_router, resolve_scheduler
+from glia.sandbox import BASES, DesignFailure, Limits, run_sandboxed
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
 
 __all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
 
-_NO_SANDBOXED_SCHEDULER = (
-    "a replica scheduler together with a design file is not supported yet (the sandbox replays "
-    "routing decisions only): run the design without a scheduler, or a baseline router with one"
-)
-
 
 class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One simulation: a baseline ``router`` by name, or a design's ``design_source``; with a
-    baseline replica ``scheduler`` by name (default: none, vLLM's FCFS)."""
+    """One simulation: a baseline ``router``, replica ``scheduler`` (default: none, vLLM's
+    FCFS) and ``autoscaler`` (default: none, every replica serves) by name. A design's
+    ``design_source`` takes the place of its ``task``'s policy (``routing``: the router,
+    ``scheduling``: the scheduler, ``autoscaling``: the autoscaler)."""
 
     cluster: ClusterConfig
     workload: WorkloadConfig
@@ -37,6 +34,8 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     router: str = "llq"
     design_source: str | None = None
     scheduler: str | None = None
+    autoscaler: str | None = None
+    task: str = "routing"
 
     def key(self) -> str:
         """Content hash of everything that determines the result (hex SHA-256)."""
@@ -59,20 +58,25 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
 
     Raises :class:`DesignFailed` when a design cannot be evaluated.
     """
+    if exp.task not in BASES:
+        raise InputError(f"experiment task is {exp.task!r}: choose one of {', '.join(BASES)}")
+    router = resolve_router(exp.router)
+    scheduler = resolve_scheduler(exp.scheduler) if exp.scheduler is not None else None
+    autoscaler = resolve_autoscaler(exp.autoscaler) if exp.autoscaler is not None else None
     if exp.design_source is not None:
-        if exp.scheduler is not None:
-            raise InputError(_NO_SANDBOXED_SCHEDULER)
-        out = run_sandboxed(exp.design_source, exp.cluster, exp.workload, exp.seed, limits)
+        out = run_sandboxed(
+            exp.design_source, exp.cluster, exp.workload, exp.seed, limits, task=exp.task,
+            router=exp.router, scheduler=exp.scheduler, autoscaler=exp.autoscaler,
+        )  # fmt: skip
         if isinstance(out, DesignFailure):
             raise DesignFailed(out)
         return out
-    router = resolve_router(exp.router)
     resolved = exp.cluster.resolve()
     trace = build_trace(exp.workload, exp.seed, max_context=resolved.max_context)
-    scheduler = resolve_scheduler(exp.scheduler) if exp.scheduler is not None else None
     return run_simulation(
-        trace, exp.cluster, router, seed=exp.seed, workload=exp.workload, scheduler=scheduler
-    )
+        trace, exp.cluster, router, seed=exp.seed, workload=exp.workload, scheduler=scheduler,
+        autoscaler=autoscaler,
+    )  # fmt: skip
 
 
 def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> list[SimResult]:

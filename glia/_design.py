@@ -235,7 +235,6 @@ def _check(config: DesignConfig) -> None:
         raise unknown_name("second workload", config.second_workload, PRESETS)
 
 
-
 def _make_run_dir(out: Path, run_id: str) -> Path:
     run_dir = out / run_id
     try:

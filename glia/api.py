@@ -7,10 +7,17 @@ from typing import Any
 
 import msgspec
 
-from glia._batch import _NO_SANDBOXED_SCHEDULER, DesignFailed
+from glia._batch import DesignFailed
 from glia._errors import InputError
-from glia.policies import ReplicaScheduler, RouterSpec, resolve_router, resolve_scheduler
-from glia.sandbox import DesignFailure, Limits, run_sandboxed
+from glia.policies import (
+    Autoscaler,
+    ReplicaScheduler,
+    RouterSpec,
+    resolve_autoscaler,
+    resolve_router,
+    resolve_scheduler,
+)
+from glia.sandbox import BASES, DesignFailure, Limits, run_sandboxed
 from glia.sim import (
     ClusterConfig,
     SimResult,
@@ -120,6 +127,8 @@ def simulate(
     workload: WorkloadConfig | None = None,
     limits: Limits | None = None,
     scheduler: str | ReplicaScheduler | None = None,
+    autoscaler: str | Autoscaler | None = None,
+    task: str | None = None,
     **overrides: Any,
 ) -> SimResult:
     """Simulate one router on a preset (or given) cluster and workload.
@@ -131,22 +140,40 @@ def simulate(
     instances are trusted and run in this process. Keyword ``overrides`` change single
     fields of the cluster or workload, e.g. ``simulate("hra", qps=9.0, num_replicas=8)``.
     ``scheduler`` (a baseline name such as ``"spf"``, or a
-    :class:`~glia.policies.ReplicaScheduler`) orders and admits requests inside each replica.
+    :class:`~glia.policies.ReplicaScheduler`) orders and admits requests inside each replica;
+    ``autoscaler`` (e.g. ``"hpa"``, or an :class:`~glia.policies.Autoscaler`) sets the number
+    of replicas of an autoscaled cluster (see :class:`~glia.sim.Autoscale`). A ``design`` is
+    the policy of ``task`` (default: the preset's task): a Router, ReplicaScheduler or
+    Autoscaler subclass; the other places take the baselines given by name.
     The same arguments and seed always give the same result.
     """
     c, w = experiment_config(preset, cluster, workload, **overrides)
     if design is None and isinstance(router, str | Path) and str(router).endswith(".py"):
-        design = Path(router)
+        design, router = Path(router), "llq"
     if design is not None:
-        if scheduler is not None:
-            raise InputError(_NO_SANDBOXED_SCHEDULER)
-        out = run_sandboxed(_design_source(design), c, w, seed, limits)
+        task = task or (get_preset(preset).task if preset is not None else "routing")
+        if task not in BASES:
+            raise InputError(f"task is {task!r}: choose one of {', '.join(BASES)}")
+        names = {"router": router, "scheduler": scheduler, "autoscaler": autoscaler}
+        for key, value in names.items():
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    f"with a design, give the {key} by baseline name, not {value!r} (a design "
+                    "runs in the sandbox, which cannot receive objects)"
+                )
+        out = run_sandboxed(
+            _design_source(design), c, w, seed, limits, task=task,
+            router=str(router), scheduler=names["scheduler"],  # type: ignore[arg-type]
+            autoscaler=names["autoscaler"],  # type: ignore[arg-type]
+        )  # fmt: skip
         if isinstance(out, DesignFailure):
             raise DesignFailed(out)
         return out
     resolved = c.resolve()
     trace = build_trace(w, seed, max_context=resolved.max_context)
     sched = resolve_scheduler(scheduler) if scheduler is not None else None
+    scaler = resolve_autoscaler(autoscaler) if autoscaler is not None else None
     return run_simulation(
-        trace, c, resolve_router(router), seed=seed, workload=w, scheduler=sched
-    )
+        trace, c, resolve_router(router), seed=seed, workload=w, scheduler=sched,
+        autoscaler=scaler,
+    )  # fmt: skip

@@ -23,11 +23,21 @@ from rich.console import Console
 from rich.table import Table
 
 import glia
-from glia._batch import _NO_SANDBOXED_SCHEDULER, DesignFailed, Experiment, run_batch
+from glia._batch import DesignFailed, Experiment, run_batch
+from glia._cli_tasks import plot_task, task_experiments, task_records, task_table
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
+from glia._tasks import TASKS, Task, resolve_task
 from glia.bus import ExperimentFailure, ExperimentResult, redact
-from glia.policies import BASELINES, SCHEDULERS, RouterSpec, resolve_router, resolve_scheduler
+from glia.policies import (
+    AUTOSCALERS,
+    BASELINES,
+    SCHEDULERS,
+    RouterSpec,
+    resolve_autoscaler,
+    resolve_router,
+    resolve_scheduler,
+)
 from glia.sim import (
     CalibrationResult,
     ClusterConfig,
@@ -264,6 +274,24 @@ def _prepare_out(out: Path | None) -> None:
 # --- the experiment setup ---------------------------------------------------------------------
 
 
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task",
+        "-t",
+        help=f"What to compare or design: {', '.join(TASKS)} [default: the preset's task].",
+        show_default=False,
+    ),
+]
+
+
+def _task_of(task: str | None, preset: str) -> Task:
+    """The task given, else the preset's (routing for an unknown preset, which fails later)."""
+    if task is not None:
+        return resolve_task(task)
+    return TASKS[PRESETS[preset].task if preset in PRESETS else "routing"]
+
+
 def experiment_setup(
     preset: str,
     *,
@@ -363,14 +391,21 @@ def _on_bus(
                 raise _FAILURES.get(res.kind, SimulationError)(
                     f"{res.label}: {res.message} (on worker {res.worker})"
                 )
+            designed = exp.design_source is not None
             out.append(
                 SimResult(
                     summary=res.summary,
                     requests=RequestTable.from_csv(text),
-                    router=res.router,
+                    router=res.router if designed and exp.task == "routing" else exp.router,
                     cluster=exp.cluster,
                     workload=exp.workload,
                     seed=exp.seed,
+                    scheduler=res.router
+                    if designed and exp.task == "scheduling"
+                    else exp.scheduler,
+                    autoscaler=res.router
+                    if designed and exp.task == "autoscaling"
+                    else exp.autoscaler,
                 )
             )
         return out
@@ -385,10 +420,15 @@ def _run(
     cluster: ClusterConfig,
     workload: WorkloadConfig,
     scheduler: str | None = None,
+    autoscaler: str | None = None,
+    task: str | None = None,
+    design: Path | None = None,
 ) -> SimResult:
     result = glia.simulate(
-        router, preset, seed=seed, cluster=cluster, workload=workload, scheduler=scheduler
-    )
+        router if design is None or task != "routing" else "llq", preset, seed=seed,
+        cluster=cluster, workload=workload, scheduler=scheduler, autoscaler=autoscaler,
+        task=task, design=design,
+    )  # fmt: skip
     _log_finished(result, preset, seed)
     return result
 
@@ -411,6 +451,8 @@ def _mean_over_seeds(results: Sequence[SimResult]) -> SimResult:
         cluster=first.cluster,
         workload=first.workload,
         seed=first.seed,
+        scheduler=first.scheduler,
+        autoscaler=first.autoscaler,
     )
 
 
@@ -614,8 +656,9 @@ def simulate(
             "--design",
             "-d",
             help=(
-                "A .py file defining one glia.policies.Router subclass; it runs in the "
-                "sandbox (see `glia check`)."
+                "A .py file defining the policy of the preset's task (a glia.policies.Router, "
+                "ReplicaScheduler or Autoscaler subclass; see --task); it runs in the sandbox "
+                "(see `glia check`)."
             ),
             show_default=False,
             dir_okay=False,
@@ -630,6 +673,16 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    autoscaler: Annotated[
+        str | None,
+        typer.Option(
+            "--autoscaler",
+            help=f"Autoscaler of an autoscaled preset: {', '.join(AUTOSCALERS)} (default: "
+            "none, every replica of the pool serves).",
+            show_default=False,
+        ),
+    ] = None,
+    task: TaskOpt = None,
     trace: TraceOpt = None,
     qps: QpsOpt = None,
     duration: DurationOpt = None,
@@ -656,11 +709,23 @@ def simulate(
             raise InputError(
                 "give either --router NAME or --design FILE, not both: a run simulates one router"
             )
-        spec: RouterSpec = design if design is not None else (router or REFERENCE_ROUTER)
+        the_task = _task_of(task, preset)
+        if design is not None and the_task.name != "routing":  # the router is a baseline
+            spec: RouterSpec = router or (PRESETS[preset].router if preset in PRESETS else "llq")
+        else:
+            spec = design if design is not None else (router or REFERENCE_ROUTER)
+        # Unknown names fail before anything starts.
         if scheduler is not None:
-            resolve_scheduler(scheduler)  # an unknown name fails before anything starts
-            if design is not None:
-                raise InputError(_NO_SANDBOXED_SCHEDULER)
+            resolve_scheduler(scheduler)
+        if autoscaler is not None:
+            resolve_autoscaler(autoscaler)
+        if design is not None and the_task.name != "routing":
+            given = scheduler if the_task.name == "scheduling" else autoscaler
+            if given is not None:
+                raise InputError(
+                    f"give either --{the_task.base_label} NAME or --design FILE for the "
+                    f"{the_task.name} task, not both: the design is the {the_task.base_label}"
+                )
         cluster, workload = experiment_setup(
             preset,
             trace=trace,
@@ -678,11 +743,15 @@ def simulate(
         with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
             try:
                 if in_process:
-                    result = _run(spec, preset, seed, cluster, workload, scheduler)
+                    result = _run(
+                        spec, preset, seed, cluster, workload, scheduler, autoscaler,
+                        the_task.name, design,
+                    )  # fmt: skip
                 else:
                     exp = Experiment(
-                        cluster=cluster, workload=workload, seed=seed, router=str(spec),
-                        scheduler=scheduler,
+                        cluster=cluster, workload=workload, seed=seed,
+                        router=str(spec) if design is None or the_task.name != "routing" else "llq",
+                        scheduler=scheduler, autoscaler=autoscaler, task=the_task.name,
                     )  # fmt: skip
                     if design is not None:
                         source = glia.api._design_source(design)
@@ -708,7 +777,17 @@ def simulate(
 
 @app.command()
 def baselines(
-    preset: PresetOpt = "glia-routing",
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help=f"Named cluster + workload: {', '.join(PRESETS)} [default: the task's, "
+            "glia-routing for routing].",
+            show_default=False,
+        ),
+    ] = None,
+    task: TaskOpt = None,
     trace: TraceOpt = None,
     qps: QpsOpt = None,
     duration: DurationOpt = None,
@@ -741,12 +820,16 @@ def baselines(
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Run every baseline router on the same setup and compare them side by side."""
+    """Run every baseline policy of a task (routers by default) on the same setup and compare
+    them side by side."""
     configure_logging()
     _no_jit(no_jit)
     err = Console(stderr=True)
     results: list[SimResult] = []
     with _user_errors():
+        if preset is None:
+            preset = resolve_task(task).preset if task is not None else "glia-routing"
+        the_task = _task_of(task, preset)
         cluster, workload = experiment_setup(
             preset,
             trace=trace,
@@ -759,14 +842,19 @@ def baselines(
             profile=profile,
         )
         _prepare_out(out)
-        names = list(BASELINES)
         seed_list = list(range(seed, seed + seeds))
-        exps = [
-            Experiment(cluster=cluster, workload=workload, seed=k, router=n)
-            for n in names
-            for k in seed_list
-        ]
-        labels = [f"{e.router}/seed-{e.seed}" for e in exps]
+        if the_task.name == "routing":
+            names = list(BASELINES)
+            exps = [
+                Experiment(cluster=cluster, workload=workload, seed=k, router=n)
+                for n in names
+                for k in seed_list
+            ]
+        else:
+            names = list(the_task.baselines)
+            router = PRESETS[preset].router if preset in PRESETS else REFERENCE_ROUTER
+            exps = task_experiments(the_task, router, cluster, workload, seed_list)
+        labels = [f"{e.autoscaler or e.scheduler or e.router}/seed-{e.seed}" for e in exps]
         where = f"on the workers at {redact(nats)}" if nats else "on local workers"
         status = f"Simulating {len(names)} baselines x {seeds} seeds on {preset} {where} ..."
         with err.status(status, spinner="dots"):
@@ -781,6 +869,10 @@ def baselines(
         per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]
         results = [_mean_over_seeds(rs) for rs in per_router]
         seed_label = f"seed {seed}" if seeds == 1 else f"mean of seeds {seed}-{seed + seeds - 1}"
+    if the_task.name != "routing":
+        _task_baselines(the_task, preset, results, per_router, runs, seed_list, seed_label,
+                        out, json_output)  # fmt: skip
+        return
     ref = _reference_mean(results)
     records = []
     for r in results:
@@ -812,6 +904,55 @@ def baselines(
         err.print(
             f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each router's "
             f"requests.csv and summary.json under {out}/<router>/",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _task_baselines(
+    task: Task,
+    preset: str,
+    results: list[SimResult],
+    per_policy: list[list[SimResult]],
+    runs: list[SimResult],
+    seeds: list[int],
+    seed_label: str,
+    out: Path | None,
+    json_output: bool,
+) -> None:
+    """Report `glia baselines --task scheduling|autoscaling`."""
+    slo = PRESETS[preset].slo if preset in PRESETS else None
+    records = task_records(task, results, preset, seeds, slo)
+    if json_output:
+        _print_json(records)
+    else:
+        console = Console()
+        console.print(task_table(task, results, preset, seed_label, slo))
+        wall = sum(r.summary.wall_s for r in runs)
+        slo_text = (
+            f"; SLO p90 TTFT <= {slo.p90_ttft_s:g} s, p90 TPOT <= {slo.p90_tpot_s * 1000:g} ms"
+            if slo is not None and task.name == "autoscaling"
+            else ""
+        )
+        console.print(
+            f"{_setup_line(results[0])}; {results[0].summary.num_requests:,} requests"
+            f"{slo_text}; {len(runs)} simulations in {wall:.1f} s",
+            style="dim",
+            highlight=False,
+        )
+    if out is not None:
+        try:
+            _write_json(out / "baselines.json", records)
+            for rs in per_policy:
+                for r in rs:
+                    where = out / r.policy
+                    r.write(where if len(seeds) == 1 else where / f"seed-{r.seed}")
+            plot_task(task, results, preset, seed_label, slo, out / "baselines.png")
+        except OSError as e:
+            _cannot_write(out, e)
+        Console(stderr=True).print(
+            f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each "
+            f"{task.base_label}'s requests.csv and summary.json under {out}/<{task.base_label}>/",
             highlight=False,
             soft_wrap=True,
         )

@@ -123,7 +123,7 @@ def test_monkey_patching_the_simulator_cannot_fake_a_better_score() -> None:
     assert f.kind == "forbidden"
     assert f.message == (
         "the design changed the simulation: its reported results differ from a replay of its "
-        "own routing decisions"
+        "own decisions"
     )
 
 

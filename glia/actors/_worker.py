@@ -59,7 +59,7 @@ T = TypeVar("T")
 def _run_in_child(exp: Experiment, limits: Limits | None) -> tuple[Summary, str, str]:
     """What a pool process runs: the simulation, and its per-request table as CSV text."""
     result = run_experiment(exp, limits)
-    return result.summary, result.router, result.requests.to_csv()
+    return result.summary, result.policy, result.requests.to_csv()
 
 
 def _kind(e: BaseException) -> FailureKind:

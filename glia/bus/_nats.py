@@ -330,9 +330,7 @@ def _credentials(path: str) -> dict[str, str]:
     )
 
 
-async def _setup(
-    js: JetStreamContext, replicas: int
-) -> tuple[KeyValue, KeyValue, ObjectStore]:
+async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, KeyValue, ObjectStore]:
     """Create the streams, the KV buckets and the object store where they do not exist."""
     day = 24 * 3600.0
     await _stream(

@@ -1,5 +1,14 @@
 """Policy design interfaces and the baseline catalogue."""
 
+from ._autoscaler import (
+    AUTOSCALERS,
+    Autoscaler,
+    HpaAutoscaler,
+    KpaAutoscaler,
+    RayServeAutoscaler,
+    StaticAutoscaler,
+    resolve_autoscaler,
+)
 from ._baselines import (
     BASELINES,
     CacheAwareRouter,
@@ -28,14 +37,18 @@ from ._scheduler import (
 )
 
 __all__ = [
+    "AUTOSCALERS",
     "BASELINES",
     "SCHEDULERS",
     "Assignment",
+    "Autoscaler",
     "CacheAwareRouter",
     "ExpertRouter",
     "FairScheduler",
     "FcfsScheduler",
     "HeadRoomAdmissionRouter",
+    "HpaAutoscaler",
+    "KpaAutoscaler",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
@@ -44,15 +57,18 @@ __all__ = [
     "Mechanisms",
     "PowerOfTwoRouter",
     "RandomRouter",
+    "RayServeAutoscaler",
     "ReplicaScheduler",
     "RoundRobinRouter",
     "Router",
     "RouterSpec",
     "SarathiScheduler",
     "ShortestPromptScheduler",
+    "StaticAutoscaler",
     "compose",
     "load_design",
     "load_design_source",
+    "resolve_autoscaler",
     "resolve_router",
     "resolve_scheduler",
 ]

@@ -12,7 +12,8 @@ __all__ = ["Policy"]
 
 
 class Policy:
-    """Base of the design interfaces (:class:`Router`, :class:`ReplicaScheduler`)."""
+    """Base of the design interfaces (:class:`Router`, :class:`ReplicaScheduler`,
+    :class:`Autoscaler`)."""
 
     name: ClassVar[str] = ""
     """Short name used in reports; defaults to the class name."""

@@ -17,12 +17,14 @@ Threat model (what is enforced, and what is not):
   in a container or VM as well.
 """
 
+from ._child import BASES
 from ._failure import DesignFailure, FailureKind, Limits
 from ._guard import ALLOWED_IMPORTS
 from ._run import check_design, run_sandboxed
 
 __all__ = [
     "ALLOWED_IMPORTS",
+    "BASES",
     "DesignFailure",
     "FailureKind",
     "Limits",

@@ -2,9 +2,10 @@
 
 Runs in a fresh process forked for one experiment. Everything the simulation needs (the
 trace, the cluster's latency model) is prepared before the guard is armed; then the design's
-source is executed and simulated. The process reports the summary it saw and every routing
-decision, which the parent replays through its own simulator: the metrics that count are the
-parent's.
+source is executed and simulated. The process reports the summary it saw and every decision of
+the design (routing assignments, a scheduler's admission orders and preemption victims, an
+autoscaler's replica counts), which the parent replays through its own simulator: the metrics
+that count are the parent's.
 """
 
 from __future__ import annotations
@@ -25,10 +26,20 @@ import numpy as np
 
 import glia
 from glia._errors import DesignError
-from glia.policies import Router
+from glia.policies import (
+    Autoscaler,
+    ReplicaScheduler,
+    Router,
+    resolve_autoscaler,
+    resolve_router,
+    resolve_scheduler,
+)
+from glia.policies._policy import Policy
 from glia.sim import (
     ClusterConfig,
     ClusterView,
+    LoadView,
+    ReplicaView,
     Request,
     Summary,
     WorkloadConfig,
@@ -41,6 +52,7 @@ from ._guard import Forbidden, ForbiddenImport, arm, design_builtins
 from ._policy import violations
 
 __all__ = [
+    "BASES",
     "Decisions",
     "SandboxOutput",
     "SandboxRequest",
@@ -51,24 +63,50 @@ __all__ = [
 
 DESIGN_FILE = "design.py"
 
+BASES: dict[str, type[Policy]] = {
+    "routing": Router,
+    "scheduling": ReplicaScheduler,
+    "autoscaling": Autoscaler,
+}
+"""The policy base class a design subclasses, by task."""
+
 
 class SandboxRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One design to run; the policies of the other tasks are baselines by name."""
+
     design_source: str
     cluster: ClusterConfig
     workload: WorkloadConfig
     seed: int
     limits: Limits
     check_only: bool = False
+    task: str = "routing"
+    router: str = "llq"
+    scheduler: str | None = None
+    autoscaler: str | None = None
 
 
 class Decisions(msgspec.Struct, frozen=True, kw_only=True):
-    """Every non-empty routing call: its index among all calls, its time, and the pairs."""
+    """What the design decided, by task.
 
-    calls: list[int]
-    times: list[float]
-    counts: list[int]
-    replicas: list[int]
-    requests: list[int]
+    Routing: every non-empty routing call, its index among all calls, its time and the pairs.
+    Scheduling: the request ids of every ``order()`` call (``order_counts`` per call, in
+    engine order), every victim's id, and the scheduler's settings. Autoscaling: every count
+    ``scale()`` returned, and the interval.
+    """
+
+    calls: list[int] = []
+    times: list[float] = []
+    counts: list[int] = []
+    replicas: list[int] = []
+    requests: list[int] = []
+    order_counts: list[int] = []
+    ordered: list[int] = []
+    victims: list[int] = []
+    token_budget: int | None = None
+    skip_blocked: bool = False
+    scales: list[int] = []
+    interval_s: float = 0.0
 
 
 class SandboxOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +179,70 @@ class _Recorder:
         )  # fmt: skip
 
 
+class _SchedulerRecorder:
+    """Wraps a scheduler design: logs its orders and victims. Its ``token_budget`` and
+    ``skip_blocked`` are read once, after ``setup``."""
+
+    def __init__(self, inner: ReplicaScheduler) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.token_budget: int | None = None
+        self.skip_blocked = False
+        self.counts: list[int] = []
+        self.ids: list[int] = []
+        self.victims: list[int] = []
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        self.inner.setup(cluster, rng)
+        budget = self.inner.token_budget
+        if budget is not None and (type(budget) is not int or budget < 1):
+            raise DesignError(
+                f"scheduler {self.name!r} has token_budget = {budget!r}: give a positive int "
+                "(tokens per iteration) or None (the replica's chunk size)"
+            )
+        self.token_budget, self.skip_blocked = budget, bool(self.inner.skip_blocked)
+
+    def order(self, replica: ReplicaView, now: float) -> list[Request]:
+        chosen = list(self.inner.order(replica, now) or [])
+        self.counts.append(len(chosen))
+        self.ids.extend(q.id if isinstance(q, Request) else -1 for q in chosen)
+        return chosen
+
+    def victim(self, replica: ReplicaView, now: float) -> Request:
+        req = self.inner.victim(replica, now)
+        self.victims.append(req.id if isinstance(req, Request) else -1)
+        return req
+
+    def decisions(self) -> Decisions:
+        return Decisions(
+            order_counts=self.counts, ordered=self.ids, victims=self.victims,
+            token_budget=self.token_budget, skip_blocked=self.skip_blocked,
+        )  # fmt: skip
+
+
+class _ScalerRecorder:
+    """Wraps an autoscaler design: logs every count it asks for."""
+
+    def __init__(self, inner: Autoscaler) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.interval_s = inner.interval_s
+        self.scales: list[int] = []
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        self.inner.setup(cluster, rng)
+        self.interval_s = self.inner.interval_s
+
+    def scale(self, load: LoadView) -> int:
+        want = self.inner.scale(load)
+        if type(want) is int or isinstance(want, np.integer):
+            self.scales.append(int(want))
+        return want
+
+    def decisions(self) -> Decisions:
+        return Decisions(scales=self.scales, interval_s=float(self.interval_s))
+
+
 def _trimmed_traceback(e: BaseException) -> str:
     """The traceback's frames in the design's own file, innermost last."""
     frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == DESIGN_FILE]
@@ -154,8 +256,8 @@ def _failure(kind: FailureKind, message: str, e: BaseException | None = None) ->
     return DesignFailure(kind=kind, message=message, traceback=_trimmed_traceback(e) if e else "")
 
 
-def load_checked(source: str) -> type[Router] | DesignFailure:
-    """Compile and execute a design's source under the guard; its one Router subclass."""
+def load_checked(source: str, base: type[Policy] = Router) -> type[Policy] | DesignFailure:
+    """Compile and execute a design's source under the guard; its one subclass of ``base``."""
     try:
         tree = ast.parse(source, DESIGN_FILE)
     except SyntaxError as e:
@@ -181,15 +283,15 @@ def load_checked(source: str) -> type[Router] | DesignFailure:
         return _failure("exception", f"loading the design raised {type(e).__name__}: {e}", e)
     found = [
         v for v in vars(module).values()
-        if isinstance(v, type) and issubclass(v, Router) and v is not Router
+        if isinstance(v, type) and issubclass(v, base) and v is not base
         and v.__module__ == "design"
     ]  # fmt: skip
     if len(found) != 1:
         names = ", ".join(c.__name__ for c in found) or "none"
         return DesignFailure(
             kind="exception",
-            message=f"a design must define exactly one subclass of glia.policies.Router "
-            f"(found {names})",
+            message=f"a design must define exactly one subclass of glia.policies."
+            f"{base.__name__} (found {names})",
         )
     return found[0]
 
@@ -226,7 +328,7 @@ def child_main(conn: Connection, payload: bytes) -> None:
         warm_up()  # every lazy import and kernel dispatch happens now, before the guard
         roots = {sys.prefix, sys.base_prefix, str(Path(glia.__file__).parent)}
         arm(sorted(roots))
-        loaded = load_checked(req.design_source)
+        loaded = load_checked(req.design_source, BASES[req.task])
         if isinstance(loaded, DesignFailure):
             result = SandboxOutput(router=router_name, failure=loaded)
         elif req.check_only:
@@ -234,9 +336,12 @@ def child_main(conn: Connection, payload: bytes) -> None:
         else:
             router_name = loaded.name or loaded.__name__
             assert trace is not None
-            recorder = _Recorder(loaded())
+            recorder = _recorder(loaded())
             try:
-                sim = run_simulation(trace, cluster, recorder, seed=req.seed, workload=req.workload)
+                sim = run_simulation(
+                    trace, cluster, seed=req.seed, workload=req.workload,
+                    **_policies(req, recorder),  # type: ignore[arg-type]
+                )  # fmt: skip
                 result = SandboxOutput(
                     router=router_name, summary=sim.summary, decisions=recorder.decisions()
                 )
@@ -259,9 +364,31 @@ def child_main(conn: Connection, payload: bytes) -> None:
     os._exit(0)  # skip interpreter teardown: nothing the design registered runs
 
 
+_AnyRecorder = _Recorder | _SchedulerRecorder | _ScalerRecorder
+
+
+def _recorder(design: Policy) -> _AnyRecorder:
+    if isinstance(design, Router):
+        return _Recorder(design)
+    if isinstance(design, ReplicaScheduler):
+        return _SchedulerRecorder(design)
+    assert isinstance(design, Autoscaler)
+    return _ScalerRecorder(design)
+
+
+def _policies(req: SandboxRequest, design: object) -> dict[str, object]:
+    """The engine's policy arguments: ``design`` in its task's place, baselines elsewhere."""
+    policies: dict[str, object] = {
+        "router": resolve_router(req.router),
+        "scheduler": resolve_scheduler(req.scheduler) if req.scheduler is not None else None,
+        "autoscaler": resolve_autoscaler(req.autoscaler) if req.autoscaler is not None else None,
+    }
+    policies[{"routing": "router", "scheduling": "scheduler"}.get(req.task, "autoscaler")] = design
+    return policies
+
+
 def warm_up() -> None:
     """Run a tiny simulation: every lazy import and kernel dispatch of the simulator happens."""
-    from glia.policies import resolve_router
     from glia.sim import Trace
 
     tiny = Trace(np.array([0.0, 0.0]), np.array([20, 40]), np.array([40, 3]))

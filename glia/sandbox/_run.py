@@ -1,6 +1,6 @@
 """The parent side: run a design in a fresh, limited process and trust only the replay.
 
-The sandbox process reports its routing decisions; :func:`run_sandboxed` replays them through
+The sandbox process reports its design's decisions; :func:`run_sandboxed` replays them through
 the simulator in this process, so the summary and per-request table come from code the design
 never touched. A replay that disagrees with what the sandbox reported means the design changed
 the simulation, and the run fails as ``forbidden``.
@@ -21,6 +21,8 @@ from glia._errors import DesignError
 from glia.sim import (
     ClusterConfig,
     ClusterView,
+    LoadView,
+    ReplicaView,
     Request,
     SimResult,
     WorkloadConfig,
@@ -28,7 +30,7 @@ from glia.sim import (
     run_simulation,
 )
 
-from ._child import Decisions, SandboxOutput, SandboxRequest, child_main
+from ._child import BASES, Decisions, SandboxOutput, SandboxRequest, _policies, child_main
 from ._failure import DesignFailure, Limits
 
 __all__ = ["check_design", "run_sandboxed"]
@@ -79,6 +81,56 @@ class _Replay:
         return [(r, queue[q]) for r, q in pairs]
 
 
+class _ScheduleReplay:
+    """Admits and preempts exactly as the sandboxed scheduler did, call by call."""
+
+    def __init__(self, name: str, d: Decisions) -> None:
+        self.name = name
+        self.token_budget = d.token_budget
+        self.skip_blocked = d.skip_blocked
+        self._counts = iter(d.order_counts)
+        self._ordered = iter(d.ordered)
+        self._victims = iter(d.victims)
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        pass
+
+    def order(self, replica: ReplicaView, now: float) -> list[Request]:
+        queue = {r.id: r for r in replica.queue}
+        ids = [next(self._ordered, -1) for _ in range(next(self._counts, 0))]
+        if any(i not in queue for i in ids):
+            raise DesignError("the replay diverged from the sandbox's run")
+        return [queue[i] for i in ids]
+
+    def victim(self, replica: ReplicaView, now: float) -> Request:
+        chosen = next(self._victims, -1)
+        for r in replica.running:
+            if r.request.id == chosen:
+                return r.request
+        raise DesignError("the replay diverged from the sandbox's run")
+
+
+class _ScaleReplay:
+    """Asks for exactly the replica counts the sandboxed autoscaler did."""
+
+    def __init__(self, name: str, d: Decisions) -> None:
+        self.name = name
+        self.interval_s = d.interval_s
+        self._scales = iter(d.scales)
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        pass
+
+    def scale(self, load: LoadView) -> int:
+        want = next(self._scales, None)
+        if want is None:
+            raise DesignError("the replay diverged from the sandbox's run")
+        return want
+
+
+_REPLAYS = {"routing": _Replay, "scheduling": _ScheduleReplay, "autoscaling": _ScaleReplay}
+
+
 def _spawn(req: SandboxRequest) -> SandboxOutput | DesignFailure:
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
@@ -123,12 +175,25 @@ def run_sandboxed(
     workload: WorkloadConfig,
     seed: int = 0,
     limits: Limits | None = None,
+    *,
+    task: str = "routing",
+    router: str = "llq",
+    scheduler: str | None = None,
+    autoscaler: str | None = None,
 ) -> SimResult | DesignFailure:
-    """Simulate a design given as source code, isolated; its trusted result or why it failed."""
+    """Simulate a design given as source code, isolated; its trusted result or why it failed.
+
+    The design is the ``task``'s policy (a Router, ReplicaScheduler or Autoscaler subclass);
+    ``router``, ``scheduler`` and ``autoscaler`` name the baselines in the other places (the
+    one of the design's task is ignored).
+    """
+    if task not in BASES:
+        raise ValueError(f"unknown task {task!r}")
     lim = limits or Limits()
     req = SandboxRequest(
-        design_source=design_source, cluster=cluster, workload=workload, seed=seed, limits=lim
-    )
+        design_source=design_source, cluster=cluster, workload=workload, seed=seed, limits=lim,
+        task=task, router=router, scheduler=scheduler, autoscaler=autoscaler,
+    )  # fmt: skip
     out = _spawn(req)
     if isinstance(out, DesignFailure):
         return out
@@ -138,8 +203,10 @@ def run_sandboxed(
     name = out.router if out.router.isidentifier() and len(out.router) <= 64 else "design"
     trace = build_trace(workload, seed, max_context=cluster.resolve().max_context)
     try:
-        replay = run_simulation(trace, cluster, _Replay(name, out.decisions), seed=seed,
-                                workload=workload)  # fmt: skip
+        replay = run_simulation(
+            trace, cluster, seed=seed, workload=workload,
+            **_policies(req, _REPLAYS[task](name, out.decisions)),  # type: ignore[arg-type]
+        )  # fmt: skip
     except DesignError:
         replay = None
     reported = msgspec.structs.replace(out.summary, wall_s=0.0)
@@ -147,17 +214,22 @@ def run_sandboxed(
         return DesignFailure(
             kind="forbidden",
             message="the design changed the simulation: its reported results differ from a "
-            "replay of its own routing decisions",
+            "replay of its own decisions",
             output=out.output,
         )
     return replay
 
 
-def check_design(design_source: str, limits: Limits | None = None) -> str | DesignFailure:
-    """Load a design in the sandbox without simulating: its router's name, or what is wrong."""
+def check_design(
+    design_source: str, limits: Limits | None = None, task: str = "routing"
+) -> str | DesignFailure:
+    """Load a design in the sandbox without simulating: its policy class's name, or what is
+    wrong (``task`` says which base class it must subclass)."""
+    if task not in BASES:
+        raise ValueError(f"unknown task {task!r}")
     req = SandboxRequest(
         design_source=design_source, cluster=ClusterConfig(), workload=WorkloadConfig(),
-        seed=0, limits=limits or Limits(wall_s=20.0), check_only=True,
+        seed=0, limits=limits or Limits(wall_s=20.0), check_only=True, task=task,
     )  # fmt: skip
     out = _spawn(req)
     if isinstance(out, DesignFailure):

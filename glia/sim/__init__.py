@@ -3,9 +3,11 @@
 Pure model code: no bus, no agents, no I/O beyond reading traces.
 """
 
+from ._autoscaling import LoadView, ReplicaState, ScalingPolicy
 from ._calibrate import CalibrationResult, Measurement, calibrate, load_measurements
 from ._config import (
     ArrivalProcess,
+    Autoscale,
     ClusterConfig,
     ReplicaGroup,
     ResolvedCluster,
@@ -23,6 +25,7 @@ from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 __all__ = [
     "COLUMNS",
     "ArrivalProcess",
+    "Autoscale",
     "CalibrationResult",
     "ClusterConfig",
     "ClusterView",
@@ -30,9 +33,11 @@ __all__ = [
     "GpuSpec",
     "IterationRecord",
     "LatencyModel",
+    "LoadView",
     "Measurement",
     "ModelSpec",
     "ReplicaGroup",
+    "ReplicaState",
     "ReplicaView",
     "Request",
     "RequestTable",
@@ -40,6 +45,7 @@ __all__ = [
     "ResolvedReplica",
     "RoutingPolicy",
     "RunningRequest",
+    "ScalingPolicy",
     "SimResult",
     "Summary",
     "Trace",

@@ -16,6 +16,7 @@ from ._latency import Efficiency, LatencyModel, catalogue, derive_num_blocks
 
 __all__ = [
     "ArrivalProcess",
+    "Autoscale",
     "ClusterConfig",
     "ReplicaGroup",
     "ResolvedCluster",
@@ -24,6 +25,40 @@ __all__ = [
 ]
 
 ArrivalProcess = Literal["trace", "poisson", "lognormal", "gamma"]
+
+
+class Autoscale(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How an autoscaled cluster may grow and shrink (used only when an autoscaler runs).
+
+    The cluster's ``num_replicas`` replicas are the pool: at most that many are on at once.
+    ``initial_replicas`` (default ``min_replicas``) are serving at time 0. A replica the
+    autoscaler adds serves only after ``cold_start_s`` (loading the model); one it removes
+    first drains: it takes no new requests and finishes every request it holds.
+    """
+
+    min_replicas: int = 1
+    initial_replicas: int | None = None
+    cold_start_s: float = 180.0
+
+    def check(self, pool: int) -> tuple[int, int]:
+        """``(min_replicas, initial_replicas)``, checked against a pool of ``pool``."""
+        initial = self.initial_replicas if self.initial_replicas is not None else self.min_replicas
+        if not 1 <= self.min_replicas <= pool:
+            raise InputError(
+                f"autoscale min_replicas is {self.min_replicas}: give 1..{pool} (the cluster's "
+                f"num_replicas is the most that can be on)"
+            )
+        if not self.min_replicas <= initial <= pool:
+            raise InputError(
+                f"autoscale initial_replicas is {initial}: give {self.min_replicas}..{pool} "
+                "(between min_replicas and the cluster's num_replicas)"
+            )
+        if not 0.0 <= self.cold_start_s < float("inf"):
+            raise InputError(
+                f"autoscale cold_start_s is {self.cold_start_s}: give the seconds a new replica "
+                "takes to load its model, e.g. 180"
+            )
+        return self.min_replicas, initial
 
 
 class ReplicaGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,6 +103,9 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     prefix_cache: float = 0.0
     """Fraction of each replica's KV blocks that may hold cached prompt prefixes (0: no prefix
     caching)."""
+    autoscale: Autoscale | None = None
+    """Limits and cold start of an autoscaled cluster; without an autoscaler every replica
+    serves all the time and this is not used."""
 
     def resolve(self) -> ResolvedCluster:
         """Check the config and look up its hardware; raises :class:`InputError` if impossible."""
@@ -93,6 +131,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 f"replicas: give every group a count of at least 1 and set num_replicas to their "
                 f"total"
             )
+        if self.autoscale is not None:
+            self.autoscale.check(self.num_replicas)
         kinds = [self._resolve_group(g) for g in groups]
         replicas = tuple(k for k, g in zip(kinds, groups, strict=True) for _ in range(g.count))
         first = replicas[0]
@@ -116,8 +156,10 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             efficiency.check()
         latency = LatencyModel.build(gpu, model, tp, efficiency)
         # A group on other hardware than the cluster's derives its own KV capacity.
-        same = (g.gpu is None or g.gpu == self.gpu) and (g.tp is None or g.tp == self.tp) and (
-            g.model is None or g.model == self.model
+        same = (
+            (g.gpu is None or g.gpu == self.gpu)
+            and (g.tp is None or g.tp == self.tp)
+            and (g.model is None or g.model == self.model)
         )
         blocks = g.num_blocks if g.num_blocks is not None else (self.num_blocks if same else None)
         if blocks is None:
@@ -194,3 +236,8 @@ class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     turns: float = 1.0
     """Mean turns per conversation: above 1, requests are threaded into multi-turn
     conversations whose prompts carry their history (see :mod:`glia.sim._chat`)."""
+    diurnal: float = 0.0
+    """Day-shaped rate for generated arrivals: the rate is ``qps * (1 - diurnal * cos(2 pi t /
+    period_s))``, lowest at time 0 and highest half a period later (0: a constant rate)."""
+    period_s: float | None = None
+    """Length of the diurnal "day" in seconds (default ``duration_s``: one day per run)."""

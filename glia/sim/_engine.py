@@ -6,6 +6,10 @@ ties resolve the same way every run. At one instant, iteration ends are handled 
 arrivals, and idle replicas start their next iteration only after every event at that instant
 (so a request routed at time t joins a batch formed at t). The router is called after every
 arrival and after every iteration that completed a request.
+
+An autoscaled cluster adds two kinds of event: a starting replica becoming ready (after
+iteration ends, before arrivals; the router is called) and the autoscaler's periodic call
+(after readiness, before arrivals). See :mod:`glia.sim._autoscaling`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+import msgspec
 import numpy as np
 
 from glia._errors import DesignError, InputError, SimulationError
 from glia.kernels import decode_run, select
 
-from ._config import ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._autoscaling import Fleet, LoadView, ScalingPolicy
+from ._config import Autoscale, ClusterConfig, ResolvedCluster, WorkloadConfig
 from ._latency import LatencyModel
-from ._metrics import RequestTable, SimResult, summarize
+from ._metrics import RequestTable, SimResult, Summary, summarize
 from ._replica import IterationRecord, Replica
 from ._request import Job, Request
 from ._scheduling import SchedulingPolicy
@@ -74,6 +80,7 @@ def run_simulation(
     fast_forward: bool = True,
     jit: bool | None = None,
     scheduler: SchedulingPolicy | None = None,
+    autoscaler: ScalingPolicy | None = None,
 ) -> SimResult:
     """Simulate ``trace`` on ``cluster`` under ``router`` until every request completes.
 
@@ -84,6 +91,10 @@ def run_simulation(
     unless ``GLIA_NO_JIT=1``). Every combination gives the same result. ``scheduler`` orders
     and admits requests inside each replica and picks preemption victims (default: vLLM's FCFS;
     a scheduler turns fast-forward off, since its choices may change with time).
+    ``autoscaler`` sets the number of replicas every ``autoscaler.interval_s`` seconds within
+    ``cluster.autoscale`` (default :class:`Autoscale`); without one every replica serves all
+    the time. The router then sees only the active replicas: the index it routes to is a
+    position in ``cluster.replicas``.
     """
     wall0 = time.perf_counter()
     if seed < 0:
@@ -109,6 +120,21 @@ def run_simulation(
     views = tuple(
         ReplicaView(r, rr.gpu, rr.model) for r, rr in zip(replicas, rc.replicas, strict=True)
     )
+    if autoscaler is not None:
+        scaling = cluster.autoscale or Autoscale()
+        min_replicas, initial = scaling.check(len(replicas))
+        interval = _interval(autoscaler)
+    else:
+        min_replicas = initial = len(replicas)
+        scaling, interval = Autoscale(cold_start_s=0.0), float("inf")
+    fleet = Fleet(
+        replicas,
+        views,
+        [rr.tp for rr in rc.replicas],
+        initial=initial,
+        min_replicas=min_replicas,
+        cold_start_s=scaling.cold_start_s,
+    )
     n = len(trace)
     arrivals = trace.arrived_at.tolist()
     prompts = trace.num_prefill_tokens.tolist()
@@ -130,7 +156,7 @@ def run_simulation(
     run = select(decode_run, jit)
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
-    router.setup(ClusterView(0.0, "arrival", waiting, views), rng)
+    router.setup(ClusterView(0.0, "arrival", waiting, fleet.views), rng)
     if scheduler is not None:
         scheduler.setup(
             ClusterView(0.0, "arrival", waiting, views),
@@ -139,15 +165,19 @@ def run_simulation(
         for r, v in zip(replicas, views, strict=True):
             r.scheduler, r.view = scheduler, v
 
-    def route(now: float, trigger: Trigger, source: int = -1) -> None:
+    def sync(now: float, source: int = -1) -> None:
         # Replicas running ahead lazily show the state stepping would have at this event: their
         # iterations ending exactly now count as handled if their events would have come first
-        # (iteration ends precede arrivals; among replicas, the lower id first).
+        # (iteration ends precede other events; among replicas, the lower id first).
         for r in replicas:
             if r.lazy:
                 r.mark_stale(now, source < 0 or r.id < source)
+
+    def route(now: float, trigger: Trigger, source: int = -1) -> None:
+        sync(now, source)
+        routable = fleet.routable
         try:
-            decisions = router.schedule(ClusterView(now, trigger, waiting, views))
+            decisions = router.schedule(ClusterView(now, trigger, waiting, fleet.views))
             pairs = list(decisions) if decisions is not None else []
         except DesignError:
             raise
@@ -174,12 +204,13 @@ def run_simulation(
                     "replica is an int index"
                 )
             rid = int(rid)
-            if not 0 <= rid < len(replicas):
+            if not 0 <= rid < len(routable):
                 raise DesignError(
                     f"router {name!r} routed request {req.id} to replica {rid} at t={now:.3f}s, "
-                    f"but the cluster has replicas 0..{len(replicas) - 1}: return an index in "
-                    f"range({len(replicas)})"
+                    f"but the cluster has replicas 0..{len(routable) - 1}: return an index in "
+                    f"range({len(routable)})"
                 )
+            rid = routable[rid]
             job = waiting.pop(req.id, None)
             if job is None or job.req != req:
                 if 0 <= req.id < n and jobs[req.id].replica >= 0:
@@ -204,15 +235,46 @@ def run_simulation(
             if not r.busy:
                 to_start.add(rid)
 
+    last_tick, last_arrivals, last_done = 0.0, 0, 0  # the autoscaler's previous call
+
+    def rescale(now: float) -> None:
+        nonlocal last_tick, last_arrivals, last_done
+        sync(now)
+        load = LoadView(
+            fleet,
+            ClusterView(now, "scale", waiting, fleet.views),
+            now - last_tick,
+            next_arrival - last_arrivals,
+            num_done - last_done,
+        )
+        last_tick, last_arrivals, last_done = now, next_arrival, num_done
+        assert autoscaler is not None
+        try:
+            want = autoscaler.scale(load)
+        except DesignError:
+            raise
+        except Exception as e:
+            raise DesignError(
+                f"autoscaler {autoscaler.name!r} raised {type(e).__name__} at t={now:.3f}s: {e}"
+            ) from e
+        if type(want) is not int and not isinstance(want, np.integer):
+            raise DesignError(
+                f"autoscaler {autoscaler.name!r} returned {want!r} at t={now:.3f}s: scale() must "
+                "return the number of replicas wanted, an int"
+            )
+        fleet.resize(now, int(want))
+
     next_arrival = 0
     now = 0.0
+    t_tick = interval
     try:
         while True:
             while heap and heap[0][2] != replicas[heap[0][1]].version:
                 heapq.heappop(heap)  # superseded: that replica left a lazy run
             t_iter = heap[0][0] if heap else float("inf")
             t_arr = arrivals[next_arrival] if next_arrival < n else float("inf")
-            if t_iter <= t_arr and heap:
+            t_ready = fleet.next_ready()
+            if t_iter <= min(t_ready, t_tick, t_arr) and heap:
                 now, rid, _ = heapq.heappop(heap)
                 r = replicas[rid]
                 if r.lazy:
@@ -220,10 +282,19 @@ def run_simulation(
                 r.busy = False
                 before = len(done)
                 r.finish(now, done)
-                to_start.add(rid)
+                if not fleet.drained(now, rid):
+                    to_start.add(rid)
                 if len(done) > before:
                     num_done += len(done) - before
                     route(now, "completion", rid)
+            elif t_ready <= min(t_tick, t_arr) and t_ready < float("inf"):
+                now = t_ready
+                fleet.ready()
+                route(now, "ready")
+            elif t_tick <= t_arr and min(t_iter, t_ready, t_arr) < float("inf"):
+                now = t_tick
+                t_tick += interval
+                rescale(now)
             elif next_arrival < n:
                 now = t_arr
                 job = jobs[next_arrival]
@@ -239,6 +310,8 @@ def run_simulation(
                 t_next = min(
                     heap[0][0] if heap else float("inf"),
                     arrivals[next_arrival] if next_arrival < n else float("inf"),
+                    fleet.next_ready(),
+                    t_tick,
                 )
                 if t_next > now:
                     for rid in sorted(to_start):
@@ -255,7 +328,7 @@ def run_simulation(
     except DesignError as e:
         finished = [j for j in jobs if j.completed_at >= 0.0]
         if finished:  # what the design had achieved when it broke the rules
-            e.partial = summarize(_table(finished, rc), time.perf_counter() - wall0)
+            e.partial = _summary(_table(finished, rc), fleet, now, wall0)
         raise
     if num_done != n:
         stuck = [j for j in jobs if j.completed_at < 0.0]
@@ -269,12 +342,34 @@ def run_simulation(
             partial=len(done),
         )
     return SimResult(
-        summary=summarize(table := _table(jobs, rc), time.perf_counter() - wall0),
+        summary=_summary(table := _table(jobs, rc), fleet, now, wall0),
         requests=table,
         router=name,
         cluster=cluster,
         workload=workload if workload is not None else WorkloadConfig(trace="<in-memory>"),
         seed=seed,
+        scheduler=scheduler.name if scheduler is not None else None,
+        autoscaler=autoscaler.name if autoscaler is not None else None,
+    )
+
+
+def _interval(autoscaler: ScalingPolicy) -> float:
+    interval = autoscaler.interval_s
+    if not isinstance(interval, int | float) or not 1.0 <= interval < float("inf"):
+        raise DesignError(
+            f"autoscaler {autoscaler.name!r} has interval_s = {interval!r}: give the seconds "
+            "between its calls, at least 1.0"
+        )
+    return float(interval)
+
+
+def _summary(table: RequestTable, fleet: Fleet, end: float, wall0: float) -> Summary:
+    gpu_hours, mean_replicas = fleet.totals(end)
+    return msgspec.structs.replace(
+        summarize(table, time.perf_counter() - wall0),
+        gpu_hours=gpu_hours,
+        mean_replicas=mean_replicas,
+        scale_events=fleet.scale_events,
     )
 
 

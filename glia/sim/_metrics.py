@@ -137,6 +137,12 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     requests_restarted: int
     throughput_rps: float
     throughput_tokens_s: float
+    gpu_hours: float = 0.0
+    """GPU time the replicas were on (loading, serving or draining), in hours."""
+    mean_replicas: float = 0.0
+    """Replicas on, averaged over the run."""
+    scale_events: int = 0
+    """Replicas started, cancelled, drained or turned off by an autoscaler."""
 
 
 def _stats(prefix: str, unit: str, a: FloatArray) -> dict[str, float]:
@@ -181,10 +187,22 @@ class SimResult:
     cluster: ClusterConfig
     workload: WorkloadConfig
     seed: int
+    scheduler: str | None = None
+    autoscaler: str | None = None
+
+    @property
+    def policy(self) -> str:
+        """The name of the most specific policy that ran: the autoscaler, else the replica
+        scheduler, else the router (what a task's comparison is about)."""
+        return self.autoscaler or self.scheduler or self.router
 
     def to_dict(self) -> dict[str, object]:
         """The summary with the experiment's identity, as JSON-ready builtins."""
         out: dict[str, object] = {"router": self.router, "seed": self.seed}
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler
+        if self.autoscaler is not None:
+            out["autoscaler"] = self.autoscaler
         out |= msgspec.to_builtins(self.summary)
         out["cluster"] = msgspec.to_builtins(self.cluster)
         out["workload"] = msgspec.to_builtins(self.workload)

@@ -6,18 +6,30 @@ import msgspec
 
 from glia._errors import unknown_name
 
-from ._config import ClusterConfig, WorkloadConfig
+from ._config import Autoscale, ClusterConfig, WorkloadConfig
 
-__all__ = ["PRESETS", "Preset", "preset"]
+__all__ = ["PRESETS", "Preset", "Slo", "preset"]
+
+
+class Slo(msgspec.Struct, frozen=True, kw_only=True):
+    """A service-level objective on the 90th percentiles of TTFT and TPOT (seconds)."""
+
+    p90_ttft_s: float
+    p90_tpot_s: float
 
 
 class Preset(msgspec.Struct, frozen=True, kw_only=True):
-    """A named cluster + workload."""
+    """A named cluster + workload, made for one task (``routing``, ``scheduling`` or
+    ``autoscaling``); ``router`` is the baseline router of the other tasks, ``slo`` what an
+    autoscaler must keep."""
 
     name: str
     description: str
     cluster: ClusterConfig
     workload: WorkloadConfig
+    task: str = "routing"
+    router: str = "llq"
+    slo: Slo | None = None
 
 
 _PAPER_CLUSTER = ClusterConfig(
@@ -31,6 +43,25 @@ _PAPER_CLUSTER = ClusterConfig(
     watermark=0.01,
 )
 
+_GLIA_ROUTING_WORKLOAD = WorkloadConfig(
+    trace="sharegpt_first_turn",
+    arrivals="lognormal",
+    qps=7.5,
+    duration_s=1000.0,
+    sigma=2.0,
+    prompt_inflation=0.05,
+    output_inflation=0.05,
+    inflation_factor=10.0,
+    max_tokens=8192,
+)
+
+# A pool of 8 A10s; 2 serve at first; a new one loads Llama-3-8B for 3 minutes.
+_AUTOSCALED_CLUSTER = msgspec.structs.replace(
+    _PAPER_CLUSTER,
+    num_replicas=8,
+    autoscale=Autoscale(min_replicas=1, initial_replicas=2, cold_start_s=180.0),
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -42,17 +73,51 @@ PRESETS: dict[str, Preset] = {
                 "log-normal arrivals (sigma 2) at 7.5 QPS for 1,000 s"
             ),
             cluster=_PAPER_CLUSTER,
+            workload=_GLIA_ROUTING_WORKLOAD,
+        ),
+        Preset(
+            name="glia-scheduling",
+            description=(
+                "The routing study's cluster and workload with least-loaded-queue routing: "
+                "replicas often run out of KV memory and requests queue inside them, so the "
+                "order they are admitted in (and who is preempted) decides mean and tail E2E"
+            ),
+            cluster=_PAPER_CLUSTER,
+            workload=_GLIA_ROUTING_WORKLOAD,
+            task="scheduling",
+        ),
+        Preset(
+            name="diurnal",
+            description=(
+                "A two-hour compressed day: ShareGPT first turns with bursty gamma arrivals "
+                "(CV 2) whose rate swings from 1.2 QPS at night to 10.8 QPS at noon (mean 6); "
+                "a pool of 8 x A10 (Llama-3-8B) starting with 2, 3-minute cold starts, least-"
+                "loaded-queue routing; SLO p90 TTFT <= 0.5 s and p90 TPOT <= 50 ms"
+            ),
+            cluster=_AUTOSCALED_CLUSTER,
             workload=WorkloadConfig(
                 trace="sharegpt_first_turn",
-                arrivals="lognormal",
-                qps=7.5,
-                duration_s=1000.0,
-                sigma=2.0,
-                prompt_inflation=0.05,
-                output_inflation=0.05,
-                inflation_factor=10.0,
+                arrivals="gamma",
+                cv=2.0,
+                qps=6.0,
+                duration_s=7200.0,
+                diurnal=0.8,
                 max_tokens=8192,
             ),
+            task="autoscaling",
+            slo=Slo(p90_ttft_s=0.5, p90_tpot_s=0.05),
+        ),
+        Preset(
+            name="azure-autoscale",
+            description=(
+                "One hour of Azure's production conversation trace (long prompts, bursty, "
+                "5.5 req/s) replayed on a pool of 8 x A10 starting with 2, 3-minute cold "
+                "starts, least-loaded-queue routing; SLO p90 TTFT <= 2 s and p90 TPOT <= 100 ms"
+            ),
+            cluster=_AUTOSCALED_CLUSTER,
+            workload=WorkloadConfig(trace="azure_conv", arrivals="trace", max_tokens=8192),
+            task="autoscaling",
+            slo=Slo(p90_ttft_s=2.0, p90_tpot_s=0.1),
         ),
         Preset(
             name="azure-conv",

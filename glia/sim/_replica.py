@@ -146,6 +146,11 @@ class Replica:
         self._kv_base = 0  # sum over decoders of (prompt - start_it)
         self._chunks: list[tuple[Job, int]] = []
 
+    def reset_cache(self) -> None:
+        """Empty the prefix cache (a replica restarting loads the model afresh)."""
+        if self.cache is not None:
+            self.cache = PrefixCache(self.cache.capacity, self.block_size)
+
     # -- what policies may read ------------------------------------------------------------
     @property
     def num_running(self) -> int:
@@ -221,7 +226,7 @@ class Replica:
             pairs += n * done + n * (n + 1) // 2
             chunks.append((job, n))
         queue = self.queue
-        order = None if sched is None else self._ordered(now)
+        order = None if sched is None else (self._ordered(now) if queue and budget > 0 else [])
         skip = sched is not None and sched.skip_blocked
         k = 0
         while budget > 0 and n_dec + len(self.prefilling) < self.max_batch:

@@ -13,7 +13,7 @@ from ._request import Job, Request, RunningRequest
 
 __all__ = ["ClusterView", "ReplicaView", "Trigger"]
 
-Trigger = Literal["arrival", "completion"]
+Trigger = Literal["arrival", "completion", "ready", "scale"]
 
 
 class ReplicaView:
@@ -28,7 +28,8 @@ class ReplicaView:
 
     @property
     def id(self) -> int:
-        """Index of the replica, the value to route to."""
+        """The replica's stable number; its position in ``cluster.replicas`` is what a router
+        returns (the same, unless an autoscaler has turned some replicas off)."""
         return self._r.id
 
     @property
@@ -114,10 +115,12 @@ class ClusterView:
         self.now = now
         """Simulated time in seconds."""
         self.trigger: Trigger = trigger
-        """Why the policy is called: a request arrived, or one completed somewhere."""
+        """Why the policy is called: a request arrived, one completed somewhere, a replica
+        became ready (autoscaling), or an autoscaler is looking (``"scale"``)."""
         self._queue = queue
         self.replicas = replicas
-        """Every replica, indexed by id."""
+        """The replicas a router may use; a router returns a position in this tuple (the
+        replica's id, unless an autoscaler has turned some replicas off)."""
 
     @property
     def queue(self) -> tuple[Request, ...]:

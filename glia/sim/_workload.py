@@ -172,9 +172,7 @@ def _load_table(path: str, mtime_ns: int, size: int) -> _Table:
             ia = cols.get("arrived_at")
             iid, ilen = cols.get("prefix_id"), cols.get("prefix_len")
             if (iid is None) != (ilen is None):
-                raise TraceError(
-                    path, 1, "give both prefix_id and prefix_len columns, or neither"
-                )
+                raise TraceError(path, 1, "give both prefix_id and prefix_len columns, or neither")
             arr: list[float] = []
             pre: list[int] = []
             dec: list[int] = []
@@ -271,20 +269,36 @@ def _gaps(cfg: WorkloadConfig, qps: float, n: int, rng: np.random.Generator) -> 
     return rng.gamma(shape, mean / shape, n)
 
 
+def _diurnal_clock(cfg: WorkloadConfig) -> tuple[FloatArray, FloatArray]:
+    """Real times and the expected arrivals by then over the mean rate (``Lambda(t) / qps``)
+    for the day-shaped rate ``qps * (1 - a cos(2 pi t / period))``, on a fine grid."""
+    assert cfg.duration_s is not None
+    period = cfg.period_s if cfg.period_s is not None else cfg.duration_s
+    t = np.linspace(0.0, cfg.duration_s, max(10_001, int(cfg.duration_s) + 1))
+    w = 2.0 * math.pi / period
+    return t, t - cfg.diurnal / w * np.sin(w * t)
+
+
 def _generate_arrivals(cfg: WorkloadConfig, rng: np.random.Generator) -> FloatArray:
     assert cfg.qps is not None and cfg.duration_s is not None  # checked by the caller
+    # A diurnal rate warps time: arrivals generated at the mean rate on the clock of expected
+    # arrivals, then mapped back, keep the process's burstiness at every rate.
+    clock = _diurnal_clock(cfg) if cfg.diurnal > 0 else None
+    horizon = float(clock[1][-1]) if clock is not None else cfg.duration_s
     times: list[FloatArray] = []
     now, batch = 0.0, max(64, int(cfg.qps * cfg.duration_s * 1.2) + 16)
     while True:
         gaps = _gaps(cfg, cfg.qps, batch, rng)
         t = now + np.cumsum(gaps)
-        inside = t[t < cfg.duration_s]
+        inside = t[t < horizon]
         times.append(inside)
         if len(inside) < batch:
             break
         now = float(t[-1])
     # The first request arrives at time 0, like a replayed trace.
     out = np.concatenate(times)
+    if clock is not None:
+        out = np.interp(out, clock[1], clock[0])
     return np.concatenate([[0.0], out])
 
 
@@ -366,6 +380,18 @@ def _check(cfg: WorkloadConfig) -> None:
         raise InputError(f"qps is {cfg.qps}: give a positive request rate")
     if cfg.duration_s is not None and not (math.isfinite(cfg.duration_s) and cfg.duration_s > 0):
         raise InputError(f"duration_s is {cfg.duration_s}: give a positive number of seconds")
+    if not 0.0 <= cfg.diurnal < 1.0:
+        raise InputError(
+            f"diurnal is {cfg.diurnal}: give the day's swing as a fraction of the mean rate, in "
+            "[0, 1) (0.8: the rate goes from 0.2 x qps at night to 1.8 x qps at noon)"
+        )
+    if cfg.diurnal > 0 and cfg.arrivals == "trace":
+        raise InputError(
+            "diurnal needs generated arrivals (poisson, lognormal or gamma): a replayed trace "
+            "keeps its own arrival times"
+        )
+    if cfg.period_s is not None and not (math.isfinite(cfg.period_s) and cfg.period_s > 0):
+        raise InputError(f"period_s is {cfg.period_s}: give the length of a day in seconds")
     if cfg.sigma <= 0 or cfg.cv <= 0:
         raise InputError(f"arrival shape sigma={cfg.sigma}, cv={cfg.cv}: both must be positive")
     for name in ("prompt_inflation", "output_inflation"):
