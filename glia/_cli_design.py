@@ -31,6 +31,9 @@ class _Progress:
         if isinstance(ev, TrialFinished):
             e2e = f"{ev.mean_e2e_s:.2f} s" if ev.mean_e2e_s is not None else "[red]failed[/red]"
             best = f"{ev.best_e2e_s:.2f} s" if ev.best_e2e_s is not None else "-"
+            if ev.cost is not None and ev.cost != ev.mean_e2e_s:  # another task's objective
+                e2e += f", cost {ev.cost:.3f}"
+                best = f"cost {ev.best_cost:.3f}" if ev.best_cost is not None else "-"
             c.print(f"[bold]trial {ev.index}/{ev.budget}[/bold] (context {ev.context}): "
                     f"mean E2E {e2e}   best {best}")  # fmt: skip
             if ev.failure:
@@ -51,10 +54,19 @@ class _Progress:
 
 @app.command()
 def design(
-    task: Annotated[str, typer.Option("--task", help="What to design: routing.")] = "routing",
+    task: Annotated[
+        str, typer.Option("--task", help="What to design: routing, scheduling or autoscaling.")
+    ] = "routing",
     preset: Annotated[
-        str, typer.Option("--preset", "-p", help=f"Cluster + workload: {', '.join(PRESETS)}.")
-    ] = "glia-routing",
+        str | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help=f"Cluster + workload: {', '.join(PRESETS)} [default: the task's: glia-routing, "
+            "glia-scheduling, diurnal].",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -172,7 +184,14 @@ def design(
         llq = summary["baselines"].get("llq")
         best = summary["best_mean_e2e_s"]
         c.print(f"run {run.run_id}: {summary['status']} ({summary['stop_reason']})")
-        if best is not None:
+        costs, cost = summary["baseline_costs"], summary["best_cost"]
+        if summary["task"] != "routing" and cost is not None and costs:
+            top = min(costs, key=costs.__getitem__)
+            c.print(
+                f"best design {summary['best_design_path']}: cost {cost:.3f} = "
+                f"{cost / costs[top]:.2f}x the best baseline ({top}, {costs[top]:.3f})"
+            )
+        elif best is not None:
             ratio = f" = {best / llq:.2f}x LLQ ({llq:.2f} s)" if llq else ""
             c.print(f"best design {summary['best_design_path']}: mean E2E {best:.2f} s{ratio}")
         c.print(f"simulations {summary['simulations_used']}, cost ${summary['cost_usd']:.4f}")

@@ -30,8 +30,7 @@ from glia.sim._presets import PRESETS
 
 __all__ = ["TASKS", "DesignRun", "design", "design_async"]
 
-TASKS = ("routing",)
-"""Design tasks: what kind of policy the agents design."""
+from glia._tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,23 @@ class DesignRun:
         return dict(self.record.baselines)
 
     @property
+    def best_cost(self) -> float | None:
+        """The best design's objective (see :mod:`glia._tasks`), like :attr:`best_mean_e2e_s`."""
+        v = self.record.validation
+        if v and "design" in v[0].cost:
+            return v[0].cost["design"]
+        best = self.record.best
+        return best.cost if best else None
+
+    @property
+    def baseline_costs(self) -> dict[str, float]:
+        """Every baseline's objective on the same seeds as :attr:`best_cost`."""
+        v = self.record.validation
+        if v and v[0].cost:
+            return {k: c for k, c in v[0].cost.items() if k != "design"}
+        return dict(self.record.baseline_costs)
+
+    @property
     def simulations_used(self) -> int:
         return len(self.record.trials)
 
@@ -83,6 +99,9 @@ class DesignRun:
             "best_design_path": str(self.best_design_path) if self.best_design_path else None,
             "best_mean_e2e_s": self.best_mean_e2e_s,
             "baselines": self.baselines,
+            "task": self.record.task,
+            "best_cost": self.best_cost,
+            "baseline_costs": self.baseline_costs,
             "simulations_used": self.simulations_used,
             "cost_usd": self.record.cost_usd,
             "report_path": str(self.report_path) if self.report_path else None,
@@ -103,7 +122,7 @@ def design(**kwargs: Any) -> DesignRun:
 async def design_async(
     task: str = "routing",
     *,
-    preset: str = "glia-routing",
+    preset: str | None = None,
     model: str | Model = "offline",
     supervisor_model: str | Model | None = None,
     base_url: str | None = None,
@@ -148,7 +167,8 @@ async def design_async(
     else:
         b = budget if isinstance(budget, Budget) else Budget(simulations=budget)
         config = DesignConfig(
-            task=task, preset=preset, model=_name(model), base_url=base_url,
+            task=task, model=_name(model), base_url=base_url,
+            preset=preset or (TASKS[task].preset if task in TASKS else "glia-routing"),
             supervisor_model=None if supervisor_model is None else _name(supervisor_model),
             budget=b, contexts=contexts, sequential=sequential,
             search_seeds=tuple(search_seeds), holdout_seeds=tuple(holdout_seeds),
@@ -163,7 +183,7 @@ async def design_async(
         run_id = new_run_id()
         run_dir = _make_run_dir(Path(out), run_id)
         record = RunRecord(
-            run_id=run_id, task=task, preset=preset, model=_label(config.model),
+            run_id=run_id, task=task, preset=config.preset, model=_label(config.model),
             supervisor_model=_label(_supervisor_name(config)), contexts=contexts,
             sequential=sequential, budget=config.budget, search_seeds=list(config.search_seeds),
             started_at=time.time(),
@@ -210,8 +230,7 @@ def _supervisor_name(config: DesignConfig) -> str:
 def _check(config: DesignConfig) -> None:
     if config.task not in TASKS:
         raise unknown_name("task", config.task, TASKS)
-    if config.preset not in PRESETS:
-        raise unknown_name("preset", config.preset, PRESETS)
+    TASKS[config.task].check_preset(config.preset)
     if config.budget.simulations < 1:
         raise InputError(
             f"a budget of {config.budget.simulations} simulations leaves nothing to do: give "

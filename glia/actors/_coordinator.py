@@ -23,9 +23,9 @@ from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
+from glia._tasks import resolve_task, slo_excess
 from glia.api import experiment_config
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
-from glia.policies import BASELINES
 from glia.report import LogEntry, RunRecord, Trial, Validation, save_record, write_report
 from glia.sim._presets import preset as get_preset
 
@@ -40,7 +40,7 @@ from ._checkpoint import (
 )
 from ._lab import Lab, Policy
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
-from ._researcher import EXAMPLE_ROUTER, ResearchDeps, brief, researcher_agent
+from ._researcher import EXAMPLES, ResearchDeps, brief, researcher_agent
 from ._supervisor import ends_context, supervisor_agent
 from ._workspace import Workspace, WorkspaceError
 
@@ -49,7 +49,9 @@ __all__ = ["SECOND_WORKLOAD", "Coordinator", "new_checkpoint"]
 log = structlog.get_logger("glia.coordinator")
 
 SECOND_WORKLOAD = {"glia-routing": "azure-conv", "azure-conv": "glia-routing",
-                   "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing"}  # fmt: skip
+                   "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing",
+                   "glia-scheduling": "azure-conv", "diurnal": "azure-autoscale",
+                   "azure-autoscale": "diurnal"}  # fmt: skip
 """The workload each preset's best design is also validated on."""
 MAX_REQUESTS_PER_TURN = 80
 """Model requests a researcher turn may make (a model that never stops gets cut off)."""
@@ -80,7 +82,10 @@ class Coordinator:
         self._lock = anyio.Lock()
         settings = self.config.settings
         self.cluster, self.workload = experiment_config(self.config.preset, **settings)
-        self.description = get_preset(self.config.preset).description
+        preset = get_preset(self.config.preset)
+        self.description = preset.description
+        self.task = resolve_task(self.config.task)
+        self.slo, self.router = preset.slo, preset.router
 
     # -- the run --------------------------------------------------------------------------------
     async def run(self) -> RunRecord:
@@ -121,11 +126,12 @@ class Coordinator:
 
     async def _baselines(self) -> None:
         outs = await self.lab.evaluate(
-            [Policy(name) for name in BASELINES], self.cluster, self.workload,
+            [self._policy(name) for name in self.task.baselines], self.cluster, self.workload,
             self.config.search_seeds, csv_dir=self.run_dir / "baselines", label="baseline",
             csv_seeds=0,
         )  # fmt: skip
         self.record.baselines = {o.policy: o.mean_e2e_s for o in outs if o.ok}
+        self.record.baseline_costs = {o.policy: o.cost(self.task, self.slo) for o in outs if o.ok}
         await self._checkpoint()
 
     async def _search(self) -> None:
@@ -143,8 +149,10 @@ class Coordinator:
         ws = self._workspace(cs)
         instructions = brief(
             preset=self.config.preset, description=self.description, budget=cs.budget,
-            seeds=list(self.config.search_seeds), baselines=self.record.baselines,
-            previous=self._previous(cs),
+            seeds=list(self.config.search_seeds), previous=self._previous(cs),
+            baselines=self.record.baselines if self.task.name == "routing"
+            else self.record.baseline_costs,
+            task=self.task.name, objective=self._objective(),
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self)
         researcher = researcher_agent(self._metered(self._models[0], "researcher", cs.index))
@@ -221,24 +229,40 @@ class Coordinator:
     def _status_for_supervisor(self, cs: ContextState) -> str:
         mine = [t for t in self._trials() if t.context == cs.index]
         best = self._best(mine)
-        llq = self.record.baselines.get("llq")
+        routing = self.task.name == "routing"
+        what = "mean E2E (s)" if routing else "cost"
+        ref = self.record.baselines.get("llq") if routing else min(
+            self.record.baseline_costs.values(), default=None)  # fmt: skip
         lines = [
             f"Report from the researcher (context {cs.index}, turn {cs.turns}):", "",
             cs.report, "",
             f"Status: {self._used(cs)} of {cs.budget} simulations used in this context; "
-            + (f"best mean E2E {best.mean_e2e_s:.2f} s (trial {best.index}); " if best else "")
-            + (f"LLQ {llq:.2f} s." if llq else ""),
-            "", "| trial | mean E2E (s) | note |", "|---|---|---|",
+            + (f"best {what} {_cost(best):.2f} (trial {best.index}); " if best else "")
+            + (f"{'LLQ' if routing else 'best baseline'} {ref:.2f}." if ref else ""),
+            "", f"| trial | {what} | note |", "|---|---|---|",
         ]  # fmt: skip
         for t in mine:
-            e2e = "failed" if t.mean_e2e_s is None else f"{t.mean_e2e_s:.2f}"
-            lines.append(f"| {t.index} | {e2e} | {t.note or t.design_path} |")
+            value = "failed" if t.mean_e2e_s is None else f"{_cost(t):.2f}"
+            lines.append(f"| {t.index} | {value} | {t.note or t.design_path} |")
         return "\n".join(lines)
+
+    def _objective(self) -> str:
+        if self.task.name != "autoscaling" or self.slo is None:
+            return self.task.objective[0].upper() + self.task.objective[1:]
+        return (
+            f"Minimise GPU-hours while p90 TTFT <= {self.slo.p90_ttft_s:g} s and p90 TPOT <= "
+            f"{self.slo.p90_tpot_s * 1000:g} ms: the cost is GPU-hours x (1 + 10 x the relative "
+            "excess over each SLO), so missing the SLO by 10% doubles the cost"
+        )
+
+    def _policy(self, name: str, source: str | None = None) -> Policy:
+        return Policy(name, source, task=self.task.name, router=self.router)
 
     def _workspace(self, cs: ContextState) -> Workspace:
         ws = Workspace(self.run_dir / f"ctx-{cs.index}")
-        if not (ws.root / "example_router.py").exists():
-            ws.write("example_router.py", EXAMPLE_ROUTER)
+        example, source = EXAMPLES[self.task.name]
+        if not (ws.root / example).exists():
+            ws.write(example, source)
             best = self.record.best
             if self.config.sequential and best is not None:
                 shutil.copyfile(self.run_dir / best.design_path, ws.root / "previous_best.py")
@@ -299,14 +323,15 @@ class Coordinator:
         # ^ a placeholder (no design_path yet), so the budget counts it while it runs
         await self._note(context, "tool", f"run_simulation {design_path}: {note}".strip(": "))
         out = (await self.lab.evaluate(
-            [Policy(name, source)], self.cluster, self.workload, run_seeds,
+            [self._policy(name, source)], self.cluster, self.workload, run_seeds,
             csv_dir=ws.root / "results", label=name,
         ))[0]  # fmt: skip
         trial = Trial(
             index=index, context=context, seeds=run_seeds, note=note, at=time.time(),
             design_path=str((ws.root / "trials" / f"{name}.py").relative_to(self.run_dir)),
             mean_e2e_s=out.mean_e2e_s if out.ok else None,
-            score=20.0 / out.mean_e2e_s if out.ok else None,
+            cost=(cost := out.cost(self.task, self.slo)) if out.ok else None,
+            score=20.0 / cost if out.ok and cost > 0 else None,
             per_seed_e2e_s=out.per_seed_e2e_s if out.ok else [],
             summary=out.summary,
             csv_paths=list(out.csv_paths),
@@ -316,7 +341,7 @@ class Coordinator:
         self._pending[context].append(trial)
         if run_seeds == list(self.config.search_seeds) and trial.mean_e2e_s is not None:
             best = self._trial(self.record.best_trial)
-            if best is None or best.mean_e2e_s is None or trial.mean_e2e_s < best.mean_e2e_s:
+            if best is None or best.mean_e2e_s is None or _cost(trial) < _cost(best):
                 self.record.best_trial = index
         best = self._trial(self.record.best_trial)
         left -= 1
@@ -324,6 +349,7 @@ class Coordinator:
             run_id=self.record.run_id, context=context, index=index,
             budget=self.config.budget.simulations, mean_e2e_s=trial.mean_e2e_s,
             best_e2e_s=best.mean_e2e_s if best else None, failure=trial.failure, at=time.time(),
+            cost=trial.cost, best_cost=best.cost if best else None,
         ))  # fmt: skip
         return self._answer(trial, out.failure, ws, left)
 
@@ -352,7 +378,27 @@ class Coordinator:
             },
             "csv_paths": csvs, "simulations_left": left,
             "prefix_caching": self.cluster.prefix_cache > 0,
+        } | self._task_answer(t)  # fmt: skip
+
+    def _task_answer(self, t: Trial) -> dict[str, Any]:
+        """What a non-routing task adds to a simulation's answer: its objective."""
+        if self.task.name == "routing" or t.cost is None:
+            return {}
+        s = t.summary
+        assert s is not None
+        best = min(self.record.baseline_costs.values(), default=None)
+        out: dict[str, Any] = {
+            "cost": round(t.cost, 4), "objective": self._objective(),
+            "vs_best_baseline": round(t.cost / best, 3) if best else None,
         }  # fmt: skip
+        if self.task.name == "autoscaling":
+            out["first_seed"] = out.get("first_seed", {}) | {
+                "gpu_hours": round(s.gpu_hours, 3), "mean_replicas": round(s.mean_replicas, 2),
+                "p90_ttft_s": round(s.p90_ttft_s, 3), "p90_tpot_s": round(s.p90_tpot_s, 4),
+                "slo_met": self.slo is None or slo_excess(s, self.slo) == 0.0,
+                "scale_events": s.scale_events,
+            }  # fmt: skip
+        return out
 
     async def publish(self, context: int, text: str) -> None:
         await self._note(context, "researcher", text)
@@ -372,7 +418,7 @@ class Coordinator:
     @staticmethod
     def _best(trials: list[Trial]) -> Trial | None:
         ok = [t for t in trials if t.mean_e2e_s is not None]
-        return min(ok, key=lambda t: (t.mean_e2e_s, t.index)) if ok else None
+        return min(ok, key=lambda t: (_cost(t), t.index)) if ok else None
 
     async def _commit(self, cs: ContextState) -> None:
         """Move the context's finished trials into the record and checkpoint."""
@@ -411,7 +457,7 @@ class Coordinator:
         if best is None or self.record.validation:
             return
         source = (self.run_dir / best.design_path).read_text(encoding="utf-8")
-        policies = [Policy("design", source), *(Policy(n) for n in BASELINES)]
+        policies = [self._policy("design", source), *map(self._policy, self.task.baselines)]
         second = self.config.second_workload or SECOND_WORKLOAD.get(self.config.preset)
         setups = [(self.config.preset, self.description, self.workload)]
         if second and second != self.config.preset:
@@ -427,10 +473,19 @@ class Coordinator:
                 workload=name, description=desc, seeds=list(self.config.holdout_seeds),
                 mean_e2e_s={o.policy: o.mean_e2e_s for o in outs if o.ok},
                 p99_e2e_s={o.policy: o.mean_p99_e2e_s for o in outs if o.ok},
+                cost={o.policy: o.cost(self.task, get_preset(name).slo or self.slo)
+                      for o in outs if o.ok},
                 csv_paths={o.policy: o.csv_paths[0] for o in outs if o.ok and o.csv_paths},
                 failure=outs[0].failure_line() or None,
             ))  # fmt: skip
             await self._checkpoint()
+
+
+def _cost(t: Trial) -> float:
+    """A trial's objective (runs recorded before tasks had costs: the mean E2E)."""
+    value = t.cost if t.cost is not None else t.mean_e2e_s
+    assert value is not None
+    return value
 
 
 def new_checkpoint(config: DesignConfig, record: RunRecord) -> Checkpoint:

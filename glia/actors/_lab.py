@@ -12,27 +12,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from glia._batch import Experiment
 from glia._client import Client
+from glia._tasks import Task
 from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
+from glia.sim._presets import Slo
 
 __all__ = ["Lab", "Outcome", "Policy"]
 
 
 @dataclass(frozen=True)
 class Policy:
-    """What to evaluate: a baseline router by name, or a design's source."""
+    """What to evaluate: a baseline policy of ``task`` by name, or a design's source; the
+    other tasks' places take ``router`` (and no scheduler or autoscaler)."""
 
     name: str
     source: str | None = None
+    task: str = "routing"
+    router: str = "llq"
 
     def experiment(self, cluster: ClusterConfig, workload: WorkloadConfig, seed: int) -> Experiment:
-        if self.source is None:
-            return Experiment(cluster=cluster, workload=workload, seed=seed, router=self.name)
-        return Experiment(cluster=cluster, workload=workload, seed=seed, design_source=self.source)
+        base = Experiment(cluster=cluster, workload=workload, seed=seed, router=self.router)
+        if self.source is not None:
+            return msgspec.structs.replace(base, design_source=self.source, task=self.task)
+        slot = {"routing": "router", "scheduling": "scheduler"}.get(self.task, "autoscaler")
+        return msgspec.structs.replace(base, **{slot: self.name})
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,13 @@ class Outcome:
     @property
     def mean_p99_e2e_s(self) -> float:
         return float(np.mean([r.summary.p99_e2e_s for r in self.results]))
+
+    def cost(self, task: Task, slo: Slo | None) -> float:
+        """The task's objective: for routing the pooled mean E2E, otherwise the mean over
+        seeds of each seed's value."""
+        if task.name == "routing":
+            return self.mean_e2e_s
+        return float(np.mean([task.cost(r.summary, slo) for r in self.results]))
 
     @property
     def summary(self) -> Summary | None:

@@ -4,9 +4,10 @@ They play the two agents through pydantic-ai's ``FunctionModel``, so ``glia desi
 to end (the same actors, tools, bus, workers, checkpoints and report) with no API key and no
 network. They are honestly labelled: no language model is involved.
 
-The researcher searches the catalogue of :mod:`glia.policies._mechanisms` greedily from the
-example router: it writes each candidate as a real design file, simulates it, and keeps a change
-only if the simulation says it helped. Which change it tries next depends on what it has
+The researcher searches the task's catalogue (:mod:`glia.policies._mechanisms` for routers,
+:mod:`glia.policies._task_mechanisms` for replica schedulers and autoscalers) greedily from the
+workspace's example: it writes each candidate as a real design file, simulates it, and keeps a
+change only if the simulation says it helped. Which change it tries next depends on what it has
 measured — an analysis of the first run's per-request table (are requests being preempted and
 recomputed? is time lost queueing?), which mechanisms have helped so far (ordering only matters
 once requests are held back), and the supervisor's push to combine ideas. Everything it knows
@@ -34,6 +35,12 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from glia.policies._mechanisms import Mechanisms, compose
+from glia.policies._task_mechanisms import (
+    ScalerMechanisms,
+    SchedulerMechanisms,
+    compose_autoscaler,
+    compose_scheduler,
+)
 
 from ._supervisor import END
 
@@ -43,8 +50,16 @@ OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
 _MARK = "# mechanisms: "
 _PER_TURN = 3
 """Simulations per turn before reporting to the supervisor."""
-_BETTER = 0.99
-"""A change is kept if it cuts mean E2E by more than 1 %."""
+
+Spec = Mechanisms | SchedulerMechanisms | ScalerMechanisms
+_EXAMPLES = {
+    "example_router.py": "routing",
+    "example_scheduler.py": "scheduling",
+    "example_autoscaler.py": "autoscaling",
+}
+_SPECS: dict[str, type[Spec]] = {
+    "routing": Mechanisms, "scheduling": SchedulerMechanisms, "autoscaling": ScalerMechanisms,
+}  # fmt: skip
 
 ANALYSIS = """\
 import csv, glob
@@ -96,6 +111,20 @@ _WHY = {
         "replicas cache conversation prefixes: send a request where most of its prompt is "
         "cached, unless that replica is much busier"
     ),
+    "sched-order": (
+        "long prompts at the head of a replica's queue hold short ones back: admit the "
+        "shortest prompt first, letting requests that fit pass one that does not"
+    ),
+    "aging": "tune how fast waiting requests gain priority (mean against tail: starvation)",
+    "backfill": "let requests that fit pass one that does not (or not)",
+    "token_budget": "tune the tokens per iteration: smaller chunks stall decodes less",
+    "victim": "preempt the request holding the most KV blocks, to preempt fewer requests",
+    "target": "tune the load per replica: fewer replicas, as long as the SLO holds",
+    "window": "tune how long the load is averaged over (noise against reaction time)",
+    "boost": "over-provision on the way up, since new replicas take a cold start to arrive",
+    "down_delay": "tune how long a lower count must be wanted before draining a replica",
+    "trend": "scale for the load expected one cold start ahead, from the arrival rate's trend",
+    "interval": "call the autoscaler more or less often",
 }
 
 
@@ -104,8 +133,9 @@ _WHY = {
 class _Trial:
     index: int
     path: str
-    spec: Mechanisms | None
-    mean_e2e_s: float | None
+    spec: Spec | None
+    value: float | None
+    """The objective (mean E2E for routing, the task's cost otherwise; None: failed)."""
     csv_paths: list[str]
 
 
@@ -128,17 +158,27 @@ class _State:
     """The cluster caches prompt prefixes (the simulations say so)."""
     context: int = 0
     """Which of several parallel contexts this is (0-based, from the first prompt)."""
+    task: str = "routing"
+    """What is designed (from the example file in the workspace)."""
+
+    @property
+    def label(self) -> str:
+        return "mean E2E" if self.task == "routing" else "cost"
+
+    @property
+    def unit(self) -> str:
+        return " s" if self.task == "routing" else ""
 
     @property
     def last(self) -> ToolCallPart | None:
         return self.calls[-1] if self.calls else None
 
-    def evaluated(self) -> dict[Mechanisms, float | None]:
-        return {t.spec: t.mean_e2e_s for t in self.trials if t.spec is not None}
+    def evaluated(self) -> dict[Spec, float | None]:
+        return {t.spec: t.value for t in self.trials if t.spec is not None}
 
     def best(self) -> _Trial | None:
-        ok = [t for t in self.trials if t.mean_e2e_s is not None and t.spec is not None]
-        return min(ok, key=lambda t: (t.mean_e2e_s, t.index)) if ok else None
+        ok = [t for t in self.trials if t.value is not None and t.spec is not None]
+        return min(ok, key=lambda t: (t.value or 0.0, t.index)) if ok else None
 
 
 def _content(part: ToolReturnPart) -> Any:
@@ -173,7 +213,9 @@ def _read(messages: list[ModelMessage]) -> _State:
     for i, call in enumerate(st.calls):
         args = call.args_as_dict()
         out = st.returns.get(call.tool_call_id)
-        if call.tool_name == "write_file":
+        if call.tool_name == "list_files" and isinstance(out, str):
+            st.task = next((t for f, t in _EXAMPLES.items() if f in out), "routing")
+        elif call.tool_name == "write_file":
             st.files[args["path"]] = args["content"]
         elif call.tool_name == "run_analysis" and isinstance(out, str):
             st.why = st.why and i < turn_start
@@ -191,18 +233,18 @@ def _read(messages: list[ModelMessage]) -> _State:
                     _Trial(
                         index=int(out["trial"]),
                         path=args["design_path"],
-                        spec=_spec(src),
-                        mean_e2e_s=out.get("mean_e2e_s") if out.get("ok") else None,
+                        spec=_spec(src, st.task),
+                        value=out.get("cost", out.get("mean_e2e_s")) if out.get("ok") else None,
                         csv_paths=list(out.get("csv_paths", [])),
                     )
                 )
     return st
 
 
-def _spec(source: str) -> Mechanisms | None:
+def _spec(source: str, task: str) -> Spec | None:
     for line in source.splitlines():
         if line.startswith(_MARK):
-            return msgspec.json.decode(line[len(_MARK) :], type=Mechanisms)
+            return msgspec.json.decode(line[len(_MARK) :], type=_SPECS[task])
     return None
 
 
@@ -212,15 +254,21 @@ def _neighbours(value: float, grid: tuple[float, ...]) -> list[float]:
     return [grid[k] for k in (i - 1, i + 1) if 0 <= k < len(grid)]
 
 
-def _moves(b: Mechanisms, st: _State) -> Iterator[tuple[str, Mechanisms]]:
+def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
     """Changes to the best design so far, most promising first given the evidence."""
+    if isinstance(b, SchedulerMechanisms):
+        yield from _scheduler_moves(b)
+        return
+    if isinstance(b, ScalerMechanisms):
+        yield from _scaler_moves(b)
+        return
     r = msgspec.structs.replace
     if st.hint is not None:
         other = next((t.spec for t in st.trials if t.index == st.hint and t.spec), None)
         if other is not None:
             yield "combine", r(b, **{
-                k: getattr(other, k) for k in Mechanisms.__struct_fields__
-                if getattr(other, k) != getattr(Mechanisms(), k)
+                k: getattr(other, k) for k in type(b).__struct_fields__
+                if getattr(other, k) != getattr(type(b)(), k)
             })  # fmt: skip
     if st.prefix:  # requests that share a cached prefix are cheaper where it is cached
         if b.affinity == 0:
@@ -253,7 +301,36 @@ def _moves(b: Mechanisms, st: _State) -> Iterator[tuple[str, Mechanisms]]:
         yield "order", r(b, order="arrival")
 
 
-def _next(st: _State) -> tuple[str, Mechanisms] | None:
+def _scheduler_moves(b: SchedulerMechanisms) -> Iterator[tuple[str, Spec]]:
+    r = msgspec.structs.replace
+    if b.order == "arrival":
+        yield "sched-order", r(b, order="shortest-prompt", backfill=True)
+        yield "token_budget", r(b, token_budget=2048)
+        return
+    for v in _neighbours(b.aging, (0.0, 12.5, 25.0, 50.0, 100.0, 200.0, 400.0)):
+        yield "aging", r(b, aging=v)
+    yield "backfill", r(b, backfill=not b.backfill)
+    yield "victim", r(b, victim="most-blocks" if b.victim == "youngest" else "youngest")
+    for v in _neighbours(b.token_budget or 8192, (512, 1024, 2048, 4096, 8192)):
+        yield "token_budget", r(b, token_budget=0 if v == 8192 else int(v))
+
+
+def _scaler_moves(b: ScalerMechanisms) -> Iterator[tuple[str, Spec]]:
+    r = msgspec.structs.replace
+    for v in _neighbours(b.target, (16.0, 24.0, 32.0, 40.0, 48.0, 56.0, 64.0, 80.0)):
+        yield "target", r(b, target=v)
+    for v in _neighbours(b.down_delay_s, (0.0, 30.0, 60.0, 120.0, 300.0, 600.0)):
+        yield "down_delay", r(b, down_delay_s=v)
+    for v in _neighbours(b.window_s, (15.0, 30.0, 60.0, 120.0, 240.0)):
+        yield "window", r(b, window_s=v)
+    for v in _neighbours(b.boost, (1.0, 1.1, 1.25, 1.5)):
+        yield "boost", r(b, boost=v)
+    for v in _neighbours(b.interval_s, (5.0, 15.0, 30.0)):
+        yield "interval", r(b, interval_s=v)
+    yield "trend", r(b, trend=not b.trend)
+
+
+def _next(st: _State) -> tuple[str, Spec] | None:
     best = st.best()
     if best is None or best.spec is None:
         return None
@@ -267,13 +344,18 @@ def _next(st: _State) -> tuple[str, Mechanisms] | None:
     return todo[st.context % len(todo)] if first else todo[0]
 
 
-def _source(m: Mechanisms, why: str, n: int) -> str:
+def _source(m: Spec, why: str, n: int) -> str:
     header = (
         f"# Trial design {n}: {m.describe()}\n"
         f"# Why: {_WHY.get(why, why)}\n"
         f"{_MARK}{msgspec.json.encode(m).decode()}\n"
     )
-    return header + compose(m, name=f"Design{n}")
+    name = f"Design{n}"
+    if isinstance(m, SchedulerMechanisms):
+        return header + compose_scheduler(m, name=name)
+    if isinstance(m, ScalerMechanisms):
+        return header + compose_autoscaler(m, name=name)
+    return header + compose(m, name=name)
 
 
 # -- the researcher ----------------------------------------------------------------------------
@@ -291,14 +373,15 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     if "list_files" not in names:
         return _call("list_files")
     if "read_file" not in names:
-        return _call("read_file", path="example_router.py")
+        example = next(f for f, t in _EXAMPLES.items() if t == st.task)
+        return _call("read_file", path=example)
     listing = next(st.returns.get(c.tool_call_id) for c in st.calls if c.tool_name == "list_files")
     if "previous_best.py" in str(listing) and "previous_best.py" not in st.files:
         return _call("read_file", path="previous_best.py")  # continue the previous context
     last = st.last
     if last is not None and last.tool_name == "write_file":
         path = last.args_as_dict()["path"]
-        spec = _spec(st.files.get(path, ""))
+        spec = _spec(st.files.get(path, ""), st.task)
         if (
             path.startswith("designs/")
             and spec is not None
@@ -307,7 +390,7 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
             note = spec.describe()
             return _call("run_simulation", design_path=path, note=note)
     if not st.trials:
-        base = _spec(st.files.get("previous_best.py", "")) or Mechanisms()
+        base = _spec(st.files.get("previous_best.py", ""), st.task) or _SPECS[st.task]()
         return _call("write_file", path="designs/01.py", content=_source(base, "baseline", 1))
     if st.trials[0].csv_paths and "run_analysis" not in names:
         pattern = st.trials[0].csv_paths[0]
@@ -328,12 +411,12 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return _call("write_file", path=f"designs/{n:02d}.py", content=_source(m, why, n))
 
 
-def _line(t: _Trial, llq: float | None) -> str:
+def _line(st: _State, t: _Trial, first: float | None) -> str:
     what = t.spec.describe() if t.spec else t.path
-    if t.mean_e2e_s is None:
+    if t.value is None:
         return f"- trial {t.index} ({what}): failed"
-    rel = f" = {t.mean_e2e_s / llq:.2f}x the first design" if llq else ""
-    return f"- trial {t.index} ({what}): mean E2E {t.mean_e2e_s:.2f} s{rel}"
+    rel = f" = {t.value / first:.2f}x the first design" if first else ""
+    return f"- trial {t.index} ({what}): {st.label} {t.value:.3f}{st.unit}{rel}"
 
 
 def _evidence(st: _State) -> str:
@@ -359,30 +442,31 @@ def _evidence(st: _State) -> str:
     )
 
 
-def _turn_report(st: _State, nxt: tuple[str, Mechanisms]) -> str:
-    first = st.trials[0].mean_e2e_s
-    recent = "\n".join(_line(t, first) for t in st.trials[-st.turn_trials :])
+def _turn_report(st: _State, nxt: tuple[str, Spec]) -> str:
+    first = st.trials[0].value
+    recent = "\n".join(_line(st, t, first) for t in st.trials[-st.turn_trials :])
     best = st.best()
     assert best is not None and best.spec is not None
     why, m = nxt
     return (
         f"{_evidence(st)}This turn:\n{recent}\n"
-        f"Best so far: trial {best.index} ({best.spec.describe()}), {best.mean_e2e_s:.2f} s.\n"
+        f"Best so far: trial {best.index} ({best.spec.describe()}), {st.label} "
+        f"{best.value:.3f}{st.unit}.\n"
         f"Next hypothesis: {_WHY.get(why, why)} (try {m.describe()})."
     )
 
 
 def _final(st: _State, out_of_budget: bool) -> str:
-    first = st.trials[0].mean_e2e_s if st.trials else None
-    lines = "\n".join(_line(t, first) for t in st.trials)
+    first = st.trials[0].value if st.trials else None
+    lines = "\n".join(_line(st, t, first) for t in st.trials)
     best = st.best()
     end = "No simulations left." if out_of_budget else "No untried change is left near the best."
     head = f"Final report. {end}\n{_evidence(st)}All trials:\n{lines}\n"
     if best is None or best.spec is None:
         return head + "No design ran successfully."
     return head + (
-        f"Best design: best.py (trial {best.index}: {best.spec.describe()}), mean E2E "
-        f"{best.mean_e2e_s:.2f} s."
+        f"Best design: best.py (trial {best.index}: {best.spec.describe()}), {st.label} "
+        f"{best.value:.3f}{st.unit}."
     )
 
 
@@ -407,19 +491,19 @@ def _supervisor(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     since = sum(1 for r in rows if r[0] > best[0])
     if since >= 5:
         return _say(
-            f"None of the last {since} simulations beat trial {best[0]} ({best[1]:.2f} s). This "
+            f"None of the last {since} simulations beat trial {best[0]} ({best[1]:.2f}). This "
             f"direction has converged; more tuning would waste simulations.\n{END}"
         )
     if since == 0 and len(ok) > 1:
         others = sorted((r for r in ok if r[0] != best[0]), key=lambda r: r[1])
         runner = others[0]
         return _say(
-            f"Trial {best[0]} is your best so far ({best[1]:.2f} s). Which requests gained: "
+            f"Trial {best[0]} is your best so far ({best[1]:.2f}). Which requests gained: "
             f"short prompts or long ones, and did preemptions fall? Recall trial {runner[0]} "
-            f"({runner[2]}, {runner[1]:.2f} s): could it combine with what works now?"
+            f"({runner[2]}, {runner[1]:.2f}): could it combine with what works now?"
         )
     return _say(
-        f"The last {since} simulations did not beat trial {best[0]} ({best[1]:.2f} s). Before "
+        f"The last {since} simulations did not beat trial {best[0]} ({best[1]:.2f}). Before "
         "tuning further, explain from the per-request data why that design works, and go back "
         "to it."
     )

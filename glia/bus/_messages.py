@@ -166,6 +166,9 @@ class TrialFinished(_Msg, frozen=True, kw_only=True, tag="trial.v1"):
     best_e2e_s: float | None
     failure: str | None
     at: float
+    cost: float | None = None
+    """The task's objective (lower is better; for routing, the mean E2E)."""
+    best_cost: float | None = None
 
 
 class ProviderRetry(_Msg, frozen=True, kw_only=True, tag="provider-retry.v1"):

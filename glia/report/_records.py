@@ -54,7 +54,9 @@ class Trial(msgspec.Struct, frozen=True, kw_only=True):
     mean_e2e_s: float | None = None
     """Mean end-to-end latency over every request of every seed (``None``: failed)."""
     score: float | None = None
-    """``20 / mean_e2e_s``: higher is better."""
+    """``20 / cost``: higher is better."""
+    cost: float | None = None
+    """The task's objective over the seeds (see :mod:`glia._tasks`; routing: ``mean_e2e_s``)."""
     per_seed_e2e_s: list[float] = []
     summary: Summary | None = None
     """Summary of the first seed's simulation."""
@@ -87,6 +89,8 @@ class Validation(msgspec.Struct, frozen=True, kw_only=True):
     """Policy name (``"design"`` for the best design) -> mean E2E over every seed's requests."""
     p99_e2e_s: dict[str, float] = {}
     """Policy -> mean over seeds of the p99 E2E."""
+    cost: dict[str, float] = {}
+    """Policy -> the task's objective over the seeds."""
     csv_paths: dict[str, str] = {}
     """Policy -> per-request CSV of the first held-out seed (for latency CDFs)."""
     failure: str | None = None
@@ -126,7 +130,9 @@ class RunRecord(msgspec.Struct, kw_only=True):
     best_trial: int | None = None
     """``Trial.index`` of the best design found so far."""
     baselines: dict[str, float] = {}
-    """Baseline name -> mean E2E on the search seeds (what the score is compared with)."""
+    """Baseline name -> mean E2E on the search seeds."""
+    baseline_costs: dict[str, float] = {}
+    """Baseline name -> the task's objective on the search seeds (what designs must beat)."""
     validation: list[Validation] = []
     usage: list[ModelUsage] = []
     report_path: str | None = None

@@ -164,6 +164,11 @@ def run_simulation(
         )
         for r, v in zip(replicas, views, strict=True):
             r.scheduler, r.view = scheduler, v
+    if autoscaler is not None:
+        autoscaler.setup(
+            ClusterView(0.0, "scale", waiting, fleet.views),
+            np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6]),
+        )
 
     def sync(now: float, source: int = -1) -> None:
         # Replicas running ahead lazily show the state stepping would have at this event: their
