@@ -292,7 +292,9 @@ def test_unknown_router() -> None:
 def test_unknown_preset() -> None:
     msg = check_error(invoke("simulate", "--preset", "nope"))
     assert msg == (
-        "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"
+        "unknown preset 'nope': choose one of "
+        "azure-autoscale, azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, "
+        "sharegpt-conv"
     )
     check_error(invoke("baselines", "--preset", "nope"), "unknown preset 'nope'")
 

@@ -18,7 +18,7 @@ def invoke(*args: str) -> Result:
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--task", "autoscaling"], "unknown task 'autoscaling': choose one of routing"),
+        (["--task", "nope"], "unknown task 'nope': choose one of routing, scheduling, autoscaling"),
         (["--preset", "nope"], "unknown preset 'nope': choose one of azure-conv, chat-prefix, "
          "glia-routing, sharegpt-conv"),
         (["--model", "gpt4"], "unknown model 'gpt4': give 'offline' (no key needed), a "

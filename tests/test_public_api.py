@@ -49,6 +49,7 @@ GLIA = [
 SIM = [
     "COLUMNS",
     "ArrivalProcess",
+    "Autoscale",
     "CalibrationResult",
     "ClusterConfig",
     "ClusterView",
@@ -56,16 +57,19 @@ SIM = [
     "GpuSpec",
     "IterationRecord",
     "LatencyModel",
+    "LoadView",
     "Measurement",
     "ModelSpec",
     "ReplicaView",
     "Request",
     "RequestTable",
     "ReplicaGroup",
+    "ReplicaState",
     "ResolvedCluster",
     "ResolvedReplica",
     "RoutingPolicy",
     "RunningRequest",
+    "ScalingPolicy",
     "SimResult",
     "Summary",
     "Trace",
@@ -84,12 +88,16 @@ SIM = [
 POLICIES = [
     "BASELINES",
     "SCHEDULERS",
+    "AUTOSCALERS",
     "Assignment",
+    "Autoscaler",
     "CacheAwareRouter",
     "ExpertRouter",
     "FairScheduler",
     "FcfsScheduler",
     "HeadRoomAdmissionRouter",
+    "HpaAutoscaler",
+    "KpaAutoscaler",
     "LeastKvRouter",
     "LeastLoadedQueueRouter",
     "LeastOutstandingRouter",
@@ -97,6 +105,7 @@ POLICIES = [
     "LlmdScorerRouter",
     "Mechanisms",
     "PowerOfTwoRouter",
+    "RayServeAutoscaler",
     "RandomRouter",
     "ReplicaScheduler",
     "RoundRobinRouter",
@@ -104,9 +113,11 @@ POLICIES = [
     "RouterSpec",
     "SarathiScheduler",
     "ShortestPromptScheduler",
+    "StaticAutoscaler",
     "compose",
     "load_design",
     "load_design_source",
+    "resolve_autoscaler",
     "resolve_router",
     "resolve_scheduler",
 ]
@@ -164,7 +175,15 @@ def test_version() -> None:
 
 
 def test_presets() -> None:
-    assert sorted(glia.PRESETS) == ["azure-conv", "chat-prefix", "glia-routing", "sharegpt-conv"]
+    assert sorted(glia.PRESETS) == [
+        "azure-autoscale",
+        "azure-conv",
+        "chat-prefix",
+        "diurnal",
+        "glia-routing",
+        "glia-scheduling",
+        "sharegpt-conv",
+    ]
     paper = glia.PRESETS["glia-routing"]
     c = paper.cluster
     assert (c.num_replicas, c.gpu, c.model, c.num_blocks, c.block_size) == (
@@ -229,7 +248,9 @@ def test_unknown_settings_and_presets() -> None:
     with pytest.raises(glia.InputError) as err:
         glia.simulate("llq", preset="nope")
     assert str(err.value) == (
-        "unknown preset 'nope': choose one of azure-conv, chat-prefix, glia-routing, sharegpt-conv"
+        "unknown preset 'nope': choose one of "
+        "azure-autoscale, azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, "
+        "sharegpt-conv"
     )
     with pytest.raises(glia.InputError, match=r"^invalid setting: "):
         glia.experiment_config("glia-routing", num_replicas="four")

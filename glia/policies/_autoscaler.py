@@ -108,7 +108,9 @@ class HpaAutoscaler(_Windowed):
             self._recommendations.popleft()
         if want > current:
             return min(want, max(2 * current, current + 4))
-        return max(r for _, r in self._recommendations) if want < current else current
+        if want < current:  # the highest recommendation of the window, never above current
+            return min(current, max(r for _, r in self._recommendations))
+        return current
 
 
 class KpaAutoscaler(_Windowed):

@@ -210,6 +210,7 @@ def _summary(rec: RunRecord) -> list[Block]:
             b = rec.baselines[top]
             lines.append((f"vs the best baseline, {top} ({b:.2f} s): ", strong(_ratio(m, b)),
                           " of its mean E2E"))  # fmt: skip
+        lines += _cost_lines(rec)
         for v in rec.validation:
             d = v.mean_e2e_s.get("design")
             if d is None:
@@ -228,6 +229,27 @@ def _summary(rec: RunRecord) -> list[Block]:
         out.append(para(em("No design has been evaluated successfully yet.")))
     out += _budget(rec)
     return out
+
+
+def _cost_lines(rec: RunRecord) -> list[tuple[Inline, ...]]:
+    """For scheduling and autoscaling, the task's objective (cost) against the baselines'."""
+    best = rec.best
+    if rec.task == "routing" or best is None or best.cost is None:
+        return []
+    lines: list[tuple[Inline, ...]] = []
+    top = min(rec.baseline_costs, key=rec.baseline_costs.__getitem__, default=None)
+    if top is not None:
+        b = rec.baseline_costs[top]
+        lines.append((f"objective (cost) on the search seeds: {best.cost:.3f} vs the best "
+                      f"baseline, {top} ({b:.3f}): ", strong(_ratio(best.cost, b))))  # fmt: skip
+    for v in rec.validation:
+        d = v.cost.get("design")
+        others = {n: c for n, c in v.cost.items() if n != "design"}
+        if d is not None and others:
+            vtop = min(others, key=others.__getitem__)
+            lines.append((f"held out, {v.workload}: cost {d:.3f}, {_ratio(d, others[vtop])} of "
+                          f"{vtop}'s (best baseline)",))  # fmt: skip
+    return lines
 
 
 def _budget(rec: RunRecord) -> list[Block]:
@@ -282,12 +304,20 @@ def _design(rec: RunRecord, root: Path) -> list[Block]:
 
 def _validation_table(v: Validation) -> Table:
     d = v.mean_e2e_s.get("design")
-    rows = tuple(
+    if v.cost:  # scheduling and autoscaling: the task's objective too
+        rows = tuple(
+            (strong(n) if n == "design" else n, _s(m), _s(v.p99_e2e_s.get(n)),
+             _s(v.cost.get(n)), _ratio(m, d))
+            for n, m in v.mean_e2e_s.items()
+        )  # fmt: skip
+        header = ("policy", "mean E2E (s)", "p99 E2E (s)", "cost", "ratio to design")
+        return Table(header, rows, (False, True, True, True, True))
+    plain = tuple(
         (strong(n) if n == "design" else n, _s(m), _s(v.p99_e2e_s.get(n)), _ratio(m, d))
         for n, m in v.mean_e2e_s.items()
     )
-    header = ("policy", "mean E2E (s)", "p99 E2E (s)", "ratio to design")
-    return Table(header, rows, (False, True, True, True))
+    titles = ("policy", "mean E2E (s)", "p99 E2E (s)", "ratio to design")
+    return Table(titles, plain, (False, True, True, True))
 
 
 def _validation(rec: RunRecord, figure: bool) -> list[Block]:

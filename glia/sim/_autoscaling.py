@@ -151,8 +151,12 @@ class Fleet:
 
     def next_ready(self) -> float:
         """Time the next starting replica becomes ready (inf if none)."""
-        while self._readies and self.states[self._readies[0][1]] != "starting":
-            heapq.heappop(self._readies)  # cancelled while starting
+        # Skip entries of starts that were cancelled (and perhaps started again since).
+        while self._readies and (
+            self.states[self._readies[0][1]] != "starting"
+            or self._readies[0][0] != self._ready_at[self._readies[0][1]]
+        ):
+            heapq.heappop(self._readies)
         return self._readies[0][0] if self._readies else float("inf")
 
     def ready(self) -> int:
