@@ -18,9 +18,9 @@ def invoke(*args: str) -> Result:
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--task", "nope"], "unknown task 'nope': choose one of routing, scheduling, autoscaling"),
-        (["--preset", "nope"], "unknown preset 'nope': choose one of azure-conv, chat-prefix, "
-         "glia-routing, sharegpt-conv"),
+        (["--task", "nope"], "unknown task 'nope': choose one of autoscaling, routing, scheduling"),
+        (["--preset", "nope"], "unknown preset 'nope': choose one of azure-autoscale, "
+         "azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, sharegpt-conv"),
         (["--model", "gpt4"], "unknown model 'gpt4': give 'offline' (no key needed), a "
          "pydantic-ai model string such as 'openai:gpt-4.1', or a model name with --base-url URL"),
         (["--model", "openai:gpt-4.1"], "model 'openai:gpt-4.1' needs the OPENAI_API_KEY "
@@ -74,7 +74,8 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) == {"run_id", "status", "stop_reason", "best_design_path",
-                            "best_mean_e2e_s", "baselines", "simulations_used", "cost_usd",
+                            "best_mean_e2e_s", "baselines", "task", "best_cost",
+                            "baseline_costs", "simulations_used", "cost_usd",
                             "report_path"}  # fmt: skip
     assert summary["status"] == "finished" and summary["simulations_used"] == 2
     assert summary["cost_usd"] == 0.0 and "llq" in summary["baselines"]
