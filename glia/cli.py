@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -508,6 +508,8 @@ def _workload_line(result: SimResult) -> str:
             arrivals += f", first {w.duration_s:g} s"
     else:
         arrivals = f"{w.arrivals} arrivals at {w.qps:g} QPS for {w.duration_s:g} s"
+        if w.diurnal > 0:
+            arrivals += f" (diurnal: x{1 - w.diurnal:g} to x{1 + w.diurnal:g} over a day)"
     return f"{w.trace}, {arrivals}"
 
 
@@ -893,20 +895,34 @@ def baselines(
             highlight=False,
         )
     if out is not None:
-        try:
-            _write_json(out / "baselines.json", records)
-            for rs in per_router:
-                for r in rs:
-                    r.write(out / r.router if seeds == 1 else out / r.router / f"seed-{r.seed}")
-            plot_baselines(results, preset, seed_label, out / "baselines.png")
-        except OSError as e:
-            _cannot_write(out, e)
-        err.print(
-            f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each router's "
-            f"requests.csv and summary.json under {out}/<router>/",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _write_baselines(
+            out, records, per_router, "router",
+            lambda path: plot_baselines(results, preset, seed_label, path),
+        )  # fmt: skip
+
+
+def _write_baselines(
+    out: Path,
+    records: list[dict[str, object]],
+    per_policy: list[list[SimResult]],
+    label: str,
+    plot: Callable[[Path], None],
+) -> None:
+    """``baselines.json``, the bar chart and every run's table and summary under ``out``."""
+    try:
+        _write_json(out / "baselines.json", records)
+        for rs in per_policy:
+            for r in rs:
+                r.write(out / r.policy if len(rs) == 1 else out / r.policy / f"seed-{r.seed}")
+        plot(out / "baselines.png")
+    except OSError as e:
+        _cannot_write(out, e)
+    Console(stderr=True).print(
+        f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each {label}'s "
+        f"requests.csv and summary.json under {out}/<{label}>/",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _task_baselines(
@@ -941,36 +957,30 @@ def _task_baselines(
             highlight=False,
         )
     if out is not None:
-        try:
-            _write_json(out / "baselines.json", records)
-            for rs in per_policy:
-                for r in rs:
-                    where = out / r.policy
-                    r.write(where if len(seeds) == 1 else where / f"seed-{r.seed}")
-            plot_task(task, results, preset, seed_label, slo, out / "baselines.png")
-        except OSError as e:
-            _cannot_write(out, e)
-        Console(stderr=True).print(
-            f"Wrote {out / 'baselines.json'}, {out / 'baselines.png'} and each "
-            f"{task.base_label}'s requests.csv and summary.json under {out}/<{task.base_label}>/",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _write_baselines(
+            out, records, per_policy, task.base_label,
+            lambda path: plot_task(task, results, preset, seed_label, slo, path),
+        )  # fmt: skip
 
 
 @app.command()
 def check(
     design: Annotated[Path, typer.Argument(help="The design's .py file.", dir_okay=False)],
+    task: Annotated[
+        str,
+        typer.Option("--task", "-t", help=f"The task the design is for: {', '.join(TASKS)}."),
+    ] = "routing",
 ) -> None:
-    """Validate a design fast (syntax, rules, imports, one Router subclass) without simulating."""
+    """Validate a design fast (syntax, rules, imports, one policy subclass) without simulating."""
     from glia.sandbox import DesignFailure, check_design
 
     with _user_errors():
+        the_task = resolve_task(task)
         source = glia.api._design_source(design)
-        out = check_design(source)
+        out = check_design(source, task=the_task.name)
     if isinstance(out, DesignFailure):
         _fail(f"{design}: {out.one_line()}")
-    typer.echo(f"ok: {design} defines the router {out}")
+    typer.echo(f"ok: {design} defines the {the_task.base_label} {out}")
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from ._checkpoint import (
     save_checkpoint,
     workspace_files,
 )
-from ._lab import Lab, Policy
+from ._lab import Lab, Outcome, Policy
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
 from ._researcher import EXAMPLES, ResearchDeps, brief, researcher_agent
 from ._supervisor import ends_context, supervisor_agent
@@ -108,9 +108,12 @@ class Coordinator:
             await self._note(-1, "coordinator", f"run stopped: {rec.stop_reason}")
         if rec.status == "running":
             rec.stop_reason = rec.stop_reason or "search finished"
-        # The best among recorded trials (a stop may have cancelled one that was not recorded).
+        # The best among recorded trials (a stop may have cancelled one that was not recorded):
+        # each context's own pick if its researcher saved one as best.py, else its lowest cost.
         seeds = list(self.config.search_seeds)
-        best = self._best([t for t in rec.trials if t.seeds == seeds])
+        done = [t for t in rec.trials if t.seeds == seeds and t.mean_e2e_s is not None]
+        picks = [p for cs in self.cp.contexts if (p := self._picked(cs.index, done))]
+        best = self._best(picks or done)
         rec.best_trial = best.index if best else None
         await self._checkpoint()
         await self._status("validating", "best design on held-out seeds and a second workload")
@@ -351,9 +354,10 @@ class Coordinator:
             best_e2e_s=best.mean_e2e_s if best else None, failure=trial.failure, at=time.time(),
             cost=trial.cost, best_cost=best.cost if best else None,
         ))  # fmt: skip
-        return self._answer(trial, out.failure, ws, left)
+        return self._answer(trial, out, ws, left)
 
-    def _answer(self, t: Trial, failure: Any, ws: Workspace, left: int) -> dict[str, Any]:
+    def _answer(self, t: Trial, out: Outcome, ws: Workspace, left: int) -> dict[str, Any]:
+        failure = out.failure
         csvs = [str((self.run_dir / p).relative_to(ws.root)) for p in t.csv_paths]
         if t.mean_e2e_s is None:
             d = failure.design if failure is not None else None
@@ -365,7 +369,7 @@ class Coordinator:
         s = t.summary
         assert s is not None
         llq = self.record.baselines.get("llq")
-        return {
+        answer: dict[str, Any] = {
             "ok": True, "trial": t.index, "experiment": f"trial-{t.index:03d}",
             "score": round(t.score or 0.0, 4), "mean_e2e_s": round(t.mean_e2e_s, 3),
             "vs_llq": round(t.mean_e2e_s / llq, 3) if llq else None,
@@ -378,27 +382,42 @@ class Coordinator:
             },
             "csv_paths": csvs, "simulations_left": left,
             "prefix_caching": self.cluster.prefix_cache > 0,
-        } | self._task_answer(t)  # fmt: skip
+        }  # fmt: skip
+        extra = self._task_answer(t, out)
+        answer["first_seed"] |= extra.pop("first_seed", {})
+        return answer | extra
 
-    def _task_answer(self, t: Trial) -> dict[str, Any]:
+    def _task_answer(self, t: Trial, out: Outcome) -> dict[str, Any]:
         """What a non-routing task adds to a simulation's answer: its objective."""
         if self.task.name == "routing" or t.cost is None:
             return {}
         s = t.summary
         assert s is not None
         best = min(self.record.baseline_costs.values(), default=None)
-        out: dict[str, Any] = {
+        answer: dict[str, Any] = {
             "cost": round(t.cost, 4), "objective": self._objective(),
             "vs_best_baseline": round(t.cost / best, 3) if best else None,
         }  # fmt: skip
+        answer["per_seed_cost"] = [
+            round(self.task.cost(r.summary, self.slo), 4) for r in out.results
+        ]
+        if self.task.name == "autoscaling" and self.slo is not None:
+            # How close the worst seed came to the SLO (negative: missed), so a researcher can
+            # tell a design on the edge from one with room to spare.
+            slo = self.slo
+            answer["slo_margin"] = round(min(
+                min(1 - r.summary.p90_ttft_s / slo.p90_ttft_s,
+                    1 - r.summary.p90_tpot_s / slo.p90_tpot_s)
+                for r in out.results
+            ), 4)  # fmt: skip
         if self.task.name == "autoscaling":
-            out["first_seed"] = out.get("first_seed", {}) | {
+            answer["first_seed"] = {
                 "gpu_hours": round(s.gpu_hours, 3), "mean_replicas": round(s.mean_replicas, 2),
                 "p90_ttft_s": round(s.p90_ttft_s, 3), "p90_tpot_s": round(s.p90_tpot_s, 4),
                 "slo_met": self.slo is None or slo_excess(s, self.slo) == 0.0,
                 "scale_events": s.scale_events,
             }  # fmt: skip
-        return out
+        return answer
 
     async def publish(self, context: int, text: str) -> None:
         await self._note(context, "researcher", text)
@@ -414,6 +433,17 @@ class Coordinator:
 
     def _used(self, cs: ContextState) -> int:
         return sum(1 for t in self._trials(pending=True) if t.context == cs.index)
+
+    def _picked(self, context: int, trials: list[Trial]) -> Trial | None:
+        """The trial whose design the researcher of ``context`` saved as ``best.py`` (its
+        judgement may weigh more than the lowest cost, e.g. the margin to an SLO)."""
+        try:
+            chosen = (self.run_dir / f"ctx-{context}" / "best.py").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        mine = [t for t in trials if t.context == context]
+        same = [t for t in mine if (self.run_dir / t.design_path).read_text() == chosen]
+        return same[-1] if same else None
 
     @staticmethod
     def _best(trials: list[Trial]) -> Trial | None:

@@ -50,6 +50,9 @@ OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
 _MARK = "# mechanisms: "
 _PER_TURN = 3
 """Simulations per turn before reporting to the supervisor."""
+_MARGIN = 0.1
+"""An autoscaler whose worst search seed comes closer than this to the SLO (as a fraction of
+it) is on the edge: held-out days may miss it, so it is preferred only if nothing safer is."""
 
 Spec = Mechanisms | SchedulerMechanisms | ScalerMechanisms
 _EXAMPLES = {
@@ -137,6 +140,12 @@ class _Trial:
     value: float | None
     """The objective (mean E2E for routing, the task's cost otherwise; None: failed)."""
     csv_paths: list[str]
+    margin: float | None = None
+    """Autoscaling: how far the worst seed stayed from the SLO (fraction; negative: missed)."""
+
+    @property
+    def edgy(self) -> bool:
+        return self.margin is not None and self.margin < _MARGIN
 
 
 @dataclass
@@ -178,7 +187,7 @@ class _State:
 
     def best(self) -> _Trial | None:
         ok = [t for t in self.trials if t.value is not None and t.spec is not None]
-        return min(ok, key=lambda t: (t.value or 0.0, t.index)) if ok else None
+        return min(ok, key=lambda t: (t.edgy, t.value or 0.0, t.index)) if ok else None
 
 
 def _content(part: ToolReturnPart) -> Any:
@@ -236,6 +245,7 @@ def _read(messages: list[ModelMessage]) -> _State:
                         spec=_spec(src, st.task),
                         value=out.get("cost", out.get("mean_e2e_s")) if out.get("ok") else None,
                         csv_paths=list(out.get("csv_paths", [])),
+                        margin=out.get("slo_margin"),
                     )
                 )
     return st
@@ -416,7 +426,9 @@ def _line(st: _State, t: _Trial, first: float | None) -> str:
     if t.value is None:
         return f"- trial {t.index} ({what}): failed"
     rel = f" = {t.value / first:.2f}x the first design" if first else ""
-    return f"- trial {t.index} ({what}): {st.label} {t.value:.3f}{st.unit}{rel}"
+    margin = "" if t.margin is None else f", SLO margin {t.margin * 100:.0f}%"
+    edge = " (too close to the SLO to trust)" if t.edgy else ""
+    return f"- trial {t.index} ({what}): {st.label} {t.value:.3f}{st.unit}{rel}{margin}{edge}"
 
 
 def _evidence(st: _State) -> str:
@@ -462,6 +474,12 @@ def _final(st: _State, out_of_budget: bool) -> str:
     best = st.best()
     end = "No simulations left." if out_of_budget else "No untried change is left near the best."
     head = f"Final report. {end}\n{_evidence(st)}All trials:\n{lines}\n"
+    if st.task == "autoscaling":
+        head += (
+            f"A design whose worst seed came within {_MARGIN:.0%} of the SLO is not trusted: "
+            "the p90s vary from day to day and fall off a cliff near saturation, so a held-out "
+            "day could miss the SLO.\n"
+        )
     if best is None or best.spec is None:
         return head + "No design ran successfully."
     return head + (

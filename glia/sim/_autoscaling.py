@@ -3,7 +3,8 @@
 Every replica of the pool is in one state: ``off``, ``starting`` (loading the model: it holds
 no requests and is invisible to the router until ``cold_start_s`` has passed), ``active``
 (routable) or ``draining`` (no longer routable; it finishes every request it holds, then turns
-off). A replica costs GPU time from the moment it starts loading until it is off.
+off). A replica costs GPU time from the moment it starts loading until it is off, or until the run
+ends with its last completion.
 
 An autoscaler is called every ``interval_s`` seconds with a :class:`LoadView` and returns the
 number of replicas it wants (active plus starting). Growing starts the lowest-numbered off

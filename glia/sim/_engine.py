@@ -273,7 +273,7 @@ def run_simulation(
     now = 0.0
     t_tick = interval
     try:
-        while True:
+        while num_done < n:  # the run (and its GPU time) ends with the last completion
             while heap and heap[0][2] != replicas[heap[0][1]].version:
                 heapq.heappop(heap)  # superseded: that replica left a lazy run
             t_iter = heap[0][0] if heap else float("inf")
