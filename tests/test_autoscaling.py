@@ -835,7 +835,8 @@ def test_a_design_of_the_wrong_kind_for_the_task_is_refused() -> None:
     assert isinstance(out, DesignFailure)
     assert (out.kind, out.message) == (
         "exception",
-        "a design must define exactly one subclass of glia.policies.Autoscaler (found none)",
+        "a design must define exactly one subclass of glia.policies.Autoscaler (found none): it "
+        "defines a design for the routing task",
     )
 
 

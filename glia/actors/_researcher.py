@@ -153,8 +153,10 @@ think before you run. Baseline routers on the same seeds (mean E2E):
 ## How to work
 Write designs into your workspace, run them, and analyse the results. Use `report` to record
 a finding as you go. End each turn with a short report to your supervisor: what you tried, what
-the data showed, your current best and your next hypothesis. When no simulations are left, end
-with your final report naming your best design file.{previous}
+the data showed, your current best and your next hypothesis. Keep `best.py` a copy of the
+design you would ship: it is the one validated on held-out seeds when your context ends (without
+it, your lowest-cost trial is). When no simulations are left, end with your final report naming
+your best design file.{previous}
 """
 
 
@@ -198,8 +200,10 @@ request_num_prefill_tokens, replica_id). You have {budget} simulations in this c
 ## How to work
 Write designs into your workspace, run them, and analyse the results. Use `report` to record
 a finding as you go. End each turn with a short report to your supervisor: what you tried, what
-the data showed, your current best and your next hypothesis. When no simulations are left, end
-with your final report naming your best design file.{previous}
+the data showed, your current best and your next hypothesis. Keep `best.py` a copy of the
+design you would ship: it is the one validated on held-out seeds when your context ends (without
+it, your lowest-cost trial is). When no simulations are left, end with your final report naming
+your best design file.{previous}
 """
 
 

@@ -288,10 +288,16 @@ def load_checked(source: str, base: type[Policy] = Router) -> type[Policy] | Des
     ]  # fmt: skip
     if len(found) != 1:
         names = ", ".join(c.__name__ for c in found) or "none"
+        other = [
+            task for task, b in BASES.items() if b is not base and any(
+                isinstance(v, type) and issubclass(v, b) and v.__module__ == "design"
+                for v in vars(module).values())
+        ]  # fmt: skip
+        hint = f": it defines a design for the {other[0]} task" if other and not found else ""
         return DesignFailure(
             kind="exception",
             message=f"a design must define exactly one subclass of glia.policies."
-            f"{base.__name__} (found {names})",
+            f"{base.__name__} (found {names}){hint}",
         )
     return found[0]
 
