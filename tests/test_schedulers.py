@@ -147,6 +147,15 @@ def test_schedulers_from_python_and_the_command_line(tmp_path: Path) -> None:
     )  # fmt: skip
     design = tmp_path / "d.py"
     design.write_text(glia.policies.compose(glia.policies.Mechanisms()))
-    both = CliRunner().invoke(app, ["simulate", "--design", str(design), "--scheduler", "spf"])
-    assert both.exit_code == 2
-    assert both.stderr.startswith("error: a replica scheduler together with a design file is ")
+    # A routing design runs in the sandbox next to a baseline scheduler, exactly as in-process.
+    both = CliRunner().invoke(
+        app, ["simulate", "--design", str(design), "--scheduler", "spf", "--duration", "120",
+              "--in-process", "--json"],
+    )  # fmt: skip
+    assert both.exit_code == 0, both.stderr
+    trusted = glia.simulate(
+        glia.policies.load_design(design), duration_s=120.0, scheduler="spf"
+    ).summary.mean_e2e_s
+    assert json.loads(both.stdout)["mean_e2e_s"] == pytest.approx(trusted, abs=1e-5)
+    alone = glia.simulate(glia.policies.load_design(design), duration_s=120.0)
+    assert alone.summary.mean_e2e_s != pytest.approx(trusted, abs=1e-5)
