@@ -6,15 +6,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from glia._client import Client, local_cluster
 from glia._design import DesignRun, design_async
 from glia._tasks import TASKS
+from glia.policies._task_mechanisms import (
+    ScalerMechanisms,
+    SchedulerMechanisms,
+    Victim,
+    compose_autoscaler,
+    compose_scheduler,
+)
 from glia.sandbox import check_design
-
-pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -63,6 +69,7 @@ def check_run(run: DesignRun, task: str, example: str) -> None:
     assert "objective (cost) on the search seeds" in report
 
 
+@pytest.mark.anyio
 async def test_the_offline_designer_designs_a_replica_scheduler(tmp_path: Path) -> None:
     run = await run_task(tmp_path, "scheduling", {"duration_s": 60.0})
     check_run(run, "scheduling", "example_scheduler.py")
@@ -75,6 +82,7 @@ async def test_the_offline_designer_designs_a_replica_scheduler(tmp_path: Path) 
     )
 
 
+@pytest.mark.anyio
 async def test_the_offline_designer_designs_an_autoscaler(tmp_path: Path) -> None:
     run = await run_task(tmp_path, "autoscaling", {"duration_s": 1200.0})
     check_run(run, "autoscaling", "example_autoscaler.py")
@@ -86,3 +94,18 @@ async def test_the_offline_designer_designs_an_autoscaler(tmp_path: Path) -> Non
     for t in rec.trials:
         assert t.summary is not None and t.summary.gpu_hours > 0
         assert t.summary.scale_events > 0
+
+
+CATALOGUE = [
+    *(("scheduling", compose_scheduler(SchedulerMechanisms(victim=v, token_budget=tb)))
+      for v, tb in zip(get_args(Victim), (0, 512, 2048), strict=True)),
+    *(("scheduling", compose_scheduler(SchedulerMechanisms(
+        order="shortest-prompt", aging=a, starve_s=st, backfill=True)))
+      for a, st in ((0.0, 120.0), (25.0, 0.0))),
+    *(("autoscaling", compose_autoscaler(ScalerMechanisms(trend=t))) for t in (False, True)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "source"), CATALOGUE)
+def test_every_catalogue_choice_composes_a_valid_design(task: str, source: str) -> None:
+    assert check_design(source, task=task) == "Candidate"

@@ -119,6 +119,10 @@ _WHY = {
         "shortest prompt first, letting requests that fit pass one that does not"
     ),
     "aging": "tune how fast waiting requests gain priority (mean against tail: starvation)",
+    "starve": (
+        "shortest-first starves long prompts and the tail weighs in the objective: let any "
+        "request that has waited too long go first, leaving everyone else's order alone"
+    ),
     "backfill": "let requests that fit pass one that does not (or not)",
     "token_budget": "tune the tokens per iteration: smaller chunks stall decodes less",
     "victim": "preempt the request holding the most KV blocks, to preempt fewer requests",
@@ -317,6 +321,11 @@ def _scheduler_moves(b: SchedulerMechanisms) -> Iterator[tuple[str, Spec]]:
         yield "sched-order", r(b, order="shortest-prompt", backfill=True)
         yield "token_budget", r(b, token_budget=2048)
         return
+    if b.starve_s == 0:  # the objective weighs the tail: bound the longest waits first
+        yield "starve", r(b, starve_s=120.0)
+    else:
+        for v in _neighbours(b.starve_s, (30.0, 60.0, 120.0, 240.0, 480.0)):
+            yield "starve", r(b, starve_s=v)
     for v in _neighbours(b.aging, (0.0, 12.5, 25.0, 50.0, 100.0, 200.0, 400.0)):
         yield "aging", r(b, aging=v)
     yield "backfill", r(b, backfill=not b.backfill)

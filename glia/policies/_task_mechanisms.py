@@ -6,10 +6,12 @@ self-contained design file a researcher would write for a choice (it runs in the
 any other design).
 
 Replica scheduler mechanisms: admission **order** (arrival, or shortest prompt first with
-**aging**: a request gains ``aging`` tokens of priority per second it waits, so nothing
-starves), **backfill** (requests that fit pass one that does not), the iteration's **token
-budget** (Sarathi chunking) and the preemption **victim** (the youngest, as vLLM; or the one
-holding the most KV blocks, which frees memory with the fewest preemptions).
+**aging**: a request gains ``aging`` tokens of priority per second it waits, and a
+**starvation bound**: one that has waited ``starve_s`` goes first), **backfill** (requests that
+fit pass one that does not), the iteration's **token budget** (Sarathi chunking) and the
+preemption **victim** (the youngest, as vLLM; or the one holding the most KV blocks, which frees
+memory with the fewest preemptions; or the one with the fewest tokens computed, which loses the
+least work).
 
 Autoscaler mechanisms: the load **target** (ongoing requests per replica), the **window** the
 load is averaged over, a **boost** that over-provisions on the way up (new replicas take a cold
@@ -31,7 +33,7 @@ __all__ = [
     "compose_scheduler",
 ]
 
-Victim = Literal["youngest", "most-blocks"]
+Victim = Literal["youngest", "most-blocks", "least-progress"]
 
 
 class SchedulerMechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -40,6 +42,9 @@ class SchedulerMechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     order: Literal["arrival", "shortest-prompt"] = "arrival"
     aging: float = 0.0
     """Tokens of priority gained per second waited (shortest-prompt only; 0: none)."""
+    starve_s: float = 0.0
+    """A request waiting longer than this goes first, oldest first (shortest-prompt only; 0:
+    never): a bound on starvation that leaves the order of everyone else alone."""
     backfill: bool = False
     token_budget: int = 0
     """Tokens per iteration (0: the replica's chunk size)."""
@@ -49,6 +54,8 @@ class SchedulerMechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
         parts = [f"order={self.order}"]
         if self.order == "shortest-prompt":
             parts.append(f"aging={self.aging:g}")
+            if self.starve_s:
+                parts.append(f"starve={self.starve_s:g}s")
         parts.append("backfill" if self.backfill else "no-backfill")
         if self.token_budget:
             parts.append(f"token_budget={self.token_budget}")
@@ -64,15 +71,26 @@ def compose_scheduler(m: SchedulerMechanisms, *, name: str = "Candidate") -> str
         order = "        return replica.queue\n"
     else:
         order = (
-            "        # Shortest prompt first; waiting earns priority: long prompts never starve.\n"
-            "        return sorted(replica.queue, key=lambda q: (\n"
-            "            q.num_prefill_tokens - AGING * (now - q.arrived_at),\n"
-            "            q.arrived_at, q.id))\n"
+            "        # Shortest prompt first; waiting earns priority, and a request waiting\n"
+            "        # longer than STARVE_S (if set) goes first: long prompts never starve.\n"
+            "        def key(q):\n"
+            "            waited = now - q.arrived_at\n"
+            "            if STARVE_S and waited > STARVE_S:\n"
+            "                return (0, q.arrived_at, q.id)\n"
+            "            return (1, q.num_prefill_tokens - AGING * waited, q.id)\n\n"
+            "        return sorted(replica.queue, key=key)\n"
         )
     if m.victim == "youngest":
         victim = (
             "        return max((r.request for r in replica.running),\n"
             "                   key=lambda q: (q.arrived_at, q.id))\n"
+        )
+    elif m.victim == "least-progress":
+        victim = (
+            "        # Lose the least work: the request with the fewest tokens computed.\n"
+            "        low = min(replica.running, key=lambda r: (\n"
+            "            r.num_processed_tokens, -r.request.arrived_at, -r.request.id))\n"
+            "        return low.request\n"
         )
     else:
         victim = (
@@ -84,7 +102,8 @@ def compose_scheduler(m: SchedulerMechanisms, *, name: str = "Candidate") -> str
     budget = str(m.token_budget) if m.token_budget else "None"
     return (
         "from glia.policies import ReplicaScheduler\n\n"
-        f"AGING = {m.aging!r}  # tokens of priority per second waited\n\n\n"
+        f"AGING = {m.aging!r}  # tokens of priority per second waited\n"
+        f"STARVE_S = {m.starve_s!r}  # seconds after which a request goes first (0: never)\n\n\n"
         f"class {name}(ReplicaScheduler):\n"
         f'    """{m.describe()}"""\n\n'
         f"    skip_blocked = {m.backfill!r}\n"
