@@ -35,6 +35,7 @@ class ReplicaScheduler(Policy):
       it is recomputed from scratch later.
     * ``token_budget`` caps the tokens of an iteration (Sarathi's chunk size; ``None``: the
       replica's).
+    * :meth:`admitted` is told which of the ordered requests were admitted.
     """
 
     token_budget: int | None = None
@@ -47,6 +48,10 @@ class ReplicaScheduler(Policy):
     def victim(self, replica: ReplicaView, now: float) -> Request:
         """The running request that arrived last."""
         return max((r.request for r in replica.running), key=lambda q: (q.arrived_at, q.id))
+
+    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
+        """Told after every :meth:`order` call which requests the replica admitted, in order
+        (those that fitted in memory, budget and batch); does nothing unless overridden."""
 
 
 class FcfsScheduler(ReplicaScheduler):

@@ -17,6 +17,7 @@ import os
 import resource
 import sys
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
@@ -90,8 +91,9 @@ class Decisions(msgspec.Struct, frozen=True, kw_only=True):
     """What the design decided, by task.
 
     Routing: every non-empty routing call, its index among all calls, its time and the pairs.
-    Scheduling: the request ids of every ``order()`` call (``order_counts`` per call, in
-    engine order), every victim's id, and the scheduler's settings. Autoscaling: every count
+    Scheduling: the ids of the requests admitted after every ``order()`` call
+    (``order_counts`` per call, in engine order), every victim's id, and the scheduler's
+    settings. Autoscaling: every count
     ``scale()`` returned, and the interval.
     """
 
@@ -203,10 +205,14 @@ class _SchedulerRecorder:
         self.token_budget, self.skip_blocked = budget, bool(self.inner.skip_blocked)
 
     def order(self, replica: ReplicaView, now: float) -> list[Request]:
-        chosen = list(self.inner.order(replica, now) or [])
-        self.counts.append(len(chosen))
-        self.ids.extend(q.id if isinstance(q, Request) else -1 for q in chosen)
-        return chosen
+        return list(self.inner.order(replica, now) or [])
+
+    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
+        # Only what was admitted is kept (the full orders can be huge): replaying exactly
+        # these, in order, admits the same requests from the same state.
+        self.counts.append(len(requests))
+        self.ids.extend(q.id for q in requests)
+        self.inner.admitted(replica, requests)
 
     def victim(self, replica: ReplicaView, now: float) -> Request:
         req = self.inner.victim(replica, now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from multiprocessing.context import ForkContext, ForkServerContext
 
 import msgspec
@@ -101,6 +101,9 @@ class _ScheduleReplay:
         if any(i not in queue for i in ids):
             raise DesignError("the replay diverged from the sandbox's run")
         return [queue[i] for i in ids]
+
+    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
+        pass
 
     def victim(self, replica: ReplicaView, now: float) -> Request:
         chosen = next(self._victims, -1)

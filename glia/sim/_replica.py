@@ -226,8 +226,10 @@ class Replica:
             pairs += n * done + n * (n + 1) // 2
             chunks.append((job, n))
         queue = self.queue
-        order = None if sched is None else (self._ordered(now) if queue and budget > 0 else [])
+        asked = sched is not None and bool(queue) and budget > 0
+        order = None if sched is None else (self._ordered(now) if asked else [])
         skip = sched is not None and sched.skip_blocked
+        admitted: list[Request] = []
         k = 0
         while budget > 0 and n_dec + len(self.prefilling) < self.max_batch:
             if order is None:
@@ -248,6 +250,7 @@ class Replica:
                 queue.popleft()
             else:
                 queue.remove(job)
+                admitted.append(job.req)
             self.free -= blocks
             job.blocks = blocks
             if job.scheduled_at < 0.0:
@@ -267,6 +270,8 @@ class Replica:
             prefill_tokens += n
             pairs += n * hit + n * (n + 1) // 2
             chunks.append((job, n))
+        if asked:
+            self._tell_admitted(now, admitted)
         if nseq == 0:
             return 0.0
         self.in_flight = True
@@ -471,6 +476,19 @@ class Replica:
                 )
             out.append(job)
         return out
+
+    def _tell_admitted(self, now: float, admitted: list[Request]) -> None:
+        sched, view = self.scheduler, self.view
+        assert sched is not None and view is not None
+        try:
+            sched.admitted(view, admitted)
+        except DesignError:
+            raise
+        except Exception as e:
+            raise DesignError(
+                f"scheduler {sched.name!r} raised {type(e).__name__} in admitted() on replica "
+                f"{self.id} at t={now:.3f}s: {e}"
+            ) from e
 
     def _chosen_victim(self, now: float) -> Job:
         sched, view = self.scheduler, self.view

@@ -9,7 +9,7 @@ See :class:`glia.policies.ReplicaScheduler` for the base class designs subclass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -46,4 +46,8 @@ class SchedulingPolicy(Protocol):
 
     def victim(self, replica: ReplicaView, now: float) -> Request:
         """The running request to preempt when memory runs out."""
+        ...
+
+    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
+        """After every :meth:`order` call: the requests the replica admitted, in order."""
         ...
