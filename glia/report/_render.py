@@ -202,7 +202,7 @@ def _summary(rec: RunRecord) -> list[Block]:
                         code(best.design_path), "."))  # fmt: skip
         lines: list[tuple[Inline, ...]] = [
             ("mean E2E on the search seeds: ", strong(f"{m:.2f} s"),
-             f" (score {SCORE_SCALE / m:.3f})"),
+             f" (score {best.score if best.score is not None else SCORE_SCALE / m:.3f})"),
         ]  # fmt: skip
         if llq:
             lines.append((f"vs LLQ ({llq:.2f} s): ", strong(_ratio(m, llq)), " of its mean E2E"))
