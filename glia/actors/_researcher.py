@@ -40,6 +40,15 @@ EXAMPLES = {
 }
 """Each task's working example: its file name in the workspace and its source."""
 
+_HOW_TO_WORK = """\
+## How to work
+Write designs into your workspace, run them, and analyse the results. Use `report` to record
+a finding as you go. End each turn with a short report to your supervisor: what you tried, what
+the data showed, your current best and your next hypothesis. Keep `best.py` a copy of the
+design you would ship: it is the one validated on held-out seeds when your context ends (without
+it, your lowest-cost trial is). When no simulations are left, end with your final report naming
+your best design file."""
+
 _SYSTEM = {
     "routing": "the request router",
     "scheduling": "the per-replica request scheduler",
@@ -150,13 +159,7 @@ simulations in this context: each `run_simulation` call uses one, whatever the o
 think before you run. Baseline routers on the same seeds (mean E2E):
 {table}
 
-## How to work
-Write designs into your workspace, run them, and analyse the results. Use `report` to record
-a finding as you go. End each turn with a short report to your supervisor: what you tried, what
-the data showed, your current best and your next hypothesis. Keep `best.py` a copy of the
-design you would ship: it is the one validated on held-out seeds when your context ends (without
-it, your lowest-cost trial is). When no simulations are left, end with your final report naming
-your best design file.{previous}
+{_HOW_TO_WORK}{previous}
 """
 
 
@@ -197,13 +200,7 @@ request_num_prefill_tokens, replica_id). You have {budget} simulations in this c
 `run_simulation` call uses one, whatever the outcome. Baselines on the same seeds (cost):
 {table}
 
-## How to work
-Write designs into your workspace, run them, and analyse the results. Use `report` to record
-a finding as you go. End each turn with a short report to your supervisor: what you tried, what
-the data showed, your current best and your next hypothesis. Keep `best.py` a copy of the
-design you would ship: it is the one validated on held-out seeds when your context ends (without
-it, your lowest-cost trial is). When no simulations are left, end with your final report naming
-your best design file.{previous}
+{_HOW_TO_WORK}{previous}
 """
 
 
