@@ -21,9 +21,10 @@ def task_experiments(
     task: Task, router: str, cluster: ClusterConfig, workload: WorkloadConfig, seeds: list[int]
 ) -> list[Experiment]:
     """One experiment per baseline policy of ``task`` and seed, in that order."""
-    slot = "scheduler" if task.name == "scheduling" else "autoscaler"
     return [
-        Experiment(cluster=cluster, workload=workload, seed=k, router=router, **{slot: name})
+        Experiment(
+            cluster=cluster, workload=workload, seed=k, router=router, **{task.base_label: name}
+        )
         for name in task.baselines
         for k in seeds
     ]

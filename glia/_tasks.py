@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from glia._errors import InputError, unknown_name
 from glia.policies import AUTOSCALERS, BASELINES, SCHEDULERS
+from glia.sandbox import SLOTS
 from glia.sim import Summary
 from glia.sim._presets import PRESETS, Preset, Slo
 
@@ -30,8 +31,6 @@ class Task:
     """One kind of policy to design."""
 
     name: str
-    base: str
-    """The class a design subclasses (in :mod:`glia.policies`)."""
     preset: str
     """The default preset."""
     objective: str
@@ -41,7 +40,7 @@ class Task:
     @property
     def base_label(self) -> str:
         """What a policy of this task is called: router, scheduler or autoscaler."""
-        return {"Router": "router", "ReplicaScheduler": "scheduler"}.get(self.base, "autoscaler")
+        return SLOTS[self.name]
 
     def cost(self, s: Summary, slo: Slo | None = None) -> float:
         """The objective's value for one simulation (lower is better)."""
@@ -77,11 +76,11 @@ def slo_excess(s: Summary, slo: Slo) -> float:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("routing", "Router", "glia-routing", "minimise the mean end-to-end latency",
+        Task("routing", "glia-routing", "minimise the mean end-to-end latency",
              BASELINES),
-        Task("scheduling", "ReplicaScheduler", "glia-scheduling",
+        Task("scheduling", "glia-scheduling",
              "minimise mean E2E + 0.1 x p99 E2E", SCHEDULERS),
-        Task("autoscaling", "Autoscaler", "diurnal",
+        Task("autoscaling", "diurnal",
              "minimise GPU-hours while p90 TTFT and p90 TPOT stay within the SLO", AUTOSCALERS),
     )
 }  # fmt: skip

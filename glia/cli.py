@@ -33,11 +33,11 @@ from glia.policies import (
     AUTOSCALERS,
     BASELINES,
     SCHEDULERS,
-    RouterSpec,
     resolve_autoscaler,
     resolve_router,
     resolve_scheduler,
 )
+from glia.sandbox import SLOTS
 from glia.sim import (
     CalibrationResult,
     ClusterConfig,
@@ -391,21 +391,17 @@ def _on_bus(
                 raise _FAILURES.get(res.kind, SimulationError)(
                     f"{res.label}: {res.message} (on worker {res.worker})"
                 )
-            designed = exp.design_source is not None
+            names = {"router": exp.router, "scheduler": exp.scheduler, "autoscaler": exp.autoscaler}
+            if exp.design_source is not None:  # the worker names the design in its place
+                names[SLOTS[exp.task]] = res.router
             out.append(
                 SimResult(
                     summary=res.summary,
                     requests=RequestTable.from_csv(text),
-                    router=res.router if designed and exp.task == "routing" else exp.router,
                     cluster=exp.cluster,
                     workload=exp.workload,
                     seed=exp.seed,
-                    scheduler=res.router
-                    if designed and exp.task == "scheduling"
-                    else exp.scheduler,
-                    autoscaler=res.router
-                    if designed and exp.task == "autoscaling"
-                    else exp.autoscaler,
+                    **names,  # type: ignore[arg-type]
                 )
             )
         return out
@@ -414,7 +410,7 @@ def _on_bus(
 
 
 def _run(
-    router: RouterSpec,
+    router: str,
     preset: str,
     seed: int,
     cluster: ClusterConfig,
@@ -425,9 +421,8 @@ def _run(
     design: Path | None = None,
 ) -> SimResult:
     result = glia.simulate(
-        router if design is None or task != "routing" else "llq", preset, seed=seed,
-        cluster=cluster, workload=workload, scheduler=scheduler, autoscaler=autoscaler,
-        task=task, design=design,
+        router, preset, seed=seed, cluster=cluster, workload=workload, scheduler=scheduler,
+        autoscaler=autoscaler, task=task, design=design,
     )  # fmt: skip
     _log_finished(result, preset, seed)
     return result
@@ -712,10 +707,9 @@ def simulate(
                 "give either --router NAME or --design FILE, not both: a run simulates one router"
             )
         the_task = _task_of(task, preset)
-        if design is not None and the_task.name != "routing":  # the router is a baseline
-            spec: RouterSpec = router or (PRESETS[preset].router if preset in PRESETS else "llq")
-        else:
-            spec = design if design is not None else (router or REFERENCE_ROUTER)
+        # The baseline router (with a design of another task; ignored with a routing design).
+        router = router or (PRESETS[preset].router if preset in PRESETS else REFERENCE_ROUTER)
+        label = design.stem if design is not None else router
         # Unknown names fail before anything starts.
         if scheduler is not None:
             resolve_scheduler(scheduler)
@@ -742,23 +736,21 @@ def simulate(
         _prepare_out(out)
         if in_process and nats is not None:
             raise InputError("give either --nats URL or --in-process, not both")
-        with err.status(f"Simulating {spec} on {preset} ...", spinner="dots"):
+        with err.status(f"Simulating {design or router} on {preset} ...", spinner="dots"):
             try:
                 if in_process:
                     result = _run(
-                        spec, preset, seed, cluster, workload, scheduler, autoscaler,
+                        router, preset, seed, cluster, workload, scheduler, autoscaler,
                         the_task.name, design,
                     )  # fmt: skip
                 else:
                     exp = Experiment(
-                        cluster=cluster, workload=workload, seed=seed,
-                        router=str(spec) if design is None or the_task.name != "routing" else "llq",
+                        cluster=cluster, workload=workload, seed=seed, router=router,
                         scheduler=scheduler, autoscaler=autoscaler, task=the_task.name,
                     )  # fmt: skip
                     if design is not None:
                         source = glia.api._design_source(design)
                         exp = msgspec.structs.replace(exp, design_source=source)
-                    label = design.stem if design is not None else str(spec)
                     (result,) = _on_bus(nats, creds, tls_ca, 1, [exp], [label])
                     _log_finished(result, preset, seed)
             except DesignFailed as e:

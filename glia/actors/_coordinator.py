@@ -398,9 +398,7 @@ class Coordinator:
             "cost": round(t.cost, 4), "objective": self._objective(),
             "vs_best_baseline": round(t.cost / best, 3) if best else None,
         }  # fmt: skip
-        answer["per_seed_cost"] = [
-            round(self.task.cost(r.summary, self.slo), 4) for r in out.results
-        ]
+        answer["per_seed_cost"] = [round(c, 4) for c in out.per_seed_cost(self.task, self.slo)]
         if self.task.name == "autoscaling" and self.slo is not None:
             # How close the worst seed came to the SLO (negative: missed), so a researcher can
             # tell a design on the edge from one with room to spare.

@@ -19,6 +19,7 @@ from glia._batch import Experiment
 from glia._client import Client
 from glia._tasks import Task
 from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
+from glia.sandbox import SLOTS
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
 from glia.sim._presets import Slo
 
@@ -39,8 +40,7 @@ class Policy:
         base = Experiment(cluster=cluster, workload=workload, seed=seed, router=self.router)
         if self.source is not None:
             return msgspec.structs.replace(base, design_source=self.source, task=self.task)
-        slot = {"routing": "router", "scheduling": "scheduler"}.get(self.task, "autoscaler")
-        return msgspec.structs.replace(base, **{slot: self.name})
+        return msgspec.structs.replace(base, **{SLOTS[self.task]: self.name})
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,10 @@ class Outcome:
         seeds of each seed's value."""
         if task.name == "routing":
             return self.mean_e2e_s
-        return float(np.mean([task.cost(r.summary, slo) for r in self.results]))
+        return float(np.mean(self.per_seed_cost(task, slo)))
+
+    def per_seed_cost(self, task: Task, slo: Slo | None) -> list[float]:
+        return [task.cost(r.summary, slo) for r in self.results]
 
     @property
     def summary(self) -> Summary | None:

@@ -27,10 +27,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from glia._errors import unknown_name
 from glia.sim import LoadView
 
-from ._policy import Policy
+from ._policy import Policy, resolve
 
 __all__ = [
     "AUTOSCALERS",
@@ -176,11 +175,4 @@ AUTOSCALERS: dict[str, type[Autoscaler]] = {
 
 def resolve_autoscaler(spec: str | Autoscaler | type[Autoscaler]) -> Autoscaler:
     """An autoscaler from a baseline name, a class or an instance."""
-    if isinstance(spec, Autoscaler):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, Autoscaler):
-        return spec()
-    try:
-        return AUTOSCALERS[spec]()
-    except KeyError:
-        raise unknown_name("autoscaler", spec, AUTOSCALERS) from None
+    return resolve("autoscaler", spec, Autoscaler, AUTOSCALERS)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glia._errors import unknown_name
 from glia.sim import ReplicaView, Request
 
-from ._policy import Policy
+from ._policy import Policy, resolve
 
 __all__ = [
     "SCHEDULERS",
@@ -102,11 +101,4 @@ SCHEDULERS: dict[str, type[ReplicaScheduler]] = {
 
 def resolve_scheduler(spec: str | ReplicaScheduler | type[ReplicaScheduler]) -> ReplicaScheduler:
     """A scheduler from a baseline name, a class or an instance."""
-    if isinstance(spec, ReplicaScheduler):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, ReplicaScheduler):
-        return spec()
-    try:
-        return SCHEDULERS[spec]()
-    except KeyError:
-        raise unknown_name("scheduler", spec, SCHEDULERS) from None
+    return resolve("scheduler", spec, ReplicaScheduler, SCHEDULERS)

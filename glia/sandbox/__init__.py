@@ -17,7 +17,7 @@ Threat model (what is enforced, and what is not):
   in a container or VM as well.
 """
 
-from ._child import BASES
+from ._child import BASES, SLOTS
 from ._failure import DesignFailure, FailureKind, Limits
 from ._guard import ALLOWED_IMPORTS
 from ._run import check_design, run_sandboxed
@@ -25,6 +25,7 @@ from ._run import check_design, run_sandboxed
 __all__ = [
     "ALLOWED_IMPORTS",
     "BASES",
+    "SLOTS",
     "DesignFailure",
     "FailureKind",
     "Limits",

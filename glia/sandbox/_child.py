@@ -54,6 +54,7 @@ from ._policy import violations
 
 __all__ = [
     "BASES",
+    "SLOTS",
     "Decisions",
     "SandboxOutput",
     "SandboxRequest",
@@ -70,6 +71,10 @@ BASES: dict[str, type[Policy]] = {
     "autoscaling": Autoscaler,
 }
 """The policy base class a design subclasses, by task."""
+
+SLOTS = {"routing": "router", "scheduling": "scheduler", "autoscaling": "autoscaler"}
+"""Where a task's policy goes, by task: the :func:`~glia.sim.run_simulation` argument (and
+:class:`~glia.Experiment` field) it fills."""
 
 
 class SandboxRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -395,7 +400,7 @@ def _policies(req: SandboxRequest, design: object) -> dict[str, object]:
         "scheduler": resolve_scheduler(req.scheduler) if req.scheduler is not None else None,
         "autoscaler": resolve_autoscaler(req.autoscaler) if req.autoscaler is not None else None,
     }
-    policies[{"routing": "router", "scheduling": "scheduler"}.get(req.task, "autoscaler")] = design
+    policies[SLOTS[req.task]] = design
     return policies
 
 

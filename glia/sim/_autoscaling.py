@@ -160,12 +160,11 @@ class Fleet:
             heapq.heappop(self._readies)
         return self._readies[0][0] if self._readies else float("inf")
 
-    def ready(self) -> int:
-        """Make the next starting replica active; its id."""
+    def ready(self) -> None:
+        """Make the next starting replica active."""
         _, rid = heapq.heappop(self._readies)
         self.states[rid] = "active"
         self._refresh()
-        return rid
 
     def resize(self, now: float, desired: int) -> None:
         """Start or stop replicas so that ``desired`` are active or starting."""
@@ -197,8 +196,7 @@ class Fleet:
 
     def drained(self, now: float, rid: int) -> bool:
         """Turn replica ``rid`` off if it is draining and holds nothing; whether it did."""
-        r = self.replicas[rid]
-        if self.states[rid] == "draining" and not r.busy and self._held(rid) == 0:
+        if self.states[rid] == "draining" and not self.replicas[rid].busy and not self._held(rid):
             self._turn_off(now, rid)
             return True
         return False
@@ -214,9 +212,14 @@ class Fleet:
         self.scale_events += 1
 
     def _account(self, now: float, rid: int) -> None:
-        if self._on_since[rid] >= 0.0:
-            self._gpu_s += (now - self._on_since[rid]) * self._gpus[rid]
-            self._replica_s += now - self._on_since[rid]
+        gpu_s, replica_s = self._on_time(rid, now)
+        self._gpu_s += gpu_s
+        self._replica_s += replica_s
+
+    def _on_time(self, rid: int, until: float) -> tuple[float, float]:
+        """GPU-seconds and seconds replica ``rid`` has been on by ``until`` since it started."""
+        since = self._on_since[rid]
+        return ((until - since) * self._gpus[rid], until - since) if since >= 0.0 else (0.0, 0.0)
 
     def _refresh(self) -> None:
         self.routable = [i for i, s in enumerate(self.states) if s == "active"]
@@ -225,9 +228,8 @@ class Fleet:
     def totals(self, end: float) -> tuple[float, float]:
         """``(GPU-hours, mean replicas on)`` over ``[0, end]``, counting replicas still on."""
         gpu_s, replica_s = self._gpu_s, self._replica_s
-        for rid, since in enumerate(self._on_since):
-            if since >= 0.0:
-                gpu_s += (end - since) * self._gpus[rid]
-                replica_s += end - since
+        for rid in range(len(self.states)):
+            g, r = self._on_time(rid, end)
+            gpu_s, replica_s = gpu_s + g, replica_s + r
         mean = replica_s / end if end > 0 else float(self.count("active"))
         return gpu_s / 3600.0, mean
