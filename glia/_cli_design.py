@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from glia._errors import GliaError
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
 from glia.cli import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors, app
 from glia.sim._presets import PRESETS
+
+if TYPE_CHECKING:
+    from glia._design import DesignStop
 
 __all__ = ["design", "report"]
 
@@ -160,47 +166,97 @@ def design(
     creds: CredsOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Let the agents design a policy by experiment, then validate it and write a report."""
-    from glia._design import design_async
+    """Let the agents design a policy by experiment, then validate it and write a report.
+
+    Exit status: 0 when the search finished or a budget ran out; 2 for bad input; 3 when the
+    model provider kept failing; 4 when the model misbehaved and a context was cut short;
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) when interrupted. The summary
+    (or ``--json`` object) is printed in every case but bad input and a second interruption.
+    """
+    from glia._design import EXIT_CODES, DesignStop, design_async
     from glia.report import Budget
 
     # The live progress tells the story; per-experiment log lines would drown it.
     configure_logging(level=logging.WARNING)
     b = Budget(simulations=budget, tokens=max_tokens, usd=max_usd, wall_s=max_wall)
+    progress = _Progress()
+    signals: list[int] = []
+    overrides = _settings(settings or [])
 
-    async def main() -> None:
-        run = await design_async(
-            task, preset=preset, model=model, supervisor_model=supervisor_model,
-            base_url=base_url, budget=b, contexts=contexts, sequential=sequential, out=out,
-            nats=nats_url, creds=str(creds) if creds else None, workers=workers,
-            resume=resume, on_event=_Progress(), search_seeds=tuple(range(seeds)),
-            holdout_seeds=tuple(range(100, 100 + seeds)), settings=_settings(settings or []),
-        )  # fmt: skip
-        summary = run.summary()
-        if json_output:
-            sys.stdout.write(json.dumps(summary) + "\n")
-            return
-        c = Console()
-        llq = summary["baselines"].get("llq")
-        best = summary["best_mean_e2e_s"]
-        c.print(f"run {run.run_id}: {summary['status']} ({summary['stop_reason']})")
-        costs, cost = summary["baseline_costs"], summary["best_cost"]
-        if summary["task"] != "routing" and cost is not None and costs:
-            top = min(costs, key=costs.__getitem__)
-            c.print(
-                f"best design {summary['best_design_path']}: cost {cost:.3f} = "
-                f"{cost / costs[top]:.2f}x the best baseline ({top}, {costs[top]:.3f})"
-            )
-        elif best is not None:
-            ratio = f" = {best / llq:.2f}x LLQ ({llq:.2f} s)" if llq else ""
-            c.print(f"best design {summary['best_design_path']}: mean E2E {best:.2f} s{ratio}")
-        c.print(f"simulations {summary['simulations_used']}, cost ${summary['cost_usd']:.4f}")
-        c.print(f"report: {summary['report_path']}")
-
-    import anyio
+    async def main() -> dict[str, Any] | None:
+        stop = DesignStop()
+        summary: dict[str, Any] | None = None
+        error: list[GliaError] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_signals, stop, signals, tg.cancel_scope, progress.console)
+            try:
+                run = await design_async(
+                    task, preset=preset, model=model, supervisor_model=supervisor_model,
+                    base_url=base_url, budget=b, contexts=contexts, sequential=sequential,
+                    out=out, nats=nats_url, creds=str(creds) if creds else None,
+                    workers=workers, resume=resume, on_event=progress,
+                    search_seeds=tuple(range(seeds)), holdout_seeds=tuple(range(100, 100 + seeds)),
+                    settings=overrides, stop=stop,
+                )  # fmt: skip
+                summary = run.summary()
+            except GliaError as e:  # raised below, as itself rather than in a group
+                error.append(e)
+            finally:
+                tg.cancel_scope.cancel()
+        if error:
+            raise error[0]
+        return summary
 
     with _user_errors():
-        anyio.run(main)
+        summary = anyio.run(main)
+    if summary is None:  # a second signal: stopped at once (the last checkpoint resumes)
+        raise typer.Exit(128 + signals[-1])
+    _print_summary(summary, json_output)
+    kind = summary["stop_kind"]
+    raise typer.Exit(128 + signals[0] if kind == "interrupted" else EXIT_CODES.get(kind, 0))
+
+
+async def _on_signals(
+    stop: DesignStop, signals: list[int], scope: anyio.CancelScope, console: Console
+) -> None:
+    """The first SIGINT or SIGTERM stops the run cleanly (saved, reported, resumable); a
+    second one stops it at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async for signum in received:
+            signals.append(signum)
+            name = signal.Signals(signum).name
+            if len(signals) > 1:
+                console.print(f"[red]{name} again: stopping now[/red]")
+                scope.cancel()
+                return
+            console.print(
+                f"[yellow]{name}: stopping the run (saving it and writing its report; "
+                "send it again to stop at once)[/yellow]"
+            )
+            stop(f"interrupted by {name}")
+
+
+def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.flush()
+        return
+    c = Console()
+    llq = summary["baselines"].get("llq")
+    best = summary["best_mean_e2e_s"]
+    c.print(f"run {summary['run_id']}: {summary['status']} ({summary['stop_reason']})")
+    costs, cost = summary["baseline_costs"], summary["best_cost"]
+    if summary["task"] != "routing" and cost is not None and costs:
+        top = min(costs, key=costs.__getitem__)
+        c.print(
+            f"best design {summary['best_design_path']}: cost {cost:.3f} = "
+            f"{cost / costs[top]:.2f}x the best baseline ({top}, {costs[top]:.3f})"
+        )
+    elif best is not None:
+        ratio = f" = {best / llq:.2f}x LLQ ({llq:.2f} s)" if llq else ""
+        c.print(f"best design {summary['best_design_path']}: mean E2E {best:.2f} s{ratio}")
+    c.print(f"simulations {summary['simulations_used']}, cost ${summary['cost_usd']:.4f}")
+    c.print(f"report: {summary['report_path']}")
 
 
 def _settings(pairs: list[str]) -> dict[str, object]:

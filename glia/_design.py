@@ -26,9 +26,10 @@ from glia.actors._models import resolve_models
 from glia.actors._offline import OFFLINE_LABEL
 from glia.bus import Event
 from glia.report import Budget, RunRecord
+from glia.report._records import StopKind
 from glia.sim._presets import PRESETS
 
-__all__ = ["TASKS", "DesignRun", "design", "design_async"]
+__all__ = ["TASKS", "DesignRun", "DesignStop", "design", "design_async"]
 
 from glia._tasks import TASKS
 
@@ -96,6 +97,7 @@ class DesignRun:
             "run_id": self.run_id,
             "status": self.record.status,
             "stop_reason": self.record.stop_reason,
+            "stop_kind": self.record.stop_kind,
             "best_design_path": str(self.best_design_path) if self.best_design_path else None,
             "best_mean_e2e_s": self.best_mean_e2e_s,
             "baselines": self.baselines,
@@ -106,6 +108,31 @@ class DesignRun:
             "cost_usd": self.record.cost_usd,
             "report_path": str(self.report_path) if self.report_path else None,
         }
+
+
+class DesignStop:
+    """A handle to stop a design run early from outside it (a signal handler, a UI): call it
+    with the reason. The run's search is cancelled, everything recorded is kept, validation is
+    skipped, the report is written and the run stays resumable (its status is
+    ``interrupted``). Create it inside the event loop that runs the design."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self._event = anyio.Event()
+
+    def __call__(self, reason: str = "stopped by the caller") -> None:
+        self.reason = self.reason or reason
+        self._event.set()
+
+    async def wait(self) -> str:
+        """Wait until the stop is asked for; returns its reason."""
+        await self._event.wait()
+        return self.reason
+
+
+EXIT_CODES: dict[StopKind, int] = {"provider": 3, "model": 4}
+"""``glia design``'s exit status per way a run ends (0 for the rest; an interrupted run exits
+with 128 + the signal's number, 2 is bad input)."""
 
 
 def design(**kwargs: Any) -> DesignRun:
@@ -140,6 +167,7 @@ async def design_async(
     settings: dict[str, Any] | None = None,
     on_event: Callable[[Event], None] | None = None,
     client: Client | None = None,
+    stop: DesignStop | None = None,
 ) -> DesignRun:
     """Let the agents design a ``task`` policy on ``preset`` within ``budget`` simulations.
 
@@ -156,11 +184,15 @@ async def design_async(
     ``second_workload`` (a preset name); ``settings`` override single fields of the preset's
     cluster and workload (e.g. ``{"qps": 9.0}``, see :func:`glia.experiment_config`).
     ``on_event`` sees every event the run publishes; ``client`` uses an existing
-    connection instead of ``nats``.
+    connection instead of ``nats``; ``stop`` ends the run early when called (see
+    :class:`DesignStop`).
     """
+    # Absolute from here on: workspaces resolve their paths, and results are stored relative
+    # to the run directory, so a relative --out must not reach them as it is.
+    out = Path(out).expanduser().resolve()
     cp: Checkpoint | None = None
     if resume is not None:
-        run_dir, cp_data = await _find_run(resume, Path(out), nats, creds, client)
+        run_dir, cp_data = await _find_run(resume, out, nats, creds, client)
         cp = load_checkpoint(cp_data, resume)
         restore_files(cp, run_dir)  # when resuming from the bus on another machine
         config = cp.config
@@ -181,7 +213,7 @@ async def design_async(
                         config.base_url)  # fmt: skip
     if cp is None:
         run_id = new_run_id()
-        run_dir = _make_run_dir(Path(out), run_id)
+        run_dir = _make_run_dir(out, run_id)
         record = RunRecord(
             run_id=run_id, task=task, preset=config.preset, model=_label(config.model),
             supervisor_model=_label(_supervisor_name(config)), contexts=contexts,
@@ -204,7 +236,15 @@ async def design_async(
         async with AsyncExitStack() as models:  # closes the providers' HTTP clients
             for m in {id(researcher): researcher, id(supervisor): supervisor}.values():
                 await models.enter_async_context(m)
-            record = await coordinator.run()
+            async with anyio.create_task_group() as tg:
+                if stop is not None:
+
+                    async def relay(stop: DesignStop) -> None:
+                        coordinator.interrupt(await stop.wait())
+
+                    tg.start_soon(relay, stop)
+                record = await coordinator.run()
+                tg.cancel_scope.cancel()
     return DesignRun(record.run_id, run_dir, record)
 
 
@@ -272,7 +312,7 @@ def _make_run_dir(out: Path, run_id: str) -> Path:
 async def _find_run(
     resume: str, out: Path, nats: str | None, creds: str | None, client: Client | None
 ) -> tuple[Path, bytes]:
-    for d in (Path(resume), out / resume):
+    for d in (Path(resume).expanduser().resolve(), out / resume):
         if (d / "checkpoint.json").is_file():
             return d, (d / "checkpoint.json").read_bytes()
     run_id = Path(resume).name

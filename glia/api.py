@@ -23,6 +23,7 @@ from glia.sim import (
     SimResult,
     WorkloadConfig,
     build_trace,
+    builtin_traces,
     catalogue,
     load_trace_csv,
     run_simulation,
@@ -69,6 +70,14 @@ def experiment_config(
         k in c_over and _canonical(k, c_over[k]) != _canonical(k, getattr(c, k)) for k in hardware
     ):
         c_over["num_blocks"] = None
+    if (
+        "trace" in w_over
+        and w_over["trace"] not in builtin_traces()
+        and Path(w_over["trace"]).exists()
+    ):
+        # A file travels to workers by its path: make it absolute, so a worker process in
+        # another working directory (or a resumed run started elsewhere) finds the same file.
+        w_over["trace"] = str(Path(w_over["trace"]).expanduser().absolute())
     if "trace" in w_over and "arrivals" not in w_over:
         _, has_arrivals = load_trace_csv(w_over["trace"])
         w_over.setdefault("prompt_inflation", 0.0)

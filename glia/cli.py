@@ -464,6 +464,25 @@ def _log_finished(result: SimResult, preset: str, seed: int) -> None:
     )
 
 
+def _note_capped(runs: Sequence[SimResult]) -> None:
+    """Say once on stderr how many requests the token cap shortened (every policy of a seed
+    sees the same workload, so each seed counts once)."""
+    per_seed = {(r.workload, r.seed): r for r in runs}
+    capped = sum(r.summary.requests_capped for r in per_seed.values())
+    if not capped:
+        return
+    total = sum(r.summary.num_requests for r in per_seed.values())
+    first = runs[0]
+    cap = first.workload.max_tokens or first.cluster.resolve().max_context
+    seeds = f" over {len(per_seed)} seeds" if len(per_seed) > 1 else ""
+    typer.echo(
+        f"note: {capped:,} of {total:,} requests{seeds} had prompt + output over the "
+        f"{cap:,}-token cap (the workload's max_tokens, else the model's context) and were "
+        "shortened to fit it; requests_capped in the summary counts them",
+        err=True,
+    )
+
+
 def _record(result: SimResult, preset: str) -> dict[str, object]:
     """``result.to_dict()`` with the preset it started from."""
     out = result.to_dict()
@@ -755,6 +774,7 @@ def simulate(
                     _log_finished(result, preset, seed)
             except DesignFailed as e:
                 _fail(f"{design}: {e.failure.one_line()}")
+    _note_capped([result])
     if json_output:
         _print_json(_record(result, preset))
     else:
@@ -860,6 +880,7 @@ def baselines(
                 runs = _on_bus(nats, creds, tls_ca, jobs, exps, labels)
         for r in runs:
             _log_finished(r, preset, r.seed)
+        _note_capped(runs)
         per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]
         results = [_mean_over_seeds(rs) for rs in per_router]
         seed_label = f"seed {seed}" if seeds == 1 else f"mean of seeds {seed}-{seed + seeds - 1}"

@@ -73,11 +73,12 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
                     "--workers", "2", "--out", str(out), "--json")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert set(summary) == {"run_id", "status", "stop_reason", "best_design_path",
+    assert set(summary) == {"run_id", "status", "stop_reason", "stop_kind", "best_design_path",
                             "best_mean_e2e_s", "baselines", "task", "best_cost",
                             "baseline_costs", "simulations_used", "cost_usd",
                             "report_path"}  # fmt: skip
     assert summary["status"] == "finished" and summary["simulations_used"] == 2
+    assert summary["stop_kind"] == "finished"
     assert summary["cost_usd"] == 0.0 and "llq" in summary["baselines"]
     assert Path(summary["best_design_path"]).is_file()
     assert "trial 2/2" in result.stderr  # live progress goes to stderr

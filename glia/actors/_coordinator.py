@@ -80,6 +80,8 @@ class Coordinator:
         self._models = (researcher, supervisor)
         self._pending: dict[int, list[Trial]] = {c.index: [] for c in checkpoint.contexts}
         self._lock = anyio.Lock()
+        self._stop = anyio.CancelScope()  # cancelled by interrupt()
+        self._interrupted = ""
         settings = self.config.settings
         self.cluster, self.workload = experiment_config(self.config.preset, **settings)
         preset = get_preset(self.config.preset)
@@ -88,26 +90,43 @@ class Coordinator:
         self.slo, self.router = preset.slo, preset.router
 
     # -- the run --------------------------------------------------------------------------------
+    def interrupt(self, why: str) -> None:
+        """Stop the run now (e.g. on a signal): whatever is running is cancelled, everything
+        recorded is kept, validation is skipped and the run stays resumable."""
+        self._interrupted = self._interrupted or why
+        self._stop.cancel()
+
     async def run(self) -> RunRecord:
         """Search, validate and report; returns the final record (also in ``run.json``)."""
         rec = self.record
-        if any(c.phase != "done" for c in self.cp.contexts):  # a new run, or a resumed one
-            rec.status, rec.stop_reason, rec.validation = "running", "", []
+        if rec.stop_kind == "interrupted" or any(c.phase != "done" for c in self.cp.contexts):
+            # a new run, or a resumed one (an interrupted validation starts over)
+            rec.status, rec.stop_reason, rec.stop_kind, rec.validation = "running", "", "", []
         await self._status("searching", f"{self.config.contexts} context(s), model {rec.model}")
-        try:
-            if not rec.baselines:
-                await self._baselines()
-            with anyio.move_on_after(self.config.budget.wall_s) as wall:
-                await self._search()
-            if wall.cancelled_caught:
-                rec.status, rec.stop_reason = "stopped", "wall-clock budget reached"
-        except* (ProviderFailed, BudgetExhausted) as group:
-            err = group.exceptions[0]
-            kind = "provider failed" if isinstance(err, ProviderFailed) else "budget"
-            rec.status, rec.stop_reason = "stopped", f"{kind}: {err}"
-            await self._note(-1, "coordinator", f"run stopped: {rec.stop_reason}")
-        if rec.status == "running":
+        with self._stop:
+            try:
+                if not rec.baselines:
+                    await self._baselines()
+                with anyio.move_on_after(self.config.budget.wall_s) as wall:
+                    await self._search()
+                if wall.cancelled_caught:
+                    rec.status, rec.stop_reason = "stopped", "wall-clock budget reached"
+                    rec.stop_kind = "budget"
+            except* (ProviderFailed, BudgetExhausted) as group:
+                err = group.exceptions[0]
+                kind = "provider failed" if isinstance(err, ProviderFailed) else "budget"
+                rec.status, rec.stop_reason = "stopped", f"{kind}: {err}"
+                rec.stop_kind = "provider" if isinstance(err, ProviderFailed) else "budget"
+                await self._note(-1, "coordinator", f"run stopped: {rec.stop_reason}")
+        if rec.status == "running" and not self._interrupted:
             rec.stop_reason = rec.stop_reason or "search finished"
+            rec.stop_kind = "finished"
+            misbehaved = [c for c in self.cp.contexts if c.stop_reason.startswith("model misb")]
+            if misbehaved:  # the search did not end by itself in these contexts
+                rec.stop_kind = "model"
+                rec.stop_reason = "; ".join(
+                    f"context {c.index} ended: {c.stop_reason}" for c in misbehaved
+                )
         # The best among recorded trials (a stop may have cancelled one that was not recorded):
         # each context's own pick if its researcher saved one as best.py, else its lowest cost.
         seeds = list(self.config.search_seeds)
@@ -116,15 +135,24 @@ class Coordinator:
         best = self._best(picks or done)
         rec.best_trial = best.index if best else None
         await self._checkpoint()
-        await self._status("validating", "best design on held-out seeds and a second workload")
-        await self._validate()
+        if not self._interrupted:
+            self._stop = anyio.CancelScope()  # a scope is entered once: a new one for this
+            await self._status("validating", "best design on held-out seeds and a second workload")
+            with self._stop:
+                await self._validate()
+        if self._interrupted:
+            rec.status, rec.stop_kind = "interrupted", "interrupted"
+            rec.stop_reason = f"{self._interrupted}; resume to finish it"
+            await self._note(-1, "coordinator", f"run interrupted: {self._interrupted}")
         rec.status = "finished" if rec.status == "running" else rec.status
         rec.finished_at = time.time()
         rec.report_path = "report.md"
-        await self._checkpoint()  # the report is made from run.json
-        rec.report_path = str(write_report(self.run_dir).relative_to(self.run_dir))
-        await self._checkpoint()
-        await self._status(rec.status, rec.stop_reason)
+        with anyio.CancelScope(shield=True):  # a second interruption must not lose the record
+            await self._checkpoint()  # the report is made from run.json
+            report = await anyio.to_thread.run_sync(write_report, self.run_dir)
+            rec.report_path = str(report.relative_to(self.run_dir))
+            await self._checkpoint()
+            await self._status(rec.status, rec.stop_reason)
         return rec
 
     async def _baselines(self) -> None:

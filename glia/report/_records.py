@@ -19,6 +19,7 @@ __all__ = [
     "LogEntry",
     "ModelUsage",
     "RunRecord",
+    "StopKind",
     "Trial",
     "Validation",
     "load_record",
@@ -26,7 +27,11 @@ __all__ = [
 ]
 
 Role = Literal["brief", "researcher", "supervisor", "tool", "coordinator"]
-Status = Literal["running", "finished", "stopped", "failed"]
+Status = Literal["running", "finished", "stopped", "interrupted", "failed"]
+StopKind = Literal["", "finished", "budget", "provider", "model", "interrupted"]
+"""Why a design run ended: its search finished, a budget ran out, the model provider kept
+failing, the model misbehaved (a context was cut short), or it was interrupted (a signal, or
+``stop`` set); ``""`` while it runs. ``glia design`` exits non-zero for the last three."""
 
 
 class Budget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -124,6 +129,7 @@ class RunRecord(msgspec.Struct, kw_only=True):
     started_at: float
     status: Status = "running"
     stop_reason: str = ""
+    stop_kind: StopKind = ""
     finished_at: float | None = None
     trials: list[Trial] = []
     log: list[LogEntry] = []

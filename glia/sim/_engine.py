@@ -333,7 +333,7 @@ def run_simulation(
     except DesignError as e:
         finished = [j for j in jobs if j.completed_at >= 0.0]
         if finished:  # what the design had achieved when it broke the rules
-            e.partial = _summary(_table(finished, rc), fleet, now, wall0)
+            e.partial = _summary(_table(finished, rc), fleet, now, wall0, trace.capped)
         raise
     if num_done != n:
         stuck = [j for j in jobs if j.completed_at < 0.0]
@@ -347,7 +347,7 @@ def run_simulation(
             partial=len(done),
         )
     return SimResult(
-        summary=_summary(table := _table(jobs, rc), fleet, now, wall0),
+        summary=_summary(table := _table(jobs, rc), fleet, now, wall0, trace.capped),
         requests=table,
         router=name,
         cluster=cluster,
@@ -368,13 +368,14 @@ def _interval(autoscaler: ScalingPolicy) -> float:
     return float(interval)
 
 
-def _summary(table: RequestTable, fleet: Fleet, end: float, wall0: float) -> Summary:
+def _summary(table: RequestTable, fleet: Fleet, end: float, wall0: float, capped: int) -> Summary:
     gpu_hours, mean_replicas = fleet.totals(end)
     return msgspec.structs.replace(
         summarize(table, time.perf_counter() - wall0),
         gpu_hours=gpu_hours,
         mean_replicas=mean_replicas,
         scale_events=fleet.scale_events,
+        requests_capped=capped,
     )
 
 

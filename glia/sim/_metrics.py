@@ -143,6 +143,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     """Replicas on, averaged over the run."""
     scale_events: int = 0
     """Replicas started, cancelled, drained or turned off by an autoscaler."""
+    requests_capped: int = 0
+    """Requests of the workload whose prompt + output exceeded the token cap (the workload's
+    ``max_tokens``, else the model's context) and were shortened to fit it."""
 
 
 def _stats(prefix: str, unit: str, a: FloatArray) -> dict[str, float]:

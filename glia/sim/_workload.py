@@ -47,6 +47,10 @@ class Trace:
     num_decode_tokens: IntArray
     prefix_id: IntArray | None = None
     prefix_len: IntArray | None = None
+    capped: int = 0
+    """Requests whose prompt + output exceeded ``cap`` and were shortened to fit it."""
+    cap: int | None = None
+    """The token limit (prompt + output) the requests were held to, if any."""
 
     def __post_init__(self) -> None:
         self._check_prefixes()
@@ -306,7 +310,7 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     """The requests ``cfg`` describes, for this ``seed``.
 
     ``max_context`` (the model's context window) caps prompt + output when ``cfg.max_tokens`` is
-    not given.
+    not given; how many requests were shortened to fit is the trace's ``capped``.
     """
     _check(cfg)
     if seed < 0:
@@ -357,7 +361,9 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         hit = rng_output.random(n) < cfg.output_inflation
         decode[hit] = np.round(decode[hit] * factor).astype(np.int64)
     cap = cfg.max_tokens if cfg.max_tokens is not None else max_context
+    capped = 0
     if cap is not None:
+        capped = int(np.count_nonzero(prefill + decode > cap))
         prefill = np.minimum(prefill, cap - 1)
         decode = np.clip(decode, 1, cap - prefill)
     if n == 0:
@@ -367,7 +373,7 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         prefill, ids, lens = thread_conversations(prefill, decode, cfg.turns, cap, rng_chat)
     elif ids is not None and lens is not None:  # replayed prefixes, within capped prompts
         ids, lens = ids.copy(), np.minimum(lens, prefill)
-    return Trace(arrived, prefill, decode, ids, lens)
+    return Trace(arrived, prefill, decode, ids, lens, capped=capped, cap=cap)
 
 
 def _check(cfg: WorkloadConfig) -> None:
