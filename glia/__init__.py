@@ -11,7 +11,7 @@ from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, Wo
 from glia.sim._presets import PRESETS
 
 if TYPE_CHECKING:
-    from glia._design import DesignRun, design, design_async
+    from glia._design import DesignRun, DesignStop, design, design_async
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "DesignError",
     "DesignFailed",
     "DesignRun",
+    "DesignStop",
     "Experiment",
     "GliaError",
     "InputError",
@@ -50,7 +51,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # The agents (pydantic-ai and its providers) load on first use: `glia simulate` and the
     # workers never pay for them.
-    if name in ("DesignRun", "design", "design_async"):
+    if name in ("DesignRun", "DesignStop", "design", "design_async"):
         from glia import _design
 
         return getattr(_design, name)

@@ -101,7 +101,13 @@ def design(
         ),
     ] = None,
     budget: Annotated[
-        int, typer.Option("--budget", "-n", help="Simulations over all contexts.")
+        int,
+        typer.Option(
+            "--budget",
+            "-n",
+            envvar="GLIA_BUDGET",
+            help="Simulations over all contexts (GLIA_BUDGET sets the default).",
+        ),
     ] = 15,
     contexts: Annotated[
         int, typer.Option("--contexts", "-k", help="Research contexts sharing the budget.")

@@ -153,6 +153,26 @@ def test_simulate_prints_a_summary_table() -> None:
     assert "simulation_finished" not in out
 
 
+def test_capped_requests_are_said_once_on_stderr_and_counted(tmp_path: Path) -> None:
+    csv = tmp_path / "long.csv"
+    csv.write_text("num_prefill_tokens,num_decode_tokens\n9000,10\n100,50\n8000,500\n")
+    result = invoke("simulate", "--json", "--trace", str(csv), "--duration", "20", "--in-process")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    n = summary["num_requests"]
+    assert 0 < summary["requests_capped"] < n
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {summary['requests_capped']:,} of {n:,} requests had prompt + output over the "
+        "8,192-token cap (the workload's max_tokens, else the model's context) and were "
+        "shortened to fit it; requests_capped in the summary counts them"
+    ]
+    csv.write_text("num_prefill_tokens,num_decode_tokens\n100,50\n")
+    fits = invoke("simulate", "--json", "--trace", str(csv), "--duration", "20", "--in-process")
+    assert fits.exit_code == 0, fits.stderr
+    assert json.loads(fits.stdout)["requests_capped"] == 0 and "note:" not in fits.stderr
+
+
 def test_simulate_out_writes_requests_csv_and_summary_json(tmp_path: Path) -> None:
     out = tmp_path / "run" / "nested"
     result = invoke("simulate", "--json", "--out", str(out), *SHORT)

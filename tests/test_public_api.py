@@ -24,6 +24,7 @@ GLIA = [
     "DesignError",
     "DesignFailed",
     "DesignRun",
+    "DesignStop",
     "Experiment",
     "GliaError",
     "InputError",

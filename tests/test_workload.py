@@ -204,14 +204,19 @@ def test_max_tokens_caps_prompt_first(write_csv: WriteCsv) -> None:
     t = build_trace(WorkloadConfig(trace=str(path), max_tokens=100), 0)
     assert t.num_prefill_tokens.tolist() == [99, 50, 99, 40, 10]
     assert t.num_decode_tokens.tolist() == [1, 50, 1, 60, 10]
+    assert (t.capped, t.cap) == (2, 100)  # the first two; exactly at the cap is not capped
+    result = glia.simulate("llq", workload=WorkloadConfig(trace=str(path), max_tokens=100))
+    assert result.summary.requests_capped == 2
 
 
 def test_the_model_context_caps_when_max_tokens_is_not_given(write_csv: WriteCsv) -> None:
     path = write_csv("long.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0,9000,10\n")
     t = build_trace(WorkloadConfig(trace=str(path)), 0, max_context=8192)
     assert (int(t.num_prefill_tokens[0]), int(t.num_decode_tokens[0])) == (8191, 1)
+    assert (t.capped, t.cap) == (1, 8192)
     t = build_trace(WorkloadConfig(trace=str(path)), 0)
     assert (int(t.num_prefill_tokens[0]), int(t.num_decode_tokens[0])) == (9000, 10)
+    assert (t.capped, t.cap) == (0, None)
 
 
 @pytest.mark.parametrize("cap", [2, 64, 512, 8192])
