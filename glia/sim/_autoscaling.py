@@ -15,11 +15,11 @@ what happens to requests is the router's business, and no request is ever droppe
 
 from __future__ import annotations
 
-import heapq
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from ._agenda import Agenda, Kind
 from ._views import ClusterView, ReplicaView
 
 if TYPE_CHECKING:
@@ -128,8 +128,10 @@ class Fleet:
         initial: int,
         min_replicas: int,
         cold_start_s: float,
+        agenda: Agenda,
     ) -> None:
         self.replicas = replicas
+        self._agenda = agenda  # where starting replicas' READY events go
         self._views = views
         self._gpus = gpus
         self.min_replicas = min_replicas
@@ -140,7 +142,6 @@ class Fleet:
         self.states = on * initial + off * (n - initial)
         self._on_since = [0.0] * initial + [-1.0] * (n - initial)
         self._ready_at = [0.0] * n
-        self._readies: list[tuple[float, int]] = []  # (ready time, replica id)
         self._gpu_s = 0.0
         self._replica_s = 0.0
         self.scale_events = 0
@@ -150,19 +151,8 @@ class Fleet:
     def count(self, state: ReplicaState) -> int:
         return self.states.count(state)
 
-    def next_ready(self) -> float:
-        """Time the next starting replica becomes ready (inf if none)."""
-        # Skip entries of starts that were cancelled (and perhaps started again since).
-        while self._readies and (
-            self.states[self._readies[0][1]] != "starting"
-            or self._readies[0][0] != self._ready_at[self._readies[0][1]]
-        ):
-            heapq.heappop(self._readies)
-        return self._readies[0][0] if self._readies else float("inf")
-
-    def ready(self) -> None:
-        """Make the next starting replica active."""
-        _, rid = heapq.heappop(self._readies)
+    def ready(self, rid: int) -> None:
+        """Make starting replica ``rid`` active (its READY event came)."""
         self.states[rid] = "active"
         self._refresh()
 
@@ -176,7 +166,7 @@ class Fleet:
                 self._on_since[rid] = now
                 self._ready_at[rid] = now + self.cold_start_s
                 self.replicas[rid].reset_cache()  # a fresh engine: nothing cached
-                heapq.heappush(self._readies, (now + self.cold_start_s, rid))
+                self._agenda.push(now + self.cold_start_s, Kind.READY, rid)
                 self.scale_events += 1
         elif desired < current:
             excess = current - desired
@@ -206,6 +196,8 @@ class Fleet:
         return len(r.queue) + r.num_running
 
     def _turn_off(self, now: float, rid: int) -> None:
+        if self.states[rid] == "starting":
+            self._agenda.cancel(Kind.READY, rid)  # called off before it was ready
         self._account(now, rid)
         self.states[rid] = "off"
         self._on_since[rid] = -1.0

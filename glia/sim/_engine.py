@@ -1,20 +1,17 @@
 """The discrete-event core: arrivals, replica iterations, and router calls.
 
-Time advances from event to event. Arrivals come from the trace in order; each busy replica has
-one pending event, the end of its current iteration, on a heap keyed ``(time, replica id)`` so
-ties resolve the same way every run. At one instant, iteration ends are handled before
-arrivals, and idle replicas start their next iteration only after every event at that instant
-(so a request routed at time t joins a batch formed at t). The router is called after every
-arrival and after every iteration that completed a request.
-
-An autoscaled cluster adds two kinds of event: a starting replica becoming ready (after
-iteration ends, before arrivals; the router is called) and the autoscaler's periodic call
-(after readiness, before arrivals). See :mod:`glia.sim._autoscaling`.
+Time advances from event to event, taken from one :class:`~glia.sim._agenda.Agenda`: the next
+arrival of the trace, each busy replica's iteration end, and, in an autoscaled cluster, starting
+replicas becoming ready and the autoscaler's periodic call. At one instant events are handled
+in the order of their kinds (iteration ends, by replica id; then readiness; then the
+autoscaler's call; then the arrival), so ties resolve the same way every run; idle replicas
+start their next iteration only after every event at that instant (so a request routed at time
+t joins a batch formed at t). The router is called after every arrival, every iteration that
+completed a request and every replica becoming ready. See :mod:`glia.sim._autoscaling`.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -25,17 +22,23 @@ import numpy as np
 from glia._errors import DesignError, InputError, SimulationError
 from glia.kernels import decode_run, select
 
+from ._agenda import Agenda, Kind
 from ._autoscaling import Fleet, LoadView, ScalingPolicy
 from ._config import Autoscale, ClusterConfig, ResolvedCluster, WorkloadConfig
+from ._guard import call_policy
 from ._latency import LatencyModel
 from ._metrics import RequestTable, SimResult, Summary, summarize
 from ._replica import IterationRecord, Replica
 from ._request import Job, Request
 from ._scheduling import SchedulingPolicy
+from ._streams import Stream, generator
 from ._views import ClusterView, ReplicaView, Trigger
 from ._workload import Trace
 
 __all__ = ["RoutingPolicy", "run_simulation"]
+
+# The agenda's kinds as plain ints, for the event loop.
+ITERATION_END, READY, TICK, ARRIVAL = (int(k) for k in Kind)
 
 
 class RoutingPolicy(Protocol):
@@ -127,6 +130,7 @@ def run_simulation(
     else:
         min_replicas = initial = len(replicas)
         scaling, interval = Autoscale(cold_start_s=0.0), float("inf")
+    agenda = Agenda(len(replicas))
     fleet = Fleet(
         replicas,
         views,
@@ -134,6 +138,7 @@ def run_simulation(
         initial=initial,
         min_replicas=min_replicas,
         cold_start_s=scaling.cold_start_s,
+        agenda=agenda,
     )
     n = len(trace)
     arrivals = trace.arrived_at.tolist()
@@ -147,7 +152,6 @@ def run_simulation(
     jobs = [Job(req, outputs[i]) for i, req in enumerate(reqs)]
 
     waiting: dict[int, Job] = {}  # the global queue, in arrival order
-    heap: list[tuple[float, int, int]] = []  # (iteration end time, replica id, replica version)
     to_start: set[int] = set()
     done: list[Job] = []
     num_done = 0
@@ -155,19 +159,18 @@ def run_simulation(
     ff = fast_forward and observer is None and scheduler is None
     run = select(decode_run, jit)
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
-    router.setup(ClusterView(0.0, "arrival", waiting, fleet.views), rng)
+    router.setup(ClusterView(0.0, "arrival", waiting, fleet.views), generator(seed, Stream.ROUTER))
     if scheduler is not None:
         scheduler.setup(
             ClusterView(0.0, "arrival", waiting, views),
-            np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]),
+            generator(seed, Stream.SCHEDULER),
         )
         for r, v in zip(replicas, views, strict=True):
             r.scheduler, r.view = scheduler, v
     if autoscaler is not None:
         autoscaler.setup(
             ClusterView(0.0, "scale", waiting, fleet.views),
-            np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[6]),
+            generator(seed, Stream.AUTOSCALER),
         )
 
     def sync(now: float, source: int = -1) -> None:
@@ -181,15 +184,8 @@ def run_simulation(
     def route(now: float, trigger: Trigger, source: int = -1) -> None:
         sync(now, source)
         routable = fleet.routable
-        try:
-            decisions = router.schedule(ClusterView(now, trigger, waiting, fleet.views))
-            pairs = list(decisions) if decisions is not None else []
-        except DesignError:
-            raise
-        except Exception as e:
-            raise DesignError(
-                f"router {name!r} raised {type(e).__name__} at t={now:.3f}s: {e}"
-            ) from e
+        view = ClusterView(now, trigger, waiting, fleet.views)
+        pairs = call_policy("router", name, now, _decisions, router, view)
         for pair in pairs:
             try:
                 rid, req = pair
@@ -233,8 +229,9 @@ def run_simulation(
             r.queue.append(job)
             if r.lazy:  # its run is over: step again from the iteration in flight
                 end = r.leave_lazy()
+                agenda.cancel(ITERATION_END, rid)
                 if end >= 0.0:
-                    heapq.heappush(heap, (end, rid, r.version))
+                    agenda.push(end, ITERATION_END, rid)
                 else:
                     r.busy = False
             if not r.busy:
@@ -254,14 +251,7 @@ def run_simulation(
         )
         last_tick, last_arrivals, last_done = now, next_arrival, num_done
         assert autoscaler is not None
-        try:
-            want = autoscaler.scale(load)
-        except DesignError:
-            raise
-        except Exception as e:
-            raise DesignError(
-                f"autoscaler {autoscaler.name!r} raised {type(e).__name__} at t={now:.3f}s: {e}"
-            ) from e
+        want = call_policy("autoscaler", autoscaler.name, now, autoscaler.scale, load)
         if type(want) is not int and not isinstance(want, np.integer):
             raise DesignError(
                 f"autoscaler {autoscaler.name!r} returned {want!r} at t={now:.3f}s: scale() must "
@@ -271,16 +261,14 @@ def run_simulation(
 
     next_arrival = 0
     now = 0.0
-    t_tick = interval
+    agenda.push(arrivals[0], ARRIVAL)  # the next arrival is always on the agenda
+    if interval < float("inf"):
+        agenda.push(interval, TICK)
     try:
         while num_done < n:  # the run (and its GPU time) ends with the last completion
-            while heap and heap[0][2] != replicas[heap[0][1]].version:
-                heapq.heappop(heap)  # superseded: that replica left a lazy run
-            t_iter = heap[0][0] if heap else float("inf")
-            t_arr = arrivals[next_arrival] if next_arrival < n else float("inf")
-            t_ready = fleet.next_ready()
-            if t_iter <= min(t_ready, t_tick, t_arr) and heap:
-                now, rid, _ = heapq.heappop(heap)
+            t, kind, rid = agenda.pop()
+            if kind == ITERATION_END:
+                now = t
                 r = replicas[rid]
                 if r.lazy:
                     r.arrive_at_event()
@@ -292,43 +280,36 @@ def run_simulation(
                 if len(done) > before:
                     num_done += len(done) - before
                     route(now, "completion", rid)
-            elif t_ready <= min(t_tick, t_arr) and t_ready < float("inf"):
-                now = t_ready
-                fleet.ready()
-                route(now, "ready")
-            elif t_tick <= t_arr and min(t_iter, t_ready, t_arr) < float("inf"):
-                now = t_tick
-                t_tick += interval
-                rescale(now)
-            elif next_arrival < n:
-                now = t_arr
+            elif kind == ARRIVAL:
+                now = t
                 job = jobs[next_arrival]
                 next_arrival += 1
+                if next_arrival < n:
+                    agenda.push(arrivals[next_arrival], ARRIVAL)
                 waiting[job.id] = job
                 route(now, "arrival")
-            else:
+            elif kind == READY:
+                now = t
+                fleet.ready(rid)
+                route(now, "ready")
+            elif kind == TICK and agenda.next_time() < float("inf"):
+                now = t
+                agenda.push(now + interval, TICK)
+                rescale(now)
+            else:  # nothing left, or only the autoscaler's ticks: nothing will happen again
                 break
             # Start idle replicas once every event at this instant has been handled.
-            if to_start:
-                while heap and heap[0][2] != replicas[heap[0][1]].version:
-                    heapq.heappop(heap)
-                t_next = min(
-                    heap[0][0] if heap else float("inf"),
-                    arrivals[next_arrival] if next_arrival < n else float("inf"),
-                    fleet.next_ready(),
-                    t_tick,
-                )
-                if t_next > now:
-                    for rid in sorted(to_start):
-                        r = replicas[rid]
-                        dt = r.start(now)
-                        if dt > 0.0:
-                            end = now + dt
-                            if ff and r.can_fast_forward():
-                                end = r.go_lazy(end, run, coefs[rid])
-                            r.busy = True
-                            heapq.heappush(heap, (end, rid, r.version))
-                    to_start.clear()
+            if to_start and agenda.next_time() > now:
+                for rid in sorted(to_start):
+                    r = replicas[rid]
+                    dt = r.start(now)
+                    if dt > 0.0:
+                        end = now + dt
+                        if ff and r.can_fast_forward():
+                            end = r.go_lazy(end, run, coefs[rid])
+                        r.busy = True
+                        agenda.push(end, ITERATION_END, rid)
+                to_start.clear()
 
     except DesignError as e:
         finished = [j for j in jobs if j.completed_at >= 0.0]
@@ -356,6 +337,12 @@ def run_simulation(
         scheduler=scheduler.name if scheduler is not None else None,
         autoscaler=autoscaler.name if autoscaler is not None else None,
     )
+
+
+def _decisions(router: RoutingPolicy, view: ClusterView) -> list[tuple[int, Request]]:
+    """A router's decisions as a list (a generator's errors come out while it is listed)."""
+    decisions = router.schedule(view)
+    return list(decisions) if decisions is not None else []
 
 
 def _interval(autoscaler: ScalingPolicy) -> float:

@@ -19,7 +19,7 @@ decoders per residue and the sum ``P - s`` over decoders for the KV tokens atten
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ import numpy as np
 from glia._errors import DesignError
 from glia.kernels import BETWEEN, NEEDS_MEMORY, DecodeRun, decode_run
 
+from ._guard import call_policy
 from ._latency import LatencyModel, ceil_div
 from ._prefix import PrefixCache
 from ._request import Job, Request, RunningRequest
@@ -94,7 +95,6 @@ class Replica:
         "prefilling",
         "queue",
         "scheduler",
-        "version",
         "view",
         "watermark",
     )
@@ -129,7 +129,6 @@ class Replica:
         self.busy = False
         self.in_flight = False  # an iteration has started (its blocks taken) and not ended
         self.lazy = False  # running ahead in a decode-only run (see go_lazy)
-        self.version = 0  # bumped when a pending engine event of this replica becomes stale
         self._anchor: tuple[int, float, int] = (0, 0.0, 0)
         self._event: tuple[int, int] = (0, 0)
         self._stop = 0
@@ -430,7 +429,6 @@ class Replica:
         or -1.0 when the replica is between iterations (as of :meth:`mark_stale`)."""
         self.sync()
         self.lazy = False
-        self.version += 1
         return self._flight_end
 
     def arrive_at_event(self) -> None:
@@ -457,15 +455,8 @@ class Replica:
         sched, view = self.scheduler, self.view
         assert sched is not None and view is not None
         waiting = {j.id: j for j in self.queue}
-        try:
-            chosen = list(sched.order(view, now))
-        except DesignError:
-            raise
-        except Exception as e:
-            raise DesignError(
-                f"scheduler {sched.name!r} raised {type(e).__name__} in order() on replica "
-                f"{self.id} at t={now:.3f}s: {e}"
-            ) from e
+        chosen = call_policy("scheduler", sched.name, now, _listed, sched.order, view, now,
+                             call="order", replica=self.id)  # fmt: skip
         out = []
         for req in chosen:
             job = waiting.pop(req.id, None) if isinstance(req, Request) else None
@@ -480,29 +471,15 @@ class Replica:
     def _tell_admitted(self, now: float, admitted: list[Request]) -> None:
         sched, view = self.scheduler, self.view
         assert sched is not None and view is not None
-        try:
-            sched.admitted(view, admitted)
-        except DesignError:
-            raise
-        except Exception as e:
-            raise DesignError(
-                f"scheduler {sched.name!r} raised {type(e).__name__} in admitted() on replica "
-                f"{self.id} at t={now:.3f}s: {e}"
-            ) from e
+        call_policy("scheduler", sched.name, now, sched.admitted, view, admitted,
+                    call="admitted", replica=self.id)  # fmt: skip
 
     def _chosen_victim(self, now: float) -> Job:
         sched, view = self.scheduler, self.view
         assert sched is not None and view is not None
         running = {j.id: j for j in (*self.prefilling, *self.decoding.values())}
-        try:
-            req = sched.victim(view, now)
-        except DesignError:
-            raise
-        except Exception as e:
-            raise DesignError(
-                f"scheduler {sched.name!r} raised {type(e).__name__} in victim() on replica "
-                f"{self.id} at t={now:.3f}s: {e}"
-            ) from e
+        req = call_policy("scheduler", sched.name, now, sched.victim, view, now,
+                          call="victim", replica=self.id)  # fmt: skip
         job = running.get(req.id) if isinstance(req, Request) else None
         if job is None or job.req != req:
             raise DesignError(
@@ -531,3 +508,9 @@ class Replica:
         victim.restarts += 1
         self.queue.appendleft(victim)
         return needed_now
+
+
+def _listed(order: Callable[[ReplicaView, float], Iterable[Request]], view: ReplicaView,
+            now: float) -> list[Request]:  # fmt: skip
+    """A scheduler's order as a list (a generator's errors come out while it is listed)."""
+    return list(order(view, now))

@@ -21,6 +21,7 @@ from glia._errors import InputError, TraceError, unknown_name
 
 from ._chat import thread_conversations
 from ._config import WorkloadConfig
+from ._streams import Stream, generator
 
 __all__ = ["Trace", "build_trace", "builtin_traces", "load_trace_csv"]
 
@@ -316,9 +317,9 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     if seed < 0:
         raise InputError(f"seed is {seed}: give a non-negative integer")
     lengths, has_arrivals = load_trace_csv(cfg.trace)
-    streams = np.random.SeedSequence(seed).spawn(5)  # one more stream keeps the first four
     rng_arrivals, rng_pick, rng_prompt, rng_output, rng_chat = (
-        np.random.default_rng(s) for s in streams
+        generator(seed, s)
+        for s in (Stream.ARRIVALS, Stream.PICK, Stream.PROMPT, Stream.OUTPUT, Stream.CHAT)
     )
 
     if cfg.arrivals == "trace":
