@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import msgspec
 
 from glia._errors import DesignError, InputError
-from glia.policies import resolve_autoscaler, resolve_router, resolve_scheduler
+from glia.policies import baseline_router, resolve_autoscaler, resolve_scheduler
 from glia.sandbox import BASES, DesignFailure, Limits, run_sandboxed
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
 
@@ -60,7 +60,9 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
     """
     if exp.task not in BASES:
         raise InputError(f"experiment task is {exp.task!r}: choose one of {', '.join(BASES)}")
-    router = resolve_router(exp.router)
+    # Never a file path: design code reaches a worker only as design_source, and runs only in
+    # the sandbox (resolve_router would execute a .py path here, in this process).
+    router = baseline_router(exp.router)
     scheduler = resolve_scheduler(exp.scheduler) if exp.scheduler is not None else None
     autoscaler = resolve_autoscaler(exp.autoscaler) if exp.autoscaler is not None else None
     if exp.design_source is not None:

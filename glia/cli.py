@@ -33,8 +33,8 @@ from glia.policies import (
     AUTOSCALERS,
     BASELINES,
     SCHEDULERS,
+    baseline_router,
     resolve_autoscaler,
-    resolve_router,
     resolve_scheduler,
 )
 from glia.sandbox import SLOTS
@@ -346,7 +346,7 @@ def _validate(experiments: list[Experiment]) -> None:
 
     for exp in experiments:
         if exp.design_source is None:
-            resolve_router(exp.router)
+            baseline_router(exp.router)
         elif isinstance(checked := check_design(exp.design_source), DesignFailure):
             raise DesignFailed(checked)
     for cluster, workload, seed in {(e.cluster, e.workload, e.seed) for e in experiments}:

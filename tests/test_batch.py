@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -63,3 +65,22 @@ def test_errors_cross_process_boundaries_intact() -> None:
         run_batch([bad, bad], jobs=2)
     assert failed.value.failure.kind == "syntax"
     assert failed.value.failure.message == "design.py:1: '(' was never closed"
+
+
+def test_an_experiments_router_is_a_baseline_name_never_a_file_it_would_run(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    design = tmp_path / "evil.py"
+    design.write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n" + DESIGN,
+        encoding="utf-8",
+    )
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=20.0)
+    exp = Experiment(cluster=cluster, workload=workload, router=str(design))
+    with pytest.raises(glia.InputError) as err:
+        run_experiment(exp)
+    assert str(err.value).startswith(f"unknown router {str(design)!r}: choose one of ")
+    assert str(err.value).endswith("; give a design file with --design (or as design_source)")
+    assert not marker.exists()
+    assert run_experiment(msgspec.structs.replace(exp, router="LLQ")).router == "llq"

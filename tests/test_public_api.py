@@ -115,6 +115,7 @@ POLICIES = [
     "SarathiScheduler",
     "ShortestPromptScheduler",
     "StaticAutoscaler",
+    "baseline_router",
     "compose",
     "load_design",
     "load_design_source",

@@ -24,7 +24,13 @@ from ._baselines import (
     RoundRobinRouter,
 )
 from ._mechanisms import Mechanisms, compose
-from ._registry import RouterSpec, load_design, load_design_source, resolve_router
+from ._registry import (
+    RouterSpec,
+    baseline_router,
+    load_design,
+    load_design_source,
+    resolve_router,
+)
 from ._router import Assignment, Router
 from ._scheduler import (
     SCHEDULERS,
@@ -65,6 +71,7 @@ __all__ = [
     "SarathiScheduler",
     "ShortestPromptScheduler",
     "StaticAutoscaler",
+    "baseline_router",
     "compose",
     "load_design",
     "load_design_source",

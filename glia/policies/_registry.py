@@ -74,6 +74,18 @@ def _only_router(module: ModuleType, path: Path) -> type[Router]:
     return found[0]
 
 
+def baseline_router(name: str) -> Router:
+    """A fresh baseline router by name (case-insensitive); never a file. What crosses a
+    process or machine boundary names routers this way: design code travels as source and
+    runs only in the sandbox."""
+    cls = BASELINES.get(name.lower())
+    if cls is None:
+        raise unknown_name(
+            "router", name, BASELINES, hint="give a design file with --design (or as design_source)"
+        )
+    return cls()
+
+
 def resolve_router(spec: RouterSpec) -> Router:
     """A fresh Router from a baseline name, a ``.py`` file, a Router subclass or an instance."""
     if isinstance(spec, Router):
