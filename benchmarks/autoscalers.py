@@ -19,8 +19,8 @@ import numpy as np
 from glia import experiment_config
 from glia._tasks import TASKS, slo_excess
 from glia.policies import AUTOSCALERS, resolve_autoscaler, resolve_router
+from glia.presets import PRESETS
 from glia.sim import build_trace, run_simulation
-from glia.sim._presets import PRESETS
 
 
 def main() -> None:

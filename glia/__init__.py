@@ -2,13 +2,14 @@
 
 from typing import TYPE_CHECKING
 
-from glia._batch import DesignFailed, Experiment, run_batch, run_experiment
+from glia._batch import run_batch, run_experiment
 from glia._client import Client, SubmittedRun, connect, local_cluster
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
-from glia.api import experiment_config, simulate
+from glia.api import simulate
+from glia.experiment import DesignFailed, Experiment, experiment_config
 from glia.policies import BASELINES, Router
+from glia.presets import PRESETS
 from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, WorkloadConfig
-from glia.sim._presets import PRESETS
 
 if TYPE_CHECKING:
     from glia._design import DesignRun, DesignStop, design, design_async

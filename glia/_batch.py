@@ -1,56 +1,22 @@
-"""Experiments as plain data, and running many of them across local processes.
-
-An :class:`Experiment` fully determines a simulation (router or design source, cluster,
-workload, seed), so its :meth:`~Experiment.key` identifies the result: the cache key on the
-bus, and the unit of work that sim workers run.
+"""Running experiments: one (:func:`run_experiment`, the single executor every path uses), or
+many across local processes (:func:`run_batch`). An :class:`~glia.experiment.Experiment`
+fully determines a simulation, so its key identifies the result: the cache key on the bus, and
+the unit of work that sim workers run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 
-import msgspec
-
-from glia._errors import DesignError, InputError
+from glia._errors import InputError
+from glia.experiment import DesignFailed, DesignFailure, Experiment, Limits
 from glia.policies import baseline_router, resolve_autoscaler, resolve_scheduler
-from glia.sandbox import BASES, DesignFailure, Limits, run_sandboxed
-from glia.sim import ClusterConfig, SimResult, WorkloadConfig, build_trace, run_simulation
+from glia.sandbox import BASES, run_sandboxed
+from glia.sim import SimResult, build_trace, run_simulation
 
 __all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
-
-
-class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One simulation: a baseline ``router``, replica ``scheduler`` (default: none, vLLM's
-    FCFS) and ``autoscaler`` (default: none, every replica serves) by name. A design's
-    ``design_source`` takes the place of its ``task``'s policy (``routing``: the router,
-    ``scheduling``: the scheduler, ``autoscaling``: the autoscaler)."""
-
-    cluster: ClusterConfig
-    workload: WorkloadConfig
-    seed: int = 0
-    router: str = "llq"
-    design_source: str | None = None
-    scheduler: str | None = None
-    autoscaler: str | None = None
-    task: str = "routing"
-
-    def key(self) -> str:
-        """Content hash of everything that determines the result (hex SHA-256)."""
-        return hashlib.sha256(msgspec.msgpack.encode(self)).hexdigest()
-
-
-class DesignFailed(DesignError):
-    """A design could not be evaluated; ``failure`` says how (kind, message, traceback)."""
-
-    def __init__(self, failure: DesignFailure) -> None:
-        super().__init__(str(failure))
-        self.failure = failure
-
-    def __reduce__(self) -> tuple[type[DesignFailed], tuple[DesignFailure]]:
-        return (type(self), (self.failure,))
 
 
 def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:

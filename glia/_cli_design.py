@@ -18,7 +18,7 @@ from glia._errors import GliaError
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
 from glia.cli import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors, app
-from glia.sim._presets import PRESETS
+from glia.presets import PRESETS
 
 if TYPE_CHECKING:
     from glia._design import DesignStop

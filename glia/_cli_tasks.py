@@ -9,10 +9,10 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from glia._batch import Experiment
 from glia._tasks import Task, slo_excess
+from glia.experiment import Experiment
+from glia.presets import Slo
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig
-from glia.sim._presets import Slo
 
 __all__ = ["plot_task", "task_experiments", "task_records", "task_table"]
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import anyio
 import msgspec
 
-from glia._batch import Experiment
 from glia.bus import (
     Bus,
     Event,
@@ -28,6 +27,7 @@ from glia.bus import (
     NatsBus,
     ResultMessage,
 )
+from glia.experiment import Experiment
 
 __all__ = ["Client", "SubmittedRun", "connect", "local_cluster", "new_run_id"]
 

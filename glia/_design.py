@@ -25,9 +25,10 @@ from glia.actors._lab import Lab
 from glia.actors._models import resolve_models
 from glia.actors._offline import OFFLINE_LABEL
 from glia.bus import Event
+from glia.experiment import experiment_config
+from glia.presets import PRESETS
 from glia.report import Budget, RunRecord
 from glia.report._records import StopKind
-from glia.sim._presets import PRESETS
 
 __all__ = ["TASKS", "DesignRun", "DesignStop", "design", "design_async"]
 
@@ -287,8 +288,6 @@ def _check(config: DesignConfig) -> None:
             raise InputError(f"the {what} budget must be positive, not {v}")
     if not config.search_seeds or not config.holdout_seeds:
         raise InputError("give at least one search seed and one held-out seed")
-    from glia.api import experiment_config
-
     experiment_config(config.preset, **config.settings)  # bad settings fail now
     if config.second_workload is not None and config.second_workload not in PRESETS:
         raise unknown_name("second workload", config.second_workload, PRESETS)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from glia._errors import InputError, unknown_name
 from glia.policies import AUTOSCALERS, BASELINES, SCHEDULERS
+from glia.presets import PRESETS, Preset, Slo
 from glia.sandbox import SLOTS
 from glia.sim import Summary
-from glia.sim._presets import PRESETS, Preset, Slo
 
 __all__ = ["TASKS", "Task", "resolve_task"]
 

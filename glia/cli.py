@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 import glia
-from glia._batch import DesignFailed, Experiment, run_batch
+from glia._batch import run_batch
 from glia._cli_tasks import plot_task, task_experiments, task_records, task_table
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia._logging import configure_logging, get_logger
 from glia._tasks import TASKS, Task, resolve_task
 from glia.bus import ExperimentFailure, ExperimentResult, redact
+from glia.experiment import DesignFailed, Experiment, design_source
 from glia.policies import (
     AUTOSCALERS,
     BASELINES,
@@ -37,6 +38,7 @@ from glia.policies import (
     resolve_autoscaler,
     resolve_scheduler,
 )
+from glia.presets import PRESETS
 from glia.sandbox import SLOTS
 from glia.sim import (
     CalibrationResult,
@@ -49,7 +51,6 @@ from glia.sim import (
     build_trace,
     catalogue,
 )
-from glia.sim._presets import PRESETS
 
 __all__ = ["app", "main"]
 
@@ -768,7 +769,7 @@ def simulate(
                         scheduler=scheduler, autoscaler=autoscaler, task=the_task.name,
                     )  # fmt: skip
                     if design is not None:
-                        source = glia.api._design_source(design)
+                        source = design_source(design)
                         exp = msgspec.structs.replace(exp, design_source=source)
                     (result,) = _on_bus(nats, creds, tls_ca, 1, [exp], [label])
                     _log_finished(result, preset, seed)
@@ -989,7 +990,7 @@ def check(
 
     with _user_errors():
         the_task = resolve_task(task)
-        source = glia.api._design_source(design)
+        source = design_source(design)
         out = check_design(source, task=the_task.name)
     if isinstance(out, DesignFailure):
         _fail(f"{design}: {out.one_line()}")

@@ -24,10 +24,11 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
 from glia._tasks import resolve_task, slo_excess
-from glia.api import experiment_config
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
+from glia.experiment import experiment_config
+from glia.presets import SECOND_WORKLOAD
+from glia.presets import preset as get_preset
 from glia.report import LogEntry, RunRecord, Trial, Validation, save_record, write_report
-from glia.sim._presets import preset as get_preset
 
 from ._checkpoint import (
     Checkpoint,
@@ -44,15 +45,10 @@ from ._researcher import EXAMPLES, ResearchDeps, brief, researcher_agent
 from ._supervisor import ends_context, supervisor_agent
 from ._workspace import Workspace, WorkspaceError
 
-__all__ = ["SECOND_WORKLOAD", "Coordinator", "new_checkpoint"]
+__all__ = ["Coordinator", "new_checkpoint"]
 
 log = structlog.get_logger("glia.coordinator")
 
-SECOND_WORKLOAD = {"glia-routing": "azure-conv", "azure-conv": "glia-routing",
-                   "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing",
-                   "glia-scheduling": "azure-conv", "diurnal": "azure-autoscale",
-                   "azure-autoscale": "diurnal"}  # fmt: skip
-"""The workload each preset's best design is also validated on."""
 MAX_REQUESTS_PER_TURN = 80
 """Model requests a researcher turn may make (a model that never stops gets cut off)."""
 

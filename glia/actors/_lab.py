@@ -15,13 +15,13 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from glia._batch import Experiment
 from glia._client import Client
 from glia._tasks import Task
 from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
+from glia.experiment import Experiment
+from glia.presets import Slo
 from glia.sandbox import SLOTS
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
-from glia.sim._presets import Slo
 
 __all__ = ["Lab", "Outcome", "Policy"]
 

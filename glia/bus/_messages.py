@@ -12,9 +12,8 @@ from typing import Literal
 
 import msgspec
 
-from glia._batch import Experiment
 from glia._errors import GliaError
-from glia.sandbox import DesignFailure
+from glia.experiment import DesignFailure, Experiment
 from glia.sim import Summary
 
 __all__ = [

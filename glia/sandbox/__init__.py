@@ -17,8 +17,9 @@ Threat model (what is enforced, and what is not):
   in a container or VM as well.
 """
 
+from glia.experiment import DesignFailure, FailureKind, Limits
+
 from ._child import BASES, SLOTS
-from ._failure import DesignFailure, FailureKind, Limits
 from ._guard import ALLOWED_IMPORTS
 from ._run import check_design, run_sandboxed
 

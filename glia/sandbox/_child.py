@@ -25,8 +25,8 @@ from types import ModuleType
 import msgspec
 import numpy as np
 
-import glia
 from glia._errors import DesignError
+from glia.experiment import DesignFailure, FailureKind, Limits
 from glia.policies import (
     Autoscaler,
     ReplicaScheduler,
@@ -48,7 +48,6 @@ from glia.sim import (
     run_simulation,
 )
 
-from ._failure import DesignFailure, FailureKind, Limits
 from ._guard import Forbidden, ForbiddenImport, arm, design_builtins
 from ._policy import violations
 
@@ -343,7 +342,7 @@ def child_main(conn: Connection, payload: bytes) -> None:
         os.dup2(devnull, 2)
         sys.stdout = sys.stderr = out
         warm_up()  # every lazy import and kernel dispatch happens now, before the guard
-        roots = {sys.prefix, sys.base_prefix, str(Path(glia.__file__).parent)}
+        roots = {sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])}
         arm(sorted(roots))
         loaded = load_checked(req.design_source, BASES[req.task])
         if isinstance(loaded, DesignFailure):

@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 
 from glia._errors import DesignError
+from glia.experiment import DesignFailure, Limits
 from glia.sim import (
     ClusterConfig,
     ClusterView,
@@ -31,7 +32,6 @@ from glia.sim import (
 )
 
 from ._child import BASES, Decisions, SandboxOutput, SandboxRequest, _policies, child_main
-from ._failure import DesignFailure, Limits
 
 __all__ = ["check_design", "run_sandboxed"]
 

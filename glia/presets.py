@@ -1,14 +1,18 @@
-"""Named experiment setups: a cluster and a workload."""
+"""Named experiment setups: a cluster, a workload, the task they were made for, its default
+router and SLO, and the workload each one's best design is also validated on.
+
+Presets sit above the simulator (they name tasks and SLOs, which the simulator knows nothing
+of) and below everything that runs experiments.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
 from glia._errors import unknown_name
+from glia.sim import Autoscale, ClusterConfig, WorkloadConfig
 
-from ._config import Autoscale, ClusterConfig, WorkloadConfig
-
-__all__ = ["PRESETS", "Preset", "Slo", "preset"]
+__all__ = ["PRESETS", "SECOND_WORKLOAD", "Preset", "Slo", "preset"]
 
 
 class Slo(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,3 +172,10 @@ def preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise unknown_name("preset", name, PRESETS) from None
+
+
+SECOND_WORKLOAD = {"glia-routing": "azure-conv", "azure-conv": "glia-routing",
+                   "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing",
+                   "glia-scheduling": "azure-conv", "diurnal": "azure-autoscale",
+                   "azure-autoscale": "diurnal"}  # fmt: skip
+"""The workload each preset's best design is also validated on."""
