@@ -6,15 +6,17 @@ the unit of work that sim workers run.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 
 from glia._errors import InputError
+from glia._lifeline import adopt, lifeline
 from glia.experiment import DesignFailed, DesignFailure, Experiment, Limits
 from glia.policies import baseline_router, resolve_autoscaler, resolve_scheduler
 from glia.sandbox import BASES, run_sandboxed
-from glia.sim import SimResult, build_trace, run_simulation
+from glia.sim import SimResult, simulate
 
 __all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
 
@@ -39,12 +41,9 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
         if isinstance(out, DesignFailure):
             raise DesignFailed(out)
         return out
-    resolved = exp.cluster.resolve()
-    trace = build_trace(exp.workload, exp.seed, max_context=resolved.max_context)
-    return run_simulation(
-        trace, exp.cluster, router, seed=exp.seed, workload=exp.workload, scheduler=scheduler,
-        autoscaler=autoscaler,
-    )  # fmt: skip
+    return simulate(
+        exp.cluster, exp.workload, exp.seed, router, scheduler=scheduler, autoscaler=autoscaler
+    )
 
 
 def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> list[SimResult]:
@@ -56,5 +55,8 @@ def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> lis
     jobs = min(jobs or os.cpu_count() or 1, len(todo))
     if jobs <= 1:
         return [run_experiment(e) for e in todo]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # Processes that end with this one, even when it is killed outright.
+    context = multiprocessing.get_context()
+    line = lifeline(context.get_start_method())
+    with ProcessPoolExecutor(jobs, context, initializer=adopt, initargs=(line,)) as pool:
         return list(pool.map(run_experiment, todo))

@@ -18,18 +18,26 @@ from dataclasses import dataclass
 import anyio
 import msgspec
 
+from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia.bus import (
     Bus,
     Event,
+    ExperimentFailure,
     ExperimentFinished,
     ExperimentQueued,
     ExperimentRequest,
     NatsBus,
     ResultMessage,
 )
-from glia.experiment import Experiment
+from glia.experiment import DesignFailed, Experiment
+from glia.sandbox import SLOTS
+from glia.sim import RequestTable, SimResult
 
 __all__ = ["Client", "SubmittedRun", "connect", "local_cluster", "new_run_id"]
+
+
+_FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputError}
+"""The error raised for a worker's failure kind (others: ``SimulationError``)."""
 
 
 def new_run_id() -> str:
@@ -110,6 +118,42 @@ class Client:
                         if len(got) == len(wanted):
                             break
         return [got[k] for k in run.keys]
+
+    async def run(
+        self,
+        experiments: Sequence[Experiment],
+        *,
+        run_id: str | None = None,
+        labels: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[SimResult]:
+        """Submit ``experiments``, wait for all of them and return their results in order,
+        each with its per-request table.
+
+        The first failure is raised: :class:`~glia.DesignFailed` for a design that could not
+        be evaluated, else the error the worker met (``InputError``, ``DesignError`` or
+        ``SimulationError``), naming the experiment and the worker.
+        """
+        run = await self.submit(experiments, run_id=run_id, labels=labels)
+        got = await self.gather(run, timeout=timeout)
+        out = []
+        for exp, res in zip(experiments, got, strict=True):
+            if isinstance(res, ExperimentFailure):
+                if res.design is not None:
+                    raise DesignFailed(res.design)
+                error = _FAILURES.get(res.kind, SimulationError)
+                raise error(f"{res.label}: {res.message} (on worker {res.worker})")
+            text = (await self.requests(res.artifact)).decode() if res.artifact else ""
+            slots = {"router": exp.router, "scheduler": exp.scheduler,
+                     "autoscaler": exp.autoscaler}  # fmt: skip
+            if exp.design_source is not None:  # the worker names the design in its place
+                slots[SLOTS[exp.task]] = res.router
+            out.append(SimResult(
+                summary=res.summary, requests=RequestTable.from_csv(text), cluster=exp.cluster,
+                workload=exp.workload, seed=exp.seed, router=slots["router"] or exp.router,
+                scheduler=slots["scheduler"], autoscaler=slots["autoscaler"],
+            ))  # fmt: skip
+        return out
 
     @asynccontextmanager
     async def events(self, run_id: str) -> AsyncIterator[AsyncIterator[Event]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from glia._batch import run_experiment
 from glia._errors import InputError
-from glia.experiment import DesignFailed, DesignFailure, Limits, design_source, experiment_config
+from glia.experiment import Experiment, Limits, design_source, experiment_config
 from glia.policies import (
     Autoscaler,
     ReplicaScheduler,
@@ -16,16 +17,12 @@ from glia.policies import (
     resolve_scheduler,
 )
 from glia.presets import preset as get_preset
-from glia.sandbox import BASES, run_sandboxed
-from glia.sim import (
-    ClusterConfig,
-    SimResult,
-    WorkloadConfig,
-    build_trace,
-    run_simulation,
-)
+from glia.sandbox import BASES
+from glia.sim import ClusterConfig, SimResult, WorkloadConfig
+from glia.sim import simulate as sim_simulate
 
 __all__ = ["experiment_config", "simulate"]
+
 
 def simulate(
     router: RouterSpec = "llq",
@@ -60,30 +57,30 @@ def simulate(
     c, w = experiment_config(preset, cluster, workload, **overrides)
     if design is None and isinstance(router, str | Path) and str(router).endswith(".py"):
         design, router = Path(router), "llq"
+    names = {"router": router, "scheduler": scheduler, "autoscaler": autoscaler}
     if design is not None:
         task = task or (get_preset(preset).task if preset is not None else "routing")
         if task not in BASES:
             raise InputError(f"task is {task!r}: choose one of {', '.join(BASES)}")
-        names = {"router": router, "scheduler": scheduler, "autoscaler": autoscaler}
         for key, value in names.items():
             if value is not None and not isinstance(value, str):
                 raise InputError(
                     f"with a design, give the {key} by baseline name, not {value!r} (a design "
                     "runs in the sandbox, which cannot receive objects)"
                 )
-        out = run_sandboxed(
-            design_source(design), c, w, seed, limits, task=task,
-            router=str(router), scheduler=names["scheduler"],  # type: ignore[arg-type]
-            autoscaler=names["autoscaler"],  # type: ignore[arg-type]
+    if (
+        isinstance(router, str)
+        and (scheduler is None or isinstance(scheduler, str))
+        and (autoscaler is None or isinstance(autoscaler, str))
+    ):
+        # Names (and a design's source): the experiment every other path runs too.
+        exp = Experiment(
+            cluster=c, workload=w, seed=seed, router=router, task=task or "routing",
+            scheduler=scheduler, autoscaler=autoscaler,
+            design_source=design_source(design) if design is not None else None,
         )  # fmt: skip
-        if isinstance(out, DesignFailure):
-            raise DesignFailed(out)
-        return out
-    resolved = c.resolve()
-    trace = build_trace(w, seed, max_context=resolved.max_context)
+        return run_experiment(exp, limits)
+    # Policy objects: trusted, in this process.
     sched = resolve_scheduler(scheduler) if scheduler is not None else None
     scaler = resolve_autoscaler(autoscaler) if autoscaler is not None else None
-    return run_simulation(
-        trace, c, resolve_router(router), seed=seed, workload=w, scheduler=sched,
-        autoscaler=scaler,
-    )  # fmt: skip
+    return sim_simulate(c, w, seed, resolve_router(router), scheduler=sched, autoscaler=scaler)

@@ -25,10 +25,10 @@ from rich.table import Table
 import glia
 from glia._batch import run_batch
 from glia._cli_tasks import plot_task, task_experiments, task_records, task_table
-from glia._errors import DesignError, GliaError, InputError, SimulationError
+from glia._errors import GliaError, InputError
 from glia._logging import configure_logging, get_logger
 from glia._tasks import TASKS, Task, resolve_task
-from glia.bus import ExperimentFailure, ExperimentResult, redact
+from glia.bus import redact
 from glia.experiment import DesignFailed, Experiment, design_source
 from glia.policies import (
     AUTOSCALERS,
@@ -39,12 +39,10 @@ from glia.policies import (
     resolve_scheduler,
 )
 from glia.presets import PRESETS
-from glia.sandbox import SLOTS
 from glia.sim import (
     CalibrationResult,
     ClusterConfig,
     Efficiency,
-    RequestTable,
     SimResult,
     Summary,
     WorkloadConfig,
@@ -337,9 +335,6 @@ def _no_jit(flag: bool) -> None:
         os.environ["GLIA_NO_JIT"] = "1"  # read by the kernels at each call, also in children
 
 
-_FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputError}
-
-
 def _validate(experiments: list[Experiment]) -> None:
     """Raise the error a worker would for a bad name, setting or design file, without
     simulating (a design is loaded and checked in the sandbox)."""
@@ -374,38 +369,13 @@ def _on_bus(
             cluster = glia.connect(
                 url, creds=str(creds) if creds else None, tls_ca=str(tls_ca) if tls_ca else None
             )
+        failure: list[GliaError] = []
         async with cluster as client:
-            run = await client.submit(experiments, labels=labels)
-            results = await client.gather(run)
-            tables = [
-                (await client.requests(r.artifact)).decode()
-                if isinstance(r, ExperimentResult) and r.artifact
-                else ""
-                for r in results
-            ]
-        # Raised here, outside the cluster's task group, so the error arrives as itself.
-        out = []
-        for exp, res, text in zip(experiments, results, tables, strict=True):
-            if isinstance(res, ExperimentFailure):
-                if res.design is not None:
-                    raise DesignFailed(res.design)
-                raise _FAILURES.get(res.kind, SimulationError)(
-                    f"{res.label}: {res.message} (on worker {res.worker})"
-                )
-            names = {"router": exp.router, "scheduler": exp.scheduler, "autoscaler": exp.autoscaler}
-            if exp.design_source is not None:  # the worker names the design in its place
-                names[SLOTS[exp.task]] = res.router
-            out.append(
-                SimResult(
-                    summary=res.summary,
-                    requests=RequestTable.from_csv(text),
-                    cluster=exp.cluster,
-                    workload=exp.workload,
-                    seed=exp.seed,
-                    **names,  # type: ignore[arg-type]
-                )
-            )
-        return out
+            try:
+                return await client.run(experiments, labels=labels)
+            except GliaError as e:  # raised below, outside the cluster's task group
+                failure.append(e)
+        raise failure[0]
 
     return anyio.run(go)
 

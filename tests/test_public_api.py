@@ -84,6 +84,7 @@ SIM = [
     "load_measurements",
     "load_trace_csv",
     "run_simulation",
+    "simulate",
 ]
 
 POLICIES = [

@@ -19,6 +19,7 @@ from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, d
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary
 from ._replica import IterationRecord
 from ._request import Request, RunningRequest
+from ._simulate import simulate
 from ._views import ClusterView, ReplicaView, Trigger
 from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 
@@ -59,4 +60,5 @@ __all__ = [
     "load_measurements",
     "load_trace_csv",
     "run_simulation",
+    "simulate",
 ]
