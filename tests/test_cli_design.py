@@ -93,8 +93,8 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
 def test_the_monitor_shows_a_design_runs_progress() -> None:
     from rich.console import Console
 
-    from glia._cli_cluster import _View
     from glia.bus import AgentMessage, ProviderRetry, RunStatus, TrialFinished
+    from glia.cli._cluster import _View
 
     view = _View()
     for ev in (

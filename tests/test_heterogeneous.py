@@ -109,7 +109,7 @@ def test_requests_must_fit_the_smallest_replica() -> None:
 
 
 def test_the_cli_describes_a_mixed_cluster() -> None:
-    from glia.cli import _cluster_line
+    from glia.cli._render import _cluster_line
 
     line = _cluster_line(run(MIXED, "llq", WORKLOAD))
     assert line.startswith("2 x A10 serving llama-3-8b (2,240 KV blocks each) + 2 x A100-80 ")

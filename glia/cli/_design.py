@@ -17,8 +17,9 @@ from rich.markup import escape
 from glia._errors import GliaError
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
-from glia.cli import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors, app
 from glia.presets import PRESETS
+
+from ._app import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors
 
 if TYPE_CHECKING:
     from glia._design import DesignStop
@@ -58,7 +59,6 @@ class _Progress:
             c.print(f"[bold green]{ev.status}[/bold green]: {escape(ev.message)}")
 
 
-@app.command()
 def design(
     task: Annotated[
         str, typer.Option("--task", help="What to design: routing, scheduling or autoscaling.")
@@ -279,7 +279,6 @@ def _settings(pairs: list[str]) -> dict[str, object]:
     return out
 
 
-@app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A design run's directory.", file_okay=False)],
 ) -> None:

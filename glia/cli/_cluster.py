@@ -41,10 +41,11 @@ from glia.bus import (
     redact,
     to_json,
 )
-from glia.cli import CredsOpt, JsonOpt, TlsCaOpt, _user_errors, app
 from glia.sandbox import Limits
 from glia.sim import calibrate as fit_profile
 from glia.sim import load_measurements
+
+from ._app import CredsOpt, JsonOpt, TlsCaOpt, _user_errors
 
 __all__ = ["calibrate", "monitor", "nats", "worker"]
 
@@ -56,7 +57,6 @@ NatsUrlOpt = Annotated[
 ]
 
 
-@app.command()
 def calibrate(
     measurements: Annotated[
         Path, typer.Argument(help="CSV: batch_size,context_tokens,prefill_tokens,time_ms")
@@ -95,7 +95,6 @@ def calibrate(
         Console(stderr=True).print(f"Wrote {out}: use it with --profile {out}", highlight=False)
 
 
-@app.command()
 def nats(
     port: Annotated[int, typer.Option("--port", help="Client port (-1: any free).")] = 4222,
     host: Annotated[
@@ -123,7 +122,6 @@ def nats(
         anyio.run(serve)
 
 
-@app.command()
 def worker(
     nats_url: NatsUrlOpt,
     concurrency: Annotated[
@@ -270,7 +268,6 @@ class _View:
         return Group(design, runs, workers)
 
 
-@app.command()
 def monitor(
     nats_url: NatsUrlOpt,
     run: Annotated[
