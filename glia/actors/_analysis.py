@@ -13,7 +13,8 @@ Threat model — what is enforced, and by whom:
   ``timeout_s``, the whole process group killed a second later, or at once if the caller is
   cancelled), and so are its CPU time, address space (``RLIMIT_AS`` = ``memory_mb``), the size
   of any file it writes (``RLIMIT_FSIZE``), open descriptors, and core dumps. If the parent
-  dies, the child notices its stdin closing and exits. Output is read in bounded memory.
+  dies (even killed outright), the child notices its stdin closing, removes its scratch
+  directory and exits. Output is read in bounded memory.
 * **By a Python audit hook** (a guard-rail against the mistakes and naive attempts an LLM
   makes, *not* a security boundary): refused are sockets and name lookups, starting processes
   (``subprocess``, ``os.system``/``exec*``/``spawn*``/``posix_spawn``/``fork``), signalling
@@ -43,7 +44,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -53,6 +53,7 @@ import anyio.abc
 import msgspec
 
 from glia._errors import InputError
+from glia._tempstore import temp_store
 
 __all__ = ["AnalysisResult", "run_analysis"]
 
@@ -147,9 +148,11 @@ async def run_analysis(
     payload = script.encode("utf-8", errors="replace")
     output = _Sink(max(0, output_kb) * 1024)
     report = _Sink(_REPORT_LIMIT)
-    # A private directory outside the workspace, for TMPDIR/HOME/MPLCONFIGDIR; gone afterwards.
-    with tempfile.TemporaryDirectory(prefix="glia-analysis-", ignore_cleanup_errors=True) as tmp:
-        scratch = os.path.realpath(tmp)
+    # A private directory outside the workspace, for TMPDIR/HOME/MPLCONFIGDIR; gone afterwards
+    # (the child removes it as it ends, even when this process died first; one left all the
+    # same, by a kill at the wrong moment, is reclaimed when Glia next makes a temporary store).
+    with temp_store("glia-analysis-") as tmp:
+        scratch = os.path.realpath(tmp.path)
         config = {
             "name": SCRIPT_NAME,
             "size": len(payload),
@@ -325,6 +328,25 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     # Our deadline interrupts the script; a SIGINT ignored by the parent would be inherited.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    def leave(code: int) -> NoReturn:
+        """Remove the scratch directory (the parent may be gone, or go before it can) and exit.
+        Absolute paths, bottom up: the guard checks a path as if relative to the cwd."""
+        scratch = os.path.realpath(cfg["writable"][1])
+        with contextlib.suppress(BaseException):
+            for top, dirs, files in os.walk(scratch, topdown=False):
+                for entry in files:
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(top, entry))
+                for entry in dirs:
+                    path = os.path.join(top, entry)
+                    with contextlib.suppress(OSError):
+                        if os.path.islink(path):
+                            os.remove(path)
+                        else:
+                            os.rmdir(path)
+            os.rmdir(scratch)
+        os._exit(code)  # no teardown: nothing the script left runs
+
     def finish(status: str, error: str = "") -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late timeout must not break reporting
         with contextlib.suppress(BaseException):  # the script may have broken its stdout
@@ -333,14 +355,14 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
             report.write(json.dumps({"status": status, "error": error[:4000]}))
             report.flush()
         finally:
-            os._exit(0 if status == "ok" else 1)  # no teardown: nothing the script left runs
+            leave(0 if status == "ok" else 1)
 
     size = int(cfg["size"])
     data = bytearray()
     while len(data) < size:
         chunk = os.read(0, size - len(data))
         if not chunk:
-            os._exit(3)  # the parent went away before sending the script
+            leave(3)  # the parent went away before sending the script
         data += chunk
     source = data.decode("utf-8", errors="replace")
 
@@ -349,7 +371,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
         try:
             os.read(0, 1)
         finally:
-            os._exit(4)
+            leave(4)
 
     threading.Thread(target=watchdog, daemon=True).start()
 

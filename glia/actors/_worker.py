@@ -29,6 +29,7 @@ import structlog
 
 from glia._batch import DesignFailed, Experiment, run_experiment
 from glia._errors import DesignError, GliaError, InputError
+from glia._lifeline import adopt, lifeline
 from glia.bus import (
     Bus,
     Delivery,
@@ -176,7 +177,7 @@ class SimWorker:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve experiments until :meth:`drain` (or cancellation)."""
-        self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
+        self._pool = self._new_pool(self.concurrency)
         slots = anyio.Semaphore(self.concurrency)
         try:
             async with self.bus.work_queue(self.ack_wait) as queue, anyio.create_task_group() as tg:
@@ -209,6 +210,14 @@ class SimWorker:
                     lambda: pool.shutdown(wait=True, cancel_futures=True)
                 )
             log.info("worker_stopped", **vars(self.statistics()))
+
+    def _new_pool(self, processes: int) -> ProcessPoolExecutor:
+        """A pool whose processes (and the fork server's) end when this process ends, even
+        when it is killed outright: each watches this process's lifeline."""
+        line = lifeline(self._ctx.get_start_method())
+        return ProcessPoolExecutor(
+            processes, mp_context=self._ctx, initializer=adopt, initargs=(line,)
+        )
 
     async def _heartbeats(self) -> None:
         while True:
@@ -319,7 +328,7 @@ class SimWorker:
         """Run in the shared pool on a first attempt, in a fresh process on a retry."""
         shared = self._pool
         assert shared is not None
-        own = ProcessPoolExecutor(1, mp_context=self._ctx) if d.attempt > 1 else None
+        own = self._new_pool(1) if d.attempt > 1 else None
         pool: Executor = own or shared
         try:
             future = asyncio.wrap_future(pool.submit(self._runner, req.experiment, self.limits))
@@ -334,7 +343,7 @@ class SimWorker:
                     tg.cancel_scope.cancel()
             if isinstance(error, BrokenProcessPool) and own is None and self._pool is shared:
                 # The first to notice replaces the pool for everyone.
-                self._pool = ProcessPoolExecutor(self.concurrency, mp_context=self._ctx)
+                self._pool = self._new_pool(self.concurrency)
                 shared.shutdown(wait=False, cancel_futures=True)
             if error is not None:
                 raise error

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import anyio
 
+from glia import _reaper
 from glia._errors import GliaError
+from glia._tempstore import temp_store
 
 __all__ = ["BusError", "NatsServer", "find_nats_server", "nats_server"]
 
@@ -43,13 +45,18 @@ def find_nats_server() -> str:
 
 @dataclass(frozen=True)
 class NatsServer:
-    """A running nats-server."""
+    """A running nats-server.
+
+    ``process`` is the small launcher that owns it (:mod:`glia._reaper`): terminating that
+    stops the server; ``pid`` is the nats-server's own process id.
+    """
 
     url: str
     port: int
     store_dir: Path
     log_file: Path
     process: subprocess.Popen[bytes]
+    pid: int
 
 
 @asynccontextmanager
@@ -66,40 +73,63 @@ async def nats_server(
     ``port=-1`` lets the server choose a free port (read back from its log). ``store_dir`` keeps
     JetStream data (a temporary directory, removed afterwards, when not given). The server is
     stopped, and waited for, when the block exits, even when it is cancelled.
+
+    The server dies with this process however it dies: it runs under a launcher
+    (:mod:`glia._reaper`) that watches a pipe from this process and, when the pipe closes,
+    stops the server and removes its temporary directory (``glia-nats-*``: the log, and the
+    JetStream store when ``store_dir`` is not given); the server itself gets a parent-death
+    signal should the launcher be killed (Linux). A temporary directory left by a launcher
+    killed outright is reclaimed the next time a server starts. ``store_dir`` is never removed:
+    a server started on it again (after a hard kill too) finds its streams and buckets there.
     """
-    with tempfile.TemporaryDirectory(prefix="glia-nats-") as tmp:
-        store = Path(store_dir) if store_dir is not None else Path(tmp) / "jetstream"
+    with temp_store("glia-nats-") as tmp:
+        store = Path(store_dir) if store_dir is not None else tmp.path / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
-        log = Path(tmp) / "nats-server.log"
+        log = tmp.path / "nats-server.log"
+        pid_file = tmp.path / "nats-server.pid"
         args = [
             find_nats_server(),
             "-a", host, "-p", str(port), "-js", "-sd", str(store), "-l", str(log),
             *extra_args,
         ]  # fmt: skip
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        reaper = [sys.executable, "-I", "-S", _reaper.__file__,
+                  "--remove", str(tmp.path), "--pid-file", str(pid_file), "--", *args]  # fmt: skip
+        # The launcher holds the store's lock too: while either lives, it is not stale.
+        proc = subprocess.Popen(
+            reaper, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(tmp.lock_fd,)
+        )
         try:
-            chosen = await _wait_ready(proc, log, startup_timeout)
-            yield NatsServer(f"nats://{host}:{chosen}", chosen, store, log, proc)
+            chosen, pid = await _wait_ready(proc, log, pid_file, startup_timeout)
+            yield NatsServer(f"nats://{host}:{chosen}", chosen, store, log, proc, pid)
         finally:
             with anyio.CancelScope(shield=True):
-                proc.terminate()
-                with anyio.move_on_after(10):
+                _stop(proc)
+                with anyio.move_on_after(_reaper.GRACE_S + 5):
                     while proc.poll() is None:
                         await anyio.sleep(0.02)
                 if proc.poll() is None:
-                    proc.kill()
+                    proc.kill()  # the server's parent-death signal takes it along
                     proc.wait()
 
 
-async def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Close the launcher's lifeline: it stops the server and removes the temporary folder."""
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+
+
+async def _wait_ready(
+    proc: subprocess.Popen[bytes], log: Path, pid_file: Path, timeout: float
+) -> tuple[int, int]:
     port: int | None = None
     with anyio.move_on_after(timeout):
         while True:
             text = log.read_text(errors="replace") if log.exists() else ""
             if port is None and (m := _LISTENING.search(text)):
                 port = int(m.group(1))
-            if port is not None and _READY in text:
-                return port
+            if port is not None and _READY in text and pid_file.exists():
+                return port, int(pid_file.read_text())
             if proc.poll() is not None:
                 tail = " | ".join(text.strip().splitlines()[-3:])
                 raise BusError(f"nats-server exited with code {proc.returncode}: {tail}")

@@ -12,12 +12,14 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkContext, ForkServerContext
 
 import msgspec
 import numpy as np
 
 from glia._errors import DesignError
+from glia._lifeline import Lifeline, adopt, lifeline, watchers
 from glia.experiment import DesignFailure, Limits
 from glia.sim import (
     ClusterConfig,
@@ -40,9 +42,10 @@ _warmed = False
 
 def _context() -> ForkContext | ForkServerContext:
     """How to start a sandbox process: fork this one when it is single-threaded (after warming
-    the simulator here once, so every child starts warm), else via a fork server."""
+    the simulator here once, so every child starts warm), else via a fork server. (The lifeline
+    watcher of a pool process holds no locks: forking beside it is safe.)"""
     global _warmed
-    if threading.active_count() == 1:
+    if threading.active_count() <= 1 + watchers():
         if not _warmed:
             import glia.sandbox._warm  # noqa: F401  (runs the warm-up once per process)
 
@@ -134,10 +137,19 @@ class _ScaleReplay:
 _REPLAYS = {"routing": _Replay, "scheduling": _ScheduleReplay, "autoscaling": _ScaleReplay}
 
 
+def _sandbox_main(line: Lifeline, conn: Connection, payload: bytes) -> None:
+    """The sandbox process: first tied to this process and the root Glia process (it dies with
+    either, however they die), then :func:`child_main`."""
+    adopt(line)
+    child_main(conn, payload)
+
+
 def _spawn(req: SandboxRequest) -> SandboxOutput | DesignFailure:
     ctx = _context()
+    line = lifeline(ctx.get_start_method())
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=child_main, args=(sender, msgspec.msgpack.encode(req)), daemon=True)
+    payload = msgspec.msgpack.encode(req)
+    proc = ctx.Process(target=_sandbox_main, args=(line, sender, payload), daemon=True)
     proc.start()
     sender.close()
     data: bytes | None = None
