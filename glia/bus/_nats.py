@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -41,6 +41,15 @@ log = structlog.get_logger("glia.bus")
 
 MAX_DELIVER = 6
 """JetStream's own bound on deliveries; workers give up earlier (see the worker's attempts)."""
+PATIENCE_S = 60.0
+"""How long a JetStream request is retried while a cluster elects a new leader (seconds)."""
+_TRANSIENT = (
+    nats.errors.TimeoutError,  # no leader to answer yet (or its node just died)
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,  # 503: JetStream temporarily unavailable
+)
+_T = TypeVar("_T")
 _CREDENTIALS = re.compile(r"(//[^:/@]*:)[^@]*@")
 
 
@@ -100,6 +109,23 @@ class NatsBus:
     ) -> None:
         self.nc, self.js, self.url = nc, js, url
         self._kv, self._runs, self._store = buckets
+        self.patience = PATIENCE_S
+
+    async def _patiently(self, fn: Callable[..., Awaitable[_T]], *args: Any, **kw: Any) -> _T:
+        """``fn(...)``, retried with backoff for up to :attr:`patience` seconds while JetStream
+        cannot answer: when a node of a cluster dies, its streams' leaders are re-elected on the
+        others within seconds. Only idempotent operations go through here (a publish carries a
+        message id, so a retry of one that was stored after all is dropped as a duplicate)."""
+        delay, deadline = 0.1, anyio.current_time() + self.patience
+        while True:
+            try:
+                return await fn(*args, **kw)
+            except _TRANSIENT as e:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                log.warning("nats_retry", url=redact(self.url), error=str(e) or type(e).__name__)
+                await anyio.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     @classmethod
     @asynccontextmanager
@@ -183,7 +209,9 @@ class NatsBus:
 
     # -- experiments ----------------------------------------------------------------------------
     async def submit(self, request: ExperimentRequest, msg_id: str) -> None:
-        await self.js.publish(s.EXPERIMENTS, encode(request), headers={"Nats-Msg-Id": msg_id})
+        await self._patiently(
+            self.js.publish, s.EXPERIMENTS, encode(request), headers={"Nats-Msg-Id": msg_id}
+        )
 
     @asynccontextmanager
     async def work_queue(self, ack_wait: float) -> AsyncIterator[_PullQueue]:
@@ -233,12 +261,19 @@ class NatsBus:
 
     async def queue_depth(self) -> int:
         # A work-queue stream keeps a request until it is acknowledged (or terminated).
-        info = await self.js.stream_info(s.EXPERIMENTS_STREAM)
+        info = await self._patiently(self.js.stream_info, s.EXPERIMENTS_STREAM)
         return int(info.state.messages)
 
     # -- results and events ---------------------------------------------------------------------
     async def publish_result(self, result: ResultMessage) -> None:
-        await self.js.publish(s.result_subject(result.run_id), encode(result))
+        # One result per experiment and run: a second one (a retried publish whose first try
+        # was stored, or a redelivery after a lost ack answered from the cache) is dropped by
+        # the stream's duplicate window.
+        msg_id = f"{result.run_id}.{result.key}"
+        await self._patiently(
+            self.js.publish, s.result_subject(result.run_id), encode(result),
+            headers={"Nats-Msg-Id": msg_id},
+        )  # fmt: skip
 
     @asynccontextmanager
     async def results(self, run_id: str) -> AsyncIterator[AsyncIterator[ResultMessage]]:
@@ -262,7 +297,7 @@ class NatsBus:
 
     @asynccontextmanager
     async def _replay(self, subject: str, decode: Any) -> AsyncIterator[AsyncIterator[Any]]:
-        sub = await self.js.subscribe(subject, ordered_consumer=True)
+        sub = await self._patiently(self.js.subscribe, subject, ordered_consumer=True)
 
         async def messages() -> AsyncIterator[Any]:
             async for msg in sub.messages:
@@ -280,7 +315,7 @@ class NatsBus:
     # -- cache and artifacts --------------------------------------------------------------------
     async def cached(self, key: str) -> ExperimentResult | None:
         try:
-            entry = await self._kv.get(key)
+            entry = await self._patiently(self._kv.get, key)
         except nats.js.errors.KeyNotFoundError:
             return None
         if entry.value is None:
@@ -293,24 +328,24 @@ class NatsBus:
         return msg if isinstance(msg, ExperimentResult) else None
 
     async def cache(self, result: ExperimentResult) -> None:
-        await self._kv.put(result.key, encode(result))
+        await self._patiently(self._kv.put, result.key, encode(result))
 
     async def put_artifact(self, name: str, data: bytes) -> None:
-        await self._store.put(name, data)
+        await self._patiently(self._store.put, name, data)
 
     async def get_artifact(self, name: str) -> bytes:
         try:
-            result = await self._store.get(name)
+            result = await self._patiently(self._store.get, name)
         except nats.js.errors.ObjectNotFoundError:
             raise BusError(f"no artifact {name!r} in the object store") from None
         return bytes(result.data or b"")
 
     async def save_checkpoint(self, run_id: str, data: bytes) -> None:
-        await self._runs.put(run_id, data)
+        await self._patiently(self._runs.put, run_id, data)
 
     async def load_checkpoint(self, run_id: str) -> bytes | None:
         try:
-            entry = await self._runs.get(run_id)
+            entry = await self._patiently(self._runs.get, run_id)
         except nats.js.errors.KeyNotFoundError:
             return None
         return entry.value
