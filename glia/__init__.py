@@ -3,12 +3,13 @@
 from typing import TYPE_CHECKING
 
 from glia._batch import run_batch, run_experiment
-from glia._client import Client, SubmittedRun, connect, local_cluster
+from glia._client import Client, SubmittedRun, connect
 from glia._errors import DesignError, GliaError, InputError, SimulationError, TraceError
 from glia.api import simulate
 from glia.experiment import DesignFailed, Experiment, experiment_config
 from glia.policies import BASELINES, Router
 from glia.presets import PRESETS
+from glia.runtime import local_cluster
 from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, WorkloadConfig
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from glia.experiment import DesignFailed, Experiment
 from glia.sandbox import SLOTS
 from glia.sim import RequestTable, SimResult
 
-__all__ = ["Client", "SubmittedRun", "connect", "local_cluster", "new_run_id"]
+__all__ = ["Client", "SubmittedRun", "connect", "new_run_id"]
 
 
 _FAILURES: dict[str, type[GliaError]] = {"design": DesignError, "input": InputError}
@@ -173,29 +173,3 @@ async def connect(
     """Connect to the NATS server or cluster at ``url``."""
     async with NatsBus.connect(url, name=name, creds=creds, tls_ca=tls_ca) as bus:
         yield Client(bus)
-
-
-@asynccontextmanager
-async def local_cluster(
-    *, workers: int | None = None, store_dir: str | None = None
-) -> AsyncIterator[Client]:
-    """A private cluster on this machine: a nats-server (JetStream in ``store_dir``, or a
-    temporary directory) and a worker using ``workers`` processes (default: one per core).
-
-    Nothing to set up; everything stops when the block exits (the worker drains first).
-    """
-    from glia.actors import SimWorker, supervise
-    from glia.bus import nats_server
-
-    async with (
-        nats_server(store_dir=store_dir) as server,
-        NatsBus.connect(server.url, name="glia-local") as bus,
-        anyio.create_task_group() as tg,
-    ):
-        worker = SimWorker(bus, name="local", concurrency=workers)
-        await tg.start(lambda task_status: supervise([worker], task_status=task_status,
-                                                     handle_signals=False))  # fmt: skip
-        try:
-            yield Client(bus)
-        finally:
-            worker.drain()

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from pydantic_ai.models import Model
 
-from glia._client import Client, connect, local_cluster, new_run_id
+from glia._client import Client, connect, new_run_id
 from glia._errors import InputError, unknown_name
 from glia.actors._checkpoint import Checkpoint, DesignConfig, load_checkpoint, restore_files
 from glia.actors._coordinator import Coordinator, new_checkpoint
@@ -29,6 +29,7 @@ from glia.experiment import experiment_config
 from glia.presets import PRESETS
 from glia.report import Budget, RunRecord
 from glia.report._records import StopKind
+from glia.runtime import local_cluster
 
 __all__ = ["TASKS", "DesignRun", "DesignStop", "design", "design_async"]
 

@@ -9,7 +9,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from glia.actors import ActorFailed, supervise
+from glia.runtime import ActorFailed, supervise
 
 pytestmark = pytest.mark.anyio
 

@@ -33,9 +33,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from glia._client import Client, local_cluster
+from glia._client import Client
 from glia._design import DesignRun, design_async
-from glia.actors import SimWorker, supervise
 from glia.bus import (
     Event,
     ExperimentFinished,
@@ -46,6 +45,7 @@ from glia.bus import (
 )
 from glia.policies._mechanisms import Mechanisms, compose
 from glia.report import Budget
+from glia.runtime import SimWorker, local_cluster, supervise
 from glia.sandbox import check_design
 
 pytestmark = pytest.mark.anyio

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from openai_stub import ChatStub, Fail, Reply, Text, ToolCalls, tool_messages
 
-from glia._client import local_cluster
 from glia._design import design_async
 from glia.bus import Event, ProviderRetry, to_json
 from glia.policies._mechanisms import Mechanisms, compose
+from glia.runtime import local_cluster
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from glia._client import Client, local_cluster
+from glia._client import Client
 from glia._design import DesignRun, design_async
 from glia._tasks import TASKS
 from glia.policies._task_mechanisms import (
@@ -20,6 +20,7 @@ from glia.policies._task_mechanisms import (
     compose_autoscaler,
     compose_scheduler,
 )
+from glia.runtime import local_cluster
 from glia.sandbox import check_design
 
 

@@ -13,6 +13,7 @@ import glia
 import glia.actors
 import glia.policies
 import glia.report
+import glia.runtime
 import glia.sim
 
 GLIA = [
@@ -127,12 +128,14 @@ POLICIES = [
 
 
 ACTORS = [
-    "END", "OFFLINE_LABEL", "Actor", "ActorFailed", "AnalysisResult", "Bench", "BudgetExhausted",
+    "END", "OFFLINE_LABEL", "AnalysisResult", "Bench", "BudgetExhausted",
     "Checkpoint", "ContextState", "Coordinator", "DesignConfig", "Lab", "Meter", "MeteredModel",
-    "Outcome", "Policy", "ProviderFailed", "ResearchDeps", "SimWorker", "WorkerStatistics",
+    "Outcome", "Policy", "ProviderFailed", "ResearchDeps",
     "Workspace", "WorkspaceError", "offline_researcher", "offline_supervisor",
-    "researcher_agent", "resolve_models", "run_analysis", "supervise", "supervisor_agent",
+    "researcher_agent", "resolve_models", "run_analysis", "supervisor_agent",
 ]  # fmt: skip
+
+RUNTIME = ["Actor", "ActorFailed", "SimWorker", "WorkerStatistics", "local_cluster", "supervise"]
 
 REPORT = [
     "Budget", "LogEntry", "ModelUsage", "RunRecord", "Trial", "Validation", "load_record",
@@ -147,6 +150,7 @@ REPORT = [
         (glia.sim, SIM),
         (glia.policies, POLICIES),
         (glia.actors, ACTORS),
+        (glia.runtime, RUNTIME),
         (glia.report, REPORT),
     ],
 )

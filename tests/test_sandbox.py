@@ -11,8 +11,8 @@ import pytest
 
 import glia
 from glia import Client, Experiment
-from glia.actors import SimWorker
 from glia.bus import ExperimentFailure, ExperimentResult, MemoryBus
+from glia.runtime import SimWorker
 from glia.sandbox import DesignFailure, Limits, check_design, run_sandboxed
 
 LIMITS = Limits(wall_s=8.0, cpu_s=3.0, memory_mb=1024)

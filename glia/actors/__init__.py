@@ -1,13 +1,9 @@
-"""Actors: independent units of work that talk over the bus, each owned by a task group.
-
-The sim worker runs experiments; a design run's coordinator drives researcher and supervisor
-agents (pydantic-ai) that design a policy by experiment. See :func:`glia.design`.
+"""The design-run application: a coordinator drives researcher and supervisor agents
+(pydantic-ai) that design a policy by experiment, on whatever workers share the bus. See
+:func:`glia.design`; the workers themselves are in :mod:`glia.runtime`.
 """
 
 from typing import TYPE_CHECKING
-
-from ._runtime import Actor, ActorFailed, supervise
-from ._worker import SimWorker, WorkerStatistics
 
 if TYPE_CHECKING:
     from ._analysis import AnalysisResult, run_analysis
@@ -46,8 +42,6 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "END",
     "OFFLINE_LABEL",
-    "Actor",
-    "ActorFailed",
     "AnalysisResult",
     "Bench",
     "BudgetExhausted",
@@ -62,8 +56,6 @@ __all__ = [
     "Policy",
     "ProviderFailed",
     "ResearchDeps",
-    "SimWorker",
-    "WorkerStatistics",
     "Workspace",
     "WorkspaceError",
     "offline_researcher",
@@ -71,6 +63,5 @@ __all__ = [
     "researcher_agent",
     "resolve_models",
     "run_analysis",
-    "supervise",
     "supervisor_agent",
 ]

@@ -24,7 +24,6 @@ from rich.live import Live
 from rich.table import Table
 
 from glia._logging import configure_logging, get_logger
-from glia.actors import SimWorker, supervise
 from glia.bus import (
     AgentMessage,
     Event,
@@ -41,6 +40,7 @@ from glia.bus import (
     redact,
     to_json,
 )
+from glia.runtime import SimWorker, supervise
 from glia.sandbox import Limits
 from glia.sim import calibrate as fit_profile
 from glia.sim import load_measurements

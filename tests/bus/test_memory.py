@@ -10,7 +10,6 @@ import pytest
 
 import glia
 from glia import Client, Experiment, run_experiment
-from glia.actors import SimWorker
 from glia.bus import (
     MAX_DELIVER,
     ExperimentFailure,
@@ -19,6 +18,7 @@ from glia.bus import (
     MemoryBus,
     decode_request,
 )
+from glia.runtime import SimWorker
 from glia.sandbox import Limits
 from glia.sim import Summary
 

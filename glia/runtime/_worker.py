@@ -27,7 +27,7 @@ import anyio
 import msgspec
 import structlog
 
-from glia._batch import DesignFailed, Experiment, run_experiment
+from glia._batch import run_experiment
 from glia._errors import DesignError, GliaError, InputError
 from glia._lifeline import adopt, lifeline
 from glia.bus import (
@@ -48,7 +48,7 @@ from glia.bus import (
     decode_request,
 )
 from glia.bus._nats import MAX_DELIVER
-from glia.sandbox import DesignFailure, Limits
+from glia.experiment import DesignFailed, DesignFailure, Experiment, Limits
 from glia.sim import Summary
 
 __all__ = ["SimWorker", "WorkerStatistics"]
