@@ -17,10 +17,10 @@ import time
 import numpy as np
 
 from glia import experiment_config
-from glia._tasks import TASKS, slo_excess
 from glia.policies import AUTOSCALERS, resolve_autoscaler, resolve_router
 from glia.presets import PRESETS
 from glia.sim import build_trace, run_simulation
+from glia.tasks import AUTOSCALING, slo_excess
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     seeds = range(parser.parse_args().seeds)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"# {time.strftime('%Y-%m-%d')}, {machine}; llq routing, seeds {list(seeds)}")
-    task = TASKS["autoscaling"]
+    task = AUTOSCALING
     for preset in ("diurnal", "azure-autoscale"):
         slo = PRESETS[preset].slo
         assert slo is not None

@@ -26,14 +26,14 @@ from glia.actors._models import resolve_models
 from glia.actors._offline import OFFLINE_LABEL
 from glia.bus import Event
 from glia.experiment import experiment_config
-from glia.presets import PRESETS
+from glia.presets import PRESETS, for_task
 from glia.report import Budget, RunRecord
 from glia.report._records import StopKind
 from glia.runtime import local_cluster
 
 __all__ = ["TASKS", "DesignRun", "DesignStop", "design", "design_async"]
 
-from glia._tasks import TASKS
+from glia.tasks import DEFAULT_TASK, TASKS
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class DesignRun:
 
     @property
     def best_cost(self) -> float | None:
-        """The best design's objective (see :mod:`glia._tasks`), like :attr:`best_mean_e2e_s`."""
+        """The best design's objective (see :mod:`glia.tasks`), like :attr:`best_mean_e2e_s`."""
         v = self.record.validation
         if v and "design" in v[0].cost:
             return v[0].cost["design"]
@@ -149,7 +149,7 @@ def design(**kwargs: Any) -> DesignRun:
 
 
 async def design_async(
-    task: str = "routing",
+    task: str = DEFAULT_TASK.name,
     *,
     preset: str | None = None,
     model: str | Model = "offline",
@@ -272,7 +272,7 @@ def _supervisor_name(config: DesignConfig) -> str:
 def _check(config: DesignConfig) -> None:
     if config.task not in TASKS:
         raise unknown_name("task", config.task, TASKS)
-    TASKS[config.task].check_preset(config.preset)
+    for_task(TASKS[config.task], config.preset)
     if config.budget.simulations < 1:
         raise InputError(
             f"a budget of {config.budget.simulations} simulations leaves nothing to do: give "

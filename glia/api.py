@@ -20,6 +20,7 @@ from glia.presets import preset as get_preset
 from glia.sandbox import BASES
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig
 from glia.sim import simulate as sim_simulate
+from glia.tasks import DEFAULT_TASK
 
 __all__ = ["experiment_config", "simulate"]
 
@@ -59,7 +60,7 @@ def simulate(
         design, router = Path(router), "llq"
     names = {"router": router, "scheduler": scheduler, "autoscaler": autoscaler}
     if design is not None:
-        task = task or (get_preset(preset).task if preset is not None else "routing")
+        task = task or (get_preset(preset).task if preset is not None else DEFAULT_TASK.name)
         if task not in BASES:
             raise InputError(f"task is {task!r}: choose one of {', '.join(BASES)}")
         for key, value in names.items():
@@ -75,7 +76,7 @@ def simulate(
     ):
         # Names (and a design's source): the experiment every other path runs too.
         exp = Experiment(
-            cluster=c, workload=w, seed=seed, router=router, task=task or "routing",
+            cluster=c, workload=w, seed=seed, router=router, task=task or DEFAULT_TASK.name,
             scheduler=scheduler, autoscaler=autoscaler,
             design_source=design_source(design) if design is not None else None,
         )  # fmt: skip

@@ -25,6 +25,7 @@ from glia.sim import (
     catalogue,
     load_trace_csv,
 )
+from glia.tasks import DEFAULT_TASK
 
 __all__ = [
     "DesignFailed",
@@ -50,7 +51,7 @@ class Experiment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     design_source: str | None = None
     scheduler: str | None = None
     autoscaler: str | None = None
-    task: str = "routing"
+    task: str = DEFAULT_TASK.name
 
     def key(self) -> str:
         """Content hash of everything that determines the result (hex SHA-256)."""

@@ -12,7 +12,6 @@ import pytest
 
 from glia._client import Client
 from glia._design import DesignRun, design_async
-from glia._tasks import TASKS
 from glia.policies._task_mechanisms import (
     ScalerMechanisms,
     SchedulerMechanisms,
@@ -22,6 +21,7 @@ from glia.policies._task_mechanisms import (
 )
 from glia.runtime import local_cluster
 from glia.sandbox import check_design
+from glia.tasks import TASKS
 
 
 @pytest.fixture

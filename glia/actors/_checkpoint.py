@@ -17,6 +17,7 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 
 from glia._errors import InputError
 from glia.report import Budget, RunRecord
+from glia.tasks import DEFAULT_TASK
 
 __all__ = [
     "Checkpoint",
@@ -36,7 +37,7 @@ Phase = Literal["researcher", "supervisor", "done"]
 class DesignConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a design run was asked to do."""
 
-    task: str = "routing"
+    task: str = DEFAULT_TASK.name
     preset: str = "glia-routing"
     model: str = "offline"
     supervisor_model: str | None = None

@@ -23,12 +23,12 @@ from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
-from glia._tasks import resolve_task, slo_excess
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
 from glia.experiment import experiment_config
 from glia.presets import SECOND_WORKLOAD
 from glia.presets import preset as get_preset
 from glia.report import LogEntry, RunRecord, Trial, Validation, save_record, write_report
+from glia.tasks import resolve_task, slo_excess
 
 from ._checkpoint import (
     Checkpoint,
@@ -41,7 +41,7 @@ from ._checkpoint import (
 )
 from ._lab import Lab, Outcome, Policy
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
-from ._researcher import EXAMPLES, ResearchDeps, brief, researcher_agent
+from ._researcher import ResearchDeps, brief, researcher_agent
 from ._supervisor import ends_context, supervisor_agent
 from ._workspace import Workspace, WorkspaceError
 
@@ -177,13 +177,15 @@ class Coordinator:
         instructions = brief(
             preset=self.config.preset, description=self.description, budget=cs.budget,
             seeds=list(self.config.search_seeds), previous=self._previous(cs),
-            baselines=self.record.baselines if self.task.name == "routing"
+            baselines=self.record.baselines if self.task.cost_is_latency
             else self.record.baseline_costs,
-            task=self.task.name, objective=self._objective(),
+            task=self.task, slo=self.slo,
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self)
         researcher = researcher_agent(self._metered(self._models[0], "researcher", cs.index))
-        supervisor = supervisor_agent(self._metered(self._models[1], "supervisor", cs.index))
+        supervisor = supervisor_agent(
+            self._metered(self._models[1], "supervisor", cs.index), self.task
+        )
         if cs.turns == 0 and cs.prompt is None and cs.researcher == "[]":
             cs.prompt = (
                 f"Start (context {cs.index + 1} of {len(self.cp.contexts)}): look at your "
@@ -256,7 +258,7 @@ class Coordinator:
     def _status_for_supervisor(self, cs: ContextState) -> str:
         mine = [t for t in self._trials() if t.context == cs.index]
         best = self._best(mine)
-        routing = self.task.name == "routing"
+        routing = self.task.cost_is_latency
         what = "mean E2E (s)" if routing else "cost"
         ref = self.record.baselines.get("llq") if routing else min(
             self.record.baseline_costs.values(), default=None)  # fmt: skip
@@ -273,21 +275,12 @@ class Coordinator:
             lines.append(f"| {t.index} | {value} | {t.note or t.design_path} |")
         return "\n".join(lines)
 
-    def _objective(self) -> str:
-        if self.task.name != "autoscaling" or self.slo is None:
-            return self.task.objective[0].upper() + self.task.objective[1:]
-        return (
-            f"Minimise GPU-hours while p90 TTFT <= {self.slo.p90_ttft_s:g} s and p90 TPOT <= "
-            f"{self.slo.p90_tpot_s * 1000:g} ms: the cost is GPU-hours x (1 + 10 x the relative "
-            "excess over each SLO), so missing the SLO by 10% doubles the cost"
-        )
-
     def _policy(self, name: str, source: str | None = None) -> Policy:
         return Policy(name, source, task=self.task.name, router=self.router)
 
     def _workspace(self, cs: ContextState) -> Workspace:
         ws = Workspace(self.run_dir / f"ctx-{cs.index}")
-        example, source = EXAMPLES[self.task.name]
+        example, source = self.task.example
         if not (ws.root / example).exists():
             ws.write(example, source)
             best = self.record.best
@@ -413,17 +406,17 @@ class Coordinator:
 
     def _task_answer(self, t: Trial, out: Outcome) -> dict[str, Any]:
         """What a non-routing task adds to a simulation's answer: its objective."""
-        if self.task.name == "routing" or t.cost is None:
+        if self.task.cost_is_latency or t.cost is None:
             return {}
         s = t.summary
         assert s is not None
         best = min(self.record.baseline_costs.values(), default=None)
         answer: dict[str, Any] = {
-            "cost": round(t.cost, 4), "objective": self._objective(),
+            "cost": round(t.cost, 4), "objective": self.task.objective_text(self.slo),
             "vs_best_baseline": round(t.cost / best, 3) if best else None,
         }  # fmt: skip
         answer["per_seed_cost"] = [round(c, 4) for c in out.per_seed_cost(self.task, self.slo)]
-        if self.task.name == "autoscaling" and self.slo is not None:
+        if self.task.uses_slo and self.slo is not None:
             # How close the worst seed came to the SLO (negative: missed), so a researcher can
             # tell a design on the edge from one with room to spare.
             slo = self.slo
@@ -432,7 +425,7 @@ class Coordinator:
                     1 - r.summary.p90_tpot_s / slo.p90_tpot_s)
                 for r in out.results
             ), 4)  # fmt: skip
-        if self.task.name == "autoscaling":
+        if self.task.uses_slo:
             answer["first_seed"] = {
                 "gpu_hours": round(s.gpu_hours, 3), "mean_replicas": round(s.mean_replicas, 2),
                 "p90_ttft_s": round(s.p90_ttft_s, 3), "p90_tpot_s": round(s.p90_tpot_s, 4),

@@ -16,12 +16,11 @@ import msgspec
 import numpy as np
 
 from glia._client import Client
-from glia._tasks import Task
 from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
 from glia.experiment import Experiment
-from glia.presets import Slo
 from glia.sandbox import SLOTS
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
+from glia.tasks import DEFAULT_TASK, Slo, Task
 
 __all__ = ["Lab", "Outcome", "Policy"]
 
@@ -33,7 +32,7 @@ class Policy:
 
     name: str
     source: str | None = None
-    task: str = "routing"
+    task: str = DEFAULT_TASK.name
     router: str = "llq"
 
     def experiment(self, cluster: ClusterConfig, workload: WorkloadConfig, seed: int) -> Experiment:
@@ -73,11 +72,8 @@ class Outcome:
         return float(np.mean([r.summary.p99_e2e_s for r in self.results]))
 
     def cost(self, task: Task, slo: Slo | None) -> float:
-        """The task's objective: for routing the pooled mean E2E, otherwise the mean over
-        seeds of each seed's value."""
-        if task.name == "routing":
-            return self.mean_e2e_s
-        return float(np.mean(self.per_seed_cost(task, slo)))
+        """The task's objective over the seeds (see :meth:`glia.tasks.Task.pooled_cost`)."""
+        return task.pooled_cost([r.summary for r in self.results], slo)
 
     def per_seed_cost(self, task: Task, slo: Slo | None) -> list[float]:
         return [task.cost(r.summary, slo) for r in self.results]

@@ -34,13 +34,9 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from glia.policies._mechanisms import Mechanisms, compose
-from glia.policies._task_mechanisms import (
-    ScalerMechanisms,
-    SchedulerMechanisms,
-    compose_autoscaler,
-    compose_scheduler,
-)
+from glia.policies import Mechanisms as RouterMechanisms
+from glia.policies import ScalerMechanisms, SchedulerMechanisms
+from glia.tasks import DEFAULT_TASK, TASKS, Task
 
 from ._supervisor import END
 
@@ -54,15 +50,9 @@ _MARGIN = 0.1
 """An autoscaler whose worst search seed comes closer than this to the SLO (as a fraction of
 it) is on the edge: held-out days may miss it, so it is preferred only if nothing safer is."""
 
-Spec = Mechanisms | SchedulerMechanisms | ScalerMechanisms
-_EXAMPLES = {
-    "example_router.py": "routing",
-    "example_scheduler.py": "scheduling",
-    "example_autoscaler.py": "autoscaling",
-}
-_SPECS: dict[str, type[Spec]] = {
-    "routing": Mechanisms, "scheduling": SchedulerMechanisms, "autoscaling": ScalerMechanisms,
-}  # fmt: skip
+Spec = RouterMechanisms | SchedulerMechanisms | ScalerMechanisms
+_EXAMPLES = {t.example[0]: t for t in TASKS.values()}
+"""Which task a workspace is for, by the working example in it."""
 
 ANALYSIS = """\
 import csv, glob
@@ -171,16 +161,16 @@ class _State:
     """The cluster caches prompt prefixes (the simulations say so)."""
     context: int = 0
     """Which of several parallel contexts this is (0-based, from the first prompt)."""
-    task: str = "routing"
+    task: Task = DEFAULT_TASK
     """What is designed (from the example file in the workspace)."""
 
     @property
     def label(self) -> str:
-        return "mean E2E" if self.task == "routing" else "cost"
+        return "mean E2E" if self.task.cost_is_latency else "cost"
 
     @property
     def unit(self) -> str:
-        return " s" if self.task == "routing" else ""
+        return " s" if self.task.cost_is_latency else ""
 
     @property
     def last(self) -> ToolCallPart | None:
@@ -227,7 +217,7 @@ def _read(messages: list[ModelMessage]) -> _State:
         args = call.args_as_dict()
         out = st.returns.get(call.tool_call_id)
         if call.tool_name == "list_files" and isinstance(out, str):
-            st.task = next((t for f, t in _EXAMPLES.items() if f in out), "routing")
+            st.task = next((t for f, t in _EXAMPLES.items() if f in out), DEFAULT_TASK)
         elif call.tool_name == "write_file":
             st.files[args["path"]] = args["content"]
         elif call.tool_name == "run_analysis" and isinstance(out, str):
@@ -255,10 +245,11 @@ def _read(messages: list[ModelMessage]) -> _State:
     return st
 
 
-def _spec(source: str, task: str) -> Spec | None:
+def _spec(source: str, task: Task) -> Spec | None:
     for line in source.splitlines():
         if line.startswith(_MARK):
-            return msgspec.json.decode(line[len(_MARK) :], type=_SPECS[task])
+            spec: Spec = msgspec.json.decode(line[len(_MARK) :], type=task.mechanisms)
+            return spec
     return None
 
 
@@ -363,18 +354,13 @@ def _next(st: _State) -> tuple[str, Spec] | None:
     return todo[st.context % len(todo)] if first else todo[0]
 
 
-def _source(m: Spec, why: str, n: int) -> str:
+def _source(task: Task, m: Spec, why: str, n: int) -> str:
     header = (
         f"# Trial design {n}: {m.describe()}\n"
         f"# Why: {_WHY.get(why, why)}\n"
         f"{_MARK}{msgspec.json.encode(m).decode()}\n"
     )
-    name = f"Design{n}"
-    if isinstance(m, SchedulerMechanisms):
-        return header + compose_scheduler(m, name=name)
-    if isinstance(m, ScalerMechanisms):
-        return header + compose_autoscaler(m, name=name)
-    return header + compose(m, name=name)
+    return header + task.compose(m, name=f"Design{n}")
 
 
 # -- the researcher ----------------------------------------------------------------------------
@@ -392,7 +378,7 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     if "list_files" not in names:
         return _call("list_files")
     if "read_file" not in names:
-        example = next(f for f, t in _EXAMPLES.items() if t == st.task)
+        example = st.task.example[0]
         return _call("read_file", path=example)
     listing = next(st.returns.get(c.tool_call_id) for c in st.calls if c.tool_name == "list_files")
     if "previous_best.py" in str(listing) and "previous_best.py" not in st.files:
@@ -409,8 +395,9 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
             note = spec.describe()
             return _call("run_simulation", design_path=path, note=note)
     if not st.trials:
-        base = _spec(st.files.get("previous_best.py", ""), st.task) or _SPECS[st.task]()
-        return _call("write_file", path="designs/01.py", content=_source(base, "baseline", 1))
+        base = _spec(st.files.get("previous_best.py", ""), st.task) or st.task.mechanisms()
+        source = _source(st.task, base, "baseline", 1)
+        return _call("write_file", path="designs/01.py", content=source)
     if st.trials[0].csv_paths and "run_analysis" not in names:
         pattern = st.trials[0].csv_paths[0]
         return _call("run_analysis", script=ANALYSIS.format(pattern=pattern))
@@ -430,7 +417,7 @@ def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         return _say(_turn_report(st, nxt))
     why, m = nxt
     n = len(st.trials) + 1
-    return _call("write_file", path=f"designs/{n:02d}.py", content=_source(m, why, n))
+    return _call("write_file", path=f"designs/{n:02d}.py", content=_source(st.task, m, why, n))
 
 
 def _line(st: _State, t: _Trial, first: float | None) -> str:
@@ -486,7 +473,7 @@ def _final(st: _State, out_of_budget: bool) -> str:
     best = st.best()
     end = "No simulations left." if out_of_budget else "No untried change is left near the best."
     head = f"Final report. {end}\n{_evidence(st)}All trials:\n{lines}\n"
-    if st.task == "autoscaling":
+    if st.task.uses_slo:
         head += (
             f"A design whose worst seed came within {_MARGIN:.0%} of the SLO is not trusted: "
             "the p90s vary from day to day and fall off a cliff near saturation, so a held-out "

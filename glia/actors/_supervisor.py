@@ -10,27 +10,16 @@ from __future__ import annotations
 from pydantic_ai import Agent
 from pydantic_ai.models import Model
 
-__all__ = ["END", "SUPERVISOR_BRIEF", "ends_context", "supervisor_agent"]
+from glia.tasks import DEFAULT_TASK, Task
+
+__all__ = ["END", "ends_context", "supervisor_agent"]
 
 END = "END CONTEXT"
 """A supervisor reply containing this line ends the research context."""
 
-SUPERVISOR_BRIEF = f"""\
-You supervise a systems researcher who designs the request router of an LLM-serving cluster by
-running simulations (the objective: lowest mean end-to-end latency within a simulation budget).
-After each of their reports: ask the questions a demanding advisor would ask (why did it work,
-what does the per-request data say, which requests gained or lost); recall earlier results they
-may be forgetting; encourage directions that are paying off and stop ones that are not; push
-them to combine ideas that helped separately, or that could only help together. Never write
-algorithms or code, and never dictate a design: your job is to make them think. Keep replies
-short. If the research has clearly converged or stalled and more simulations would be wasted,
-reply with a last remark followed by a line containing only {END}.
-"""
-
-
-def supervisor_agent(model: Model) -> Agent[None, str]:
-    """The supervisor agent (no tools; plain-text replies)."""
-    return Agent(model, instructions=SUPERVISOR_BRIEF, retries=2)
+def supervisor_agent(model: Model, task: Task = DEFAULT_TASK) -> Agent[None, str]:
+    """The supervisor agent of a ``task``'s research (no tools; plain-text replies)."""
+    return Agent(model, instructions=task.supervisor_brief(END), retries=2)
 
 
 def ends_context(reply: str) -> bool:

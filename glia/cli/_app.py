@@ -14,12 +14,12 @@ import typer
 
 import glia
 from glia._errors import GliaError
-from glia._tasks import TASKS
 from glia.experiment import DesignFailed
 from glia.presets import PRESETS
 from glia.sim import (
     catalogue,
 )
+from glia.tasks import TASKS
 
 REFERENCE_ROUTER = "llq"
 """The router ``glia baselines`` compares every other one against (the paper's yardstick)."""

@@ -12,16 +12,12 @@ from rich.console import Console
 from glia._batch import run_batch
 from glia._errors import InputError
 from glia._logging import configure_logging
-from glia._tasks import Task, resolve_task
 from glia.bus import redact
-from glia.experiment import Experiment
-from glia.policies import (
-    BASELINES,
-)
 from glia.presets import PRESETS
 from glia.sim import (
     SimResult,
 )
+from glia.tasks import Task, resolve_task
 
 from ._app import (
     REFERENCE_ROUTER,
@@ -129,17 +125,9 @@ def baselines(
         )
         _prepare_out(out)
         seed_list = list(range(seed, seed + seeds))
-        if the_task.name == "routing":
-            names = list(BASELINES)
-            exps = [
-                Experiment(cluster=cluster, workload=workload, seed=k, router=n)
-                for n in names
-                for k in seed_list
-            ]
-        else:
-            names = list(the_task.baselines)
-            router = PRESETS[preset].router if preset in PRESETS else REFERENCE_ROUTER
-            exps = task_experiments(the_task, router, cluster, workload, seed_list)
+        names = list(the_task.baselines)
+        router = PRESETS[preset].router if preset in PRESETS else REFERENCE_ROUTER
+        exps = task_experiments(the_task, router, cluster, workload, seed_list)
         labels = [f"{e.autoscaler or e.scheduler or e.router}/seed-{e.seed}" for e in exps]
         where = f"on the workers at {redact(nats)}" if nats else "on local workers"
         status = f"Simulating {len(names)} baselines x {seeds} seeds on {preset} {where} ..."
@@ -156,7 +144,7 @@ def baselines(
         per_router = [runs[i : i + seeds] for i in range(0, len(runs), seeds)]
         results = [_mean_over_seeds(rs) for rs in per_router]
         seed_label = f"seed {seed}" if seeds == 1 else f"mean of seeds {seed}-{seed + seeds - 1}"
-    if the_task.name != "routing":
+    if not the_task.cost_is_latency:
         _task_baselines(the_task, preset, results, per_router, runs, seed_list, seed_label,
                         out, json_output)  # fmt: skip
         return
@@ -232,7 +220,7 @@ def _task_baselines(
         wall = sum(r.summary.wall_s for r in runs)
         slo_text = (
             f"; SLO p90 TTFT <= {slo.p90_ttft_s:g} s, p90 TPOT <= {slo.p90_tpot_s * 1000:g} ms"
-            if slo is not None and task.name == "autoscaling"
+            if slo is not None and task.uses_slo
             else ""
         )
         console.print(

@@ -18,6 +18,7 @@ from glia._errors import GliaError
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
 from glia.presets import PRESETS
+from glia.tasks import DEFAULT_TASK, resolve_task
 
 from ._app import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors
 
@@ -62,7 +63,7 @@ class _Progress:
 def design(
     task: Annotated[
         str, typer.Option("--task", help="What to design: routing, scheduling or autoscaling.")
-    ] = "routing",
+    ] = DEFAULT_TASK.name,
     preset: Annotated[
         str | None,
         typer.Option(
@@ -252,7 +253,7 @@ def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
     best = summary["best_mean_e2e_s"]
     c.print(f"run {summary['run_id']}: {summary['status']} ({summary['stop_reason']})")
     costs, cost = summary["baseline_costs"], summary["best_cost"]
-    if summary["task"] != "routing" and cost is not None and costs:
+    if not resolve_task(summary["task"]).cost_is_latency and cost is not None and costs:
         top = min(costs, key=costs.__getitem__)
         c.print(
             f"best design {summary['best_design_path']}: cost {cost:.3f} = "

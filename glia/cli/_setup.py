@@ -14,7 +14,6 @@ import typer
 import glia
 from glia._errors import GliaError, InputError
 from glia._logging import get_logger
-from glia._tasks import TASKS, Task, resolve_task
 from glia.experiment import DesignFailed, Experiment
 from glia.policies import (
     baseline_router,
@@ -29,13 +28,14 @@ from glia.sim import (
     WorkloadConfig,
     build_trace,
 )
+from glia.tasks import DEFAULT_TASK, Task, resolve_task
 
 
 def _task_of(task: str | None, preset: str) -> Task:
     """The task given, else the preset's (routing for an unknown preset, which fails later)."""
     if task is not None:
         return resolve_task(task)
-    return TASKS[PRESETS[preset].task if preset in PRESETS else "routing"]
+    return resolve_task(PRESETS[preset].task) if preset in PRESETS else DEFAULT_TASK
 
 
 def experiment_setup(

@@ -11,7 +11,6 @@ from rich.console import Console
 
 from glia._errors import InputError
 from glia._logging import configure_logging
-from glia._tasks import TASKS, resolve_task
 from glia.experiment import DesignFailed, Experiment, design_source
 from glia.policies import (
     AUTOSCALERS,
@@ -21,6 +20,7 @@ from glia.policies import (
     resolve_scheduler,
 )
 from glia.presets import PRESETS
+from glia.tasks import DEFAULT_TASK, TASKS, resolve_task
 
 from ._app import (
     REFERENCE_ROUTER,
@@ -140,8 +140,8 @@ def simulate(
             resolve_scheduler(scheduler)
         if autoscaler is not None:
             resolve_autoscaler(autoscaler)
-        if design is not None and the_task.name != "routing":
-            given = scheduler if the_task.name == "scheduling" else autoscaler
+        if design is not None:
+            given = {"scheduler": scheduler, "autoscaler": autoscaler}.get(the_task.slot)
             if given is not None:
                 raise InputError(
                     f"give either --{the_task.base_label} NAME or --design FILE for the "
@@ -200,7 +200,7 @@ def check(
     task: Annotated[
         str,
         typer.Option("--task", "-t", help=f"The task the design is for: {', '.join(TASKS)}."),
-    ] = "routing",
+    ] = DEFAULT_TASK.name,
 ) -> None:
     """Validate a design fast (syntax, rules, imports, one policy subclass) without simulating."""
     from glia.sandbox import DesignFailure, check_design

@@ -1,5 +1,5 @@
 """`glia baselines --task scheduling|autoscaling`: every baseline policy of a task, compared on
-the task's objective (see :mod:`glia._tasks`)."""
+the task's objective (see :mod:`glia.tasks`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from glia._tasks import Task, slo_excess
 from glia.experiment import Experiment
-from glia.presets import Slo
 from glia.sim import ClusterConfig, SimResult, WorkloadConfig
+from glia.tasks import Slo, Task, slo_excess
 
 __all__ = ["plot_task", "task_experiments", "task_records", "task_table"]
 
@@ -20,10 +19,11 @@ __all__ = ["plot_task", "task_experiments", "task_records", "task_table"]
 def task_experiments(
     task: Task, router: str, cluster: ClusterConfig, workload: WorkloadConfig, seeds: list[int]
 ) -> list[Experiment]:
-    """One experiment per baseline policy of ``task`` and seed, in that order."""
+    """One experiment per baseline policy of ``task`` and seed, in that order; ``router``
+    routes when the task's policy is not the router."""
     return [
         Experiment(
-            cluster=cluster, workload=workload, seed=k, router=router, **{task.base_label: name}
+            cluster=cluster, workload=workload, seed=k, **({"router": router} | {task.slot: name})
         )
         for name in task.baselines
         for k in seeds
@@ -56,7 +56,7 @@ def task_table(
         pad_edge=False,
     )
     table.add_column(f"\n{task.base_label}", no_wrap=True)
-    if task.name == "autoscaling":
+    if task.uses_slo:
         cols = ["GPU-\nhours", "replicas\nmean", "TTFT\np90 (s)", "TPOT\np90 (ms)", "\nSLO"]
     else:
         cols = ["E2E\nmean (s)", "E2E\np99 (s)", "TTFT\np99 (s)", "TPOT\np99 (ms)"]
@@ -66,7 +66,7 @@ def task_table(
     best = min(costs, default=0.0)
     for r, cost in zip(results, costs, strict=True):
         s = r.summary
-        if task.name == "autoscaling":
+        if task.uses_slo:
             met = "met" if slo is None or slo_excess(s, slo) == 0.0 else "missed"
             cells = [f"{s.gpu_hours:.2f}", f"{s.mean_replicas:.2f}", f"{s.p90_ttft_s:.2f}",
                      f"{s.p90_tpot_s * 1000:.1f}", met]  # fmt: skip

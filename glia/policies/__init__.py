@@ -24,6 +24,7 @@ from ._baselines import (
     RoundRobinRouter,
 )
 from ._mechanisms import Mechanisms, compose
+from ._policy import Policy
 from ._registry import (
     RouterSpec,
     baseline_router,
@@ -40,6 +41,12 @@ from ._scheduler import (
     SarathiScheduler,
     ShortestPromptScheduler,
     resolve_scheduler,
+)
+from ._task_mechanisms import (
+    ScalerMechanisms,
+    SchedulerMechanisms,
+    compose_autoscaler,
+    compose_scheduler,
 )
 
 __all__ = [
@@ -61,6 +68,7 @@ __all__ = [
     "LlmdPrefixRouter",
     "LlmdScorerRouter",
     "Mechanisms",
+    "Policy",
     "PowerOfTwoRouter",
     "RandomRouter",
     "RayServeAutoscaler",
@@ -69,10 +77,14 @@ __all__ = [
     "Router",
     "RouterSpec",
     "SarathiScheduler",
+    "ScalerMechanisms",
+    "SchedulerMechanisms",
     "ShortestPromptScheduler",
     "StaticAutoscaler",
     "baseline_router",
     "compose",
+    "compose_autoscaler",
+    "compose_scheduler",
     "load_design",
     "load_design_source",
     "resolve_autoscaler",

@@ -61,7 +61,7 @@ class Trial(msgspec.Struct, frozen=True, kw_only=True):
     score: float | None = None
     """``20 / cost``: higher is better."""
     cost: float | None = None
-    """The task's objective over the seeds (see :mod:`glia._tasks`; routing: ``mean_e2e_s``)."""
+    """The task's objective over the seeds (see :mod:`glia.tasks`; routing: ``mean_e2e_s``)."""
     per_seed_e2e_s: list[float] = []
     summary: Summary | None = None
     """Summary of the first seed's simulation."""

@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from glia._errors import InputError
+from glia.tasks import TASKS
 
 from ._doc import (
     Block,
@@ -234,7 +235,8 @@ def _summary(rec: RunRecord) -> list[Block]:
 def _cost_lines(rec: RunRecord) -> list[tuple[Inline, ...]]:
     """For scheduling and autoscaling, the task's objective (cost) against the baselines'."""
     best = rec.best
-    if rec.task == "routing" or best is None or best.cost is None:
+    task = TASKS.get(rec.task)
+    if task is None or task.cost_is_latency or best is None or best.cost is None:
         return []
     lines: list[tuple[Inline, ...]] = []
     top = min(rec.baseline_costs, key=rec.baseline_costs.__getitem__, default=None)

@@ -29,13 +29,13 @@ from glia._errors import DesignError
 from glia.experiment import DesignFailure, FailureKind, Limits
 from glia.policies import (
     Autoscaler,
+    Policy,
     ReplicaScheduler,
     Router,
     resolve_autoscaler,
     resolve_router,
     resolve_scheduler,
 )
-from glia.policies._policy import Policy
 from glia.sim import (
     ClusterConfig,
     ClusterView,
@@ -47,6 +47,7 @@ from glia.sim import (
     build_trace,
     run_simulation,
 )
+from glia.tasks import DEFAULT_TASK, TASKS
 
 from ._guard import Forbidden, ForbiddenImport, arm, design_builtins
 from ._policy import violations
@@ -64,14 +65,10 @@ __all__ = [
 
 DESIGN_FILE = "design.py"
 
-BASES: dict[str, type[Policy]] = {
-    "routing": Router,
-    "scheduling": ReplicaScheduler,
-    "autoscaling": Autoscaler,
-}
+BASES: dict[str, type[Policy]] = {t.name: t.base for t in TASKS.values()}
 """The policy base class a design subclasses, by task."""
 
-SLOTS = {"routing": "router", "scheduling": "scheduler", "autoscaling": "autoscaler"}
+SLOTS = {t.name: t.slot for t in TASKS.values()}
 """Where a task's policy goes, by task: the :func:`~glia.sim.run_simulation` argument (and
 :class:`~glia.Experiment` field) it fills."""
 
@@ -85,7 +82,7 @@ class SandboxRequest(msgspec.Struct, frozen=True, kw_only=True):
     seed: int
     limits: Limits
     check_only: bool = False
-    task: str = "routing"
+    task: str = DEFAULT_TASK.name
     router: str = "llq"
     scheduler: str | None = None
     autoscaler: str | None = None

@@ -32,8 +32,9 @@ from glia.sim import (
     build_trace,
     run_simulation,
 )
+from glia.tasks import DEFAULT_TASK
 
-from ._child import BASES, Decisions, SandboxOutput, SandboxRequest, _policies, child_main
+from ._child import BASES, SLOTS, Decisions, SandboxOutput, SandboxRequest, _policies, child_main
 
 __all__ = ["check_design", "run_sandboxed"]
 
@@ -134,7 +135,8 @@ class _ScaleReplay:
         return want
 
 
-_REPLAYS = {"routing": _Replay, "scheduling": _ScheduleReplay, "autoscaling": _ScaleReplay}
+_REPLAYS = {"router": _Replay, "scheduler": _ScheduleReplay, "autoscaler": _ScaleReplay}
+"""The replay of a design's decisions, by the place it takes (its task's slot)."""
 
 
 def _sandbox_main(line: Lifeline, conn: Connection, payload: bytes) -> None:
@@ -191,7 +193,7 @@ def run_sandboxed(
     seed: int = 0,
     limits: Limits | None = None,
     *,
-    task: str = "routing",
+    task: str = DEFAULT_TASK.name,
     router: str = "llq",
     scheduler: str | None = None,
     autoscaler: str | None = None,
@@ -220,7 +222,7 @@ def run_sandboxed(
     try:
         replay = run_simulation(
             trace, cluster, seed=seed, workload=workload,
-            **_policies(req, _REPLAYS[task](name, out.decisions)),  # type: ignore[arg-type]
+            **_policies(req, _REPLAYS[SLOTS[task]](name, out.decisions)),  # type: ignore[arg-type]
         )  # fmt: skip
     except DesignError:
         replay = None
@@ -236,7 +238,7 @@ def run_sandboxed(
 
 
 def check_design(
-    design_source: str, limits: Limits | None = None, task: str = "routing"
+    design_source: str, limits: Limits | None = None, task: str = DEFAULT_TASK.name
 ) -> str | DesignFailure:
     """Load a design in the sandbox without simulating: its policy class's name, or what is
     wrong (``task`` says which base class it must subclass)."""

@@ -1,0 +1,46 @@
+"""The design tasks, one module each: routing, scheduling and autoscaling.
+
+A :class:`Task` owns everything that differs between tasks: the policy a design subclasses and
+the experiment field it takes, its baselines, its objective and cost, its presets, what the
+researcher and the supervisor are told, the working example and the offline designer's
+catalogue, and how reports show it. Adding a task means adding a module here and listing it in
+:data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from glia._errors import unknown_name
+
+from ._autoscaling import AUTOSCALING
+from ._routing import ROUTING
+from ._scheduling import SCHEDULING
+from ._task import HOW_TO_WORK, SLO_PENALTY, Preset, Slo, Task, slo_excess
+
+__all__ = [
+    "AUTOSCALING",
+    "DEFAULT_TASK",
+    "HOW_TO_WORK",
+    "ROUTING",
+    "SCHEDULING",
+    "SLO_PENALTY",
+    "TASKS",
+    "Preset",
+    "Slo",
+    "Task",
+    "resolve_task",
+    "slo_excess",
+]
+
+TASKS: dict[str, Task] = {t.name: t for t in (ROUTING, SCHEDULING, AUTOSCALING)}
+"""Every task by name."""
+
+DEFAULT_TASK = ROUTING
+"""The task of a design or an experiment that names none (the Glia paper's)."""
+
+
+def resolve_task(name: str) -> Task:
+    """The task called ``name``."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise unknown_name("task", name, TASKS) from None

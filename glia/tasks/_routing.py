@@ -1,0 +1,157 @@
+"""Routing: a global router sends each request to a replica (or holds it); the objective is
+the mean end-to-end latency. The Glia paper's task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from glia.policies import BASELINES, Mechanisms, Router, compose
+from glia.sim import Summary, WorkloadConfig
+
+from ._setups import PAPER_CLUSTER, PAPER_WORKLOAD
+from ._task import HOW_TO_WORK, Preset, Slo, Task
+
+__all__ = ["ROUTING"]
+
+NAME = "routing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Routing(Task):
+    def cost(self, s: Summary, slo: Slo | None = None) -> float:
+        return s.mean_e2e_s
+
+    def pooled_cost(self, summaries: Sequence[Summary], slo: Slo | None = None) -> float:
+        """The mean E2E over every request of every seed (seeds weighted by their requests)."""
+        n = sum(s.num_requests for s in summaries)
+        return sum(s.mean_e2e_s * s.num_requests for s in summaries) / n
+
+    def brief(
+        self,
+        *,
+        preset: str,
+        description: str,
+        budget: int,
+        seeds: list[int],
+        baselines: dict[str, float],
+        previous: str,
+        slo: Slo | None,
+    ) -> str:
+        table = "\n".join(f"  - {name}: {e2e:.2f} s" for name, e2e in baselines.items())
+        return f"""\
+You are a systems researcher designing the request router of an LLM-serving cluster. Work like
+one: look at the data, form a hypothesis, write a router that tests it, simulate it, read the
+per-request results, explain what happened, and iterate.
+
+## The system ({preset})
+{description}
+Each replica runs a vLLM-style engine: continuous batching with chunked prefill, a paged KV cache
+(blocks of 16 tokens). A replica admits queued requests in order while KV blocks are free. When
+a running request needs a block and none is free, the youngest running request is preempted: its
+blocks are freed and it is recomputed later (a restart costs its whole prefill again). Output
+lengths are unknown to the router; prompt lengths are known.
+
+## Your design
+A Python file defining one subclass of `glia.policies.Router` with `schedule(self, cluster)`.
+It is called on every arrival and every completion. `cluster.queue` holds requests not yet
+routed (arrival order; each has `.id`, `.arrived_at`, `.num_prefill_tokens`, and `.prefix_id`
+/ `.prefix_len`: the conversation its prompt continues and how many tokens it shares with it);
+`cluster.now` is the time; `cluster.replicas[i]` has `gpu`, `model`, `num_blocks`, `block_size`,
+`num_allocated_blocks`, `num_free_blocks`, `queue` (routed, not yet admitted), `num_queued`,
+`running` (each with `request`, `num_processed_tokens`, `num_generated_tokens`,
+`num_allocated_blocks`, `in_prefill`), `num_running`, `num_outstanding` and
+`cached_prefix(request)` (prompt tokens its prefix cache would serve, when caching is on).
+Return a list of `(replica_index, request)`, the index into `cluster.replicas`; requests you
+do not return stay queued and are offered again at the next call (so a router may
+hold them). Use `self.rng` for randomness. Allowed imports: math, numpy, collections, heapq,
+itertools, functools, dataclasses and similar pure-computation modules. Designs run in a sandbox.
+A working example is in `example_router.py` (least requests in flight).
+
+## Objective and budget
+Minimise the mean end-to-end latency (E2E) of requests. `run_simulation` returns a score of
+20 / mean E2E (higher is better), the mean E2E over seeds {seeds}, per-seed values and summary
+metrics, and per-request CSVs you can analyse with `run_analysis` (numpy is available; columns
+include request_e2e_time, request_scheduling_delay, prefill_e2e_time, request_num_restarts,
+request_num_prefill_tokens, request_num_decode_tokens, replica_id). You have {budget}
+simulations in this context: each `run_simulation` call uses one, whatever the outcome, so
+think before you run. Baseline routers on the same seeds (mean E2E):
+{table}
+
+{HOW_TO_WORK}{previous}
+"""
+
+
+PRESETS = (
+    Preset(
+        name="glia-routing",
+        description=(
+            "The Glia paper's routing study: 4 x A10 serving Llama-3-8B (2,240 KV blocks "
+            "each), ShareGPT first turns with 5% of prompts and 5% of outputs inflated 10x, "
+            "log-normal arrivals (sigma 2) at 7.5 QPS for 1,000 s"
+        ),
+        cluster=PAPER_CLUSTER,
+        workload=PAPER_WORKLOAD,
+        task=NAME,
+    ),
+    Preset(
+        name="azure-conv",
+        description=(
+            "One hour of Azure's production conversation trace (Splitwise, 2023; 19,366 "
+            "requests, 5.5 req/s, bursty) replayed on the paper's 4 x A10 cluster"
+        ),
+        cluster=PAPER_CLUSTER,
+        workload=WorkloadConfig(trace="azure_conv", arrivals="trace", max_tokens=8192),
+        task=NAME,
+    ),
+    Preset(
+        name="chat-prefix",
+        description=(
+            "Multi-turn chat: ShareGPT messages threaded into conversations of 4 turns on "
+            "average (each prompt carries its history), Poisson arrivals at 4 QPS for "
+            "1,000 s on the paper's cluster, with 30% of each replica's KV blocks caching "
+            "conversation prefixes"
+        ),
+        cluster=msgspec.structs.replace(PAPER_CLUSTER, prefix_cache=0.3),
+        workload=WorkloadConfig(
+            trace="sharegpt_first_turn",
+            arrivals="poisson",
+            qps=4.0,
+            duration_s=1000.0,
+            turns=4.0,
+            max_tokens=8192,
+        ),
+        task=NAME,
+    ),
+    Preset(
+        name="sharegpt-conv",
+        description=(
+            "Whole ShareGPT conversations (long prompts, mean 2,340 tokens; Sarathi-Serve's "
+            "trace) with Poisson arrivals at 1.2 QPS for 1,000 s on the paper's cluster, "
+            "below its saturation point"
+        ),
+        cluster=PAPER_CLUSTER,
+        workload=WorkloadConfig(
+            trace="sharegpt", arrivals="poisson", qps=1.2, duration_s=1000.0, max_tokens=8192
+        ),
+        task=NAME,
+    ),
+)
+
+ROUTING = _Routing(
+    name=NAME,
+    preset="glia-routing",
+    presets=PRESETS,
+    objective="minimise the mean end-to-end latency",
+    baselines=BASELINES,
+    base=Router,
+    slot="router",
+    system="the request router",
+    example=("example_router.py", compose(Mechanisms(), name="LeastLoaded")),
+    mechanisms=Mechanisms,
+    compose=compose,
+    cost_is_latency=True,
+)
+"""Routing, as in the Glia paper."""
