@@ -1,13 +1,43 @@
-"""Shared fixtures for the simulator tests."""
+"""Fixtures and rules every test shares.
+
+* Async tests run on anyio's asyncio backend (nats-py and pydantic-ai need asyncio).
+* No test reaches a real model provider: pydantic-ai refuses model requests unless a test asks
+  for :func:`allow_model_requests` (a scripted server on loopback is the only provider a test
+  may talk to).
+* Every test has a 30 s timeout; a test marked ``slow`` gets 300 s unless it sets its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic_ai import models
 
 from glia.sim import LatencyModel, catalogue
+
+models.ALLOW_MODEL_REQUESTS = False
+
+SLOW_TIMEOUT_S = 300.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def allow_model_requests() -> Iterator[None]:
+    """Let this test's agents call their models (a scripted OpenAI-compatible server)."""
+    with models.override_allow_model_requests(True):
+        yield
 
 
 @pytest.fixture

@@ -14,10 +14,6 @@ from glia.runtime import ActorFailed, supervise
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Flaky:
     """Crashes its first ``crashes`` runs, then serves until drained."""

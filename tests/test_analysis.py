@@ -14,10 +14,6 @@ from glia.actors._analysis import run_analysis
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:

@@ -54,10 +54,6 @@ SMALL = {"duration_s": 60.0}
 LLQ = compose(Mechanisms(), name="Mine")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @asynccontextmanager
 async def cluster(tmp_path: Path) -> AsyncIterator[Client]:
@@ -261,6 +257,7 @@ if __name__ == "__main__":  # worker processes import this module too
 """
 
 
+@pytest.mark.slow
 async def test_a_killed_coordinator_resumes_without_losing_or_repeating_work(
     tmp_path: Path,
 ) -> None:

@@ -20,7 +20,7 @@ from glia.bus import Event, ProviderRetry, to_json
 from glia.policies._mechanisms import Mechanisms, compose
 from glia.runtime import local_cluster
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("allow_model_requests")]
 
 SECRET = "sk-glia-test-0123456789abcdef"
 ANALYSIS = """\
@@ -29,10 +29,6 @@ e2e = np.genfromtxt("{csv}", delimiter=",", names=True)["request_e2e_time"]
 print(f"mean={{e2e.mean():.6f}} n={{e2e.size}}")
 """
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Researcher:

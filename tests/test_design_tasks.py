@@ -24,11 +24,6 @@ from glia.sandbox import check_design
 from glia.tasks import TASKS
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @asynccontextmanager
 async def cluster(tmp_path: Path) -> AsyncIterator[Client]:
     async with local_cluster(workers=2, store_dir=str(tmp_path / "nats")) as c:

@@ -42,10 +42,6 @@ _START_S = 120.0
 Proc = tuple[int, int]  # pid, start time (clock ticks after boot)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # nats-py needs asyncio
-
 
 # -- /proc ---------------------------------------------------------------------------------------
 def _stat(pid: int) -> tuple[str, int, int] | None:

@@ -24,12 +24,8 @@ from pydantic_ai.exceptions import (
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("allow_model_requests")]
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def make_agent(provider: OpenAIProvider, calls: list[tuple[int, int]]) -> Agent[None, str]:

@@ -12,11 +12,6 @@ from glia.bus import NatsServer, nats_server
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # nats-py needs asyncio
-
-
-@pytest.fixture
 async def nats(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NatsServer]:
     async with nats_server(store_dir=tmp_path_factory.mktemp("js")) as server:
         yield server

@@ -165,6 +165,7 @@ async def test_a_killed_worker_loses_nothing(nats: NatsServer, tmp_path: Path) -
     assert sorted(r.key for r in every) == sorted(run.keys)
 
 
+@pytest.mark.slow
 async def test_a_restarted_server_loses_nothing(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
