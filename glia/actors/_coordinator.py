@@ -475,10 +475,15 @@ class Coordinator:
     async def _checkpoint(self) -> None:
         async with self._lock:
             self.record.usage = list(self.meter.usage.values())
-            save_record(self.record, str(self.run_dir / "run.json"))
-            self.cp.files = workspace_files(self.run_dir)
-            data = save_checkpoint(self.cp, self.run_dir)
+            # Disk work (an fsync, a re-read of the workspaces) runs off the event loop, which
+            # a local worker shares: its heartbeats and in-progress acks must not stall.
+            data = await anyio.to_thread.run_sync(self._save)
             await self.lab.client.bus.save_checkpoint(self.record.run_id, data)
+
+    def _save(self) -> bytes:
+        save_record(self.record, str(self.run_dir / "run.json"))
+        self.cp.files = workspace_files(self.run_dir)
+        return save_checkpoint(self.cp, self.run_dir)
 
     async def _note(self, context: int, role: Any, text: str) -> None:
         at = time.time()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import msgspec
 import numpy as np
 
@@ -152,6 +153,6 @@ class Lab:
                 continue
             data = await self.client.requests(r.artifact)
             path = csv_dir / f"{policy.name}-seed{seed}.csv"
-            path.write_bytes(data)
+            await anyio.to_thread.run_sync(path.write_bytes, data)
             paths.append(str(path.relative_to(self.run_dir)))
         return Outcome(policy.name, seeds, results, None, tuple(paths))
