@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from glia._errors import InputError
-from glia.actors._analysis import run_analysis
+from glia.sandbox import run_analysis
 
 pytestmark = pytest.mark.anyio
 

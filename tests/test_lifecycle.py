@@ -353,7 +353,7 @@ ANALYSIS_PARENT = """
 import sys
 from pathlib import Path
 import anyio
-from glia.actors._analysis import run_analysis
+from glia.sandbox import run_analysis
 script = "import time\\ntime.sleep(600)\\n"
 anyio.run(lambda: run_analysis(script, Path(sys.argv[1]), timeout_s=600))
 """

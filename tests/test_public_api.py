@@ -133,11 +133,11 @@ POLICIES = [
 
 
 ACTORS = [
-    "END", "OFFLINE_LABEL", "AnalysisResult", "Bench", "BudgetExhausted",
+    "END", "OFFLINE_LABEL", "Bench", "BudgetExhausted",
     "Checkpoint", "ContextState", "Coordinator", "DesignConfig", "Lab", "Meter", "MeteredModel",
     "Outcome", "Policy", "ProviderFailed", "ResearchDeps",
     "Workspace", "WorkspaceError", "offline_researcher", "offline_supervisor",
-    "researcher_agent", "resolve_models", "run_analysis", "supervisor_agent",
+    "researcher_agent", "resolve_models", "supervisor_agent",
 ]  # fmt: skip
 
 RUNTIME = ["Actor", "ActorFailed", "SimWorker", "WorkerStatistics", "local_cluster", "supervise"]

@@ -6,7 +6,6 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._analysis import AnalysisResult, run_analysis
     from ._checkpoint import Checkpoint, ContextState, DesignConfig
     from ._coordinator import Coordinator
     from ._lab import Lab, Outcome, Policy
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 # The agents' modules (pydantic-ai) load on first use, so sim workers never import them.
 _LAZY = {
-    "_analysis": ("AnalysisResult", "run_analysis"),
     "_checkpoint": ("Checkpoint", "ContextState", "DesignConfig"),
     "_coordinator": ("Coordinator",),
     "_lab": ("Lab", "Outcome", "Policy"),
@@ -42,7 +40,6 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "END",
     "OFFLINE_LABEL",
-    "AnalysisResult",
     "Bench",
     "BudgetExhausted",
     "Checkpoint",
@@ -62,6 +59,5 @@ __all__ = [
     "offline_supervisor",
     "researcher_agent",
     "resolve_models",
-    "run_analysis",
     "supervisor_agent",
 ]

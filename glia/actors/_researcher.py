@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import Model
 
+from glia.sandbox import run_analysis as run_script
 from glia.tasks import DEFAULT_TASK, ROUTING, TASKS, Slo, Task
 
-from . import _analysis
 from ._workspace import Workspace, WorkspaceError
 
 __all__ = ["EXAMPLES", "EXAMPLE_ROUTER", "Bench", "ResearchDeps", "brief", "researcher_agent"]
@@ -102,7 +102,7 @@ def researcher_agent(model: Model) -> Agent[ResearchDeps, str]:
     async def run_analysis(ctx: RunContext[ResearchDeps], script: str) -> str:
         """Run a Python analysis script in your workspace directory (numpy available; 30 s,
         1 GB; no network). Returns what it prints."""
-        out = await _analysis.run_analysis(script, ctx.deps.workspace.root)
+        out = await run_script(script, ctx.deps.workspace.root)
         if out.ok:
             return out.output or "(no output: print what you want to see)"
         return f"error: {out.error}\n{out.output}".rstrip()

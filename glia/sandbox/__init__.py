@@ -22,14 +22,17 @@ from glia.experiment import DesignFailure, FailureKind, Limits
 from ._child import BASES, SLOTS
 from ._guard import ALLOWED_IMPORTS
 from ._run import check_design, run_sandboxed
+from ._script import AnalysisResult, run_analysis
 
 __all__ = [
     "ALLOWED_IMPORTS",
     "BASES",
     "SLOTS",
+    "AnalysisResult",
     "DesignFailure",
     "FailureKind",
     "Limits",
     "check_design",
+    "run_analysis",
     "run_sandboxed",
 ]
