@@ -30,6 +30,7 @@ from glia.presets import preset as get_preset
 from glia.report import LogEntry, RunRecord, Trial, Validation, save_record, write_report
 from glia.tasks import resolve_task, slo_excess
 
+from ._answers import SimulationAnswer
 from ._checkpoint import (
     Checkpoint,
     ContextState,
@@ -314,24 +315,25 @@ class Coordinator:
     # -- the researcher's bench (see glia.actors._researcher.Bench) -----------------------------
     async def run_simulation(
         self, context: int, design_path: str, note: str, seeds: list[int] | None
-    ) -> dict[str, Any]:
+    ) -> SimulationAnswer:
         cs = next(c for c in self.cp.contexts if c.index == context)
         left = cs.budget - self._used(cs)
         if left <= 0:
-            return {"ok": False, "simulations_left": 0, "failure": (
+            return SimulationAnswer(ok=False, simulations_left=0, failure=(
                 "simulation budget exhausted: write your final report now"
-            )}  # fmt: skip
+            ))  # fmt: skip
         ws = Workspace(self.run_dir / f"ctx-{context}")
         try:
             path = ws.path(design_path)
             source = path.read_text(encoding="utf-8")
         except (WorkspaceError, OSError) as e:
             reason = e if isinstance(e, WorkspaceError) else f"cannot read {design_path!r}"
-            return {"ok": False, "simulations_left": left, "failure": f"{reason} (not counted)"}
+            failure = f"{reason} (not counted)"
+            return SimulationAnswer(ok=False, simulations_left=left, failure=failure)
         bad = [s for s in seeds or [] if not isinstance(s, int) or s < 0]
         if bad or (seeds is not None and not 1 <= len(seeds) <= 10):
             reason = "seeds: give 1 to 10 non-negative integers (not counted)"
-            return {"ok": False, "simulations_left": left, "failure": reason}
+            return SimulationAnswer(ok=False, simulations_left=left, failure=reason)
         index = 1 + max((t.index for t in self._trials(pending=True)), default=0)
         name = f"trial-{index:03d}"
         (ws.root / "trials").mkdir(exist_ok=True)
@@ -373,64 +375,52 @@ class Coordinator:
         ))  # fmt: skip
         return self._answer(trial, out, ws, left)
 
-    def _answer(self, t: Trial, out: Outcome, ws: Workspace, left: int) -> dict[str, Any]:
+    def _answer(self, t: Trial, out: Outcome, ws: Workspace, left: int) -> SimulationAnswer:
         failure = out.failure
         csvs = [str((self.run_dir / p).relative_to(ws.root)) for p in t.csv_paths]
         if t.mean_e2e_s is None:
             d = failure.design if failure is not None else None
-            return {
-                "ok": False, "trial": t.index, "experiment": f"trial-{t.index:03d}",
-                "failure": t.failure, "traceback": d.traceback if d else "",
-                "output": d.output if d else "", "simulations_left": left,
-            }  # fmt: skip
+            return SimulationAnswer(
+                ok=False, trial=t.index, experiment=f"trial-{t.index:03d}", failure=t.failure,
+                traceback=d.traceback if d else "", output=d.output if d else "",
+                simulations_left=left,
+            )  # fmt: skip
         s = t.summary
         assert s is not None
         llq = self.record.baselines.get("llq")
-        answer: dict[str, Any] = {
-            "ok": True, "trial": t.index, "experiment": f"trial-{t.index:03d}",
-            "score": round(t.score or 0.0, 4), "mean_e2e_s": round(t.mean_e2e_s, 3),
-            "vs_llq": round(t.mean_e2e_s / llq, 3) if llq else None,
-            "per_seed_mean_e2e_s": [round(x, 3) for x in t.per_seed_e2e_s], "seeds": t.seeds,
-            "first_seed": {
-                "p50_e2e_s": round(s.p50_e2e_s, 3), "p99_e2e_s": round(s.p99_e2e_s, 3),
-                "mean_ttft_s": round(s.mean_ttft_s, 3), "mean_tpot_s": round(s.mean_tpot_s, 4),
-                "mean_sched_delay_s": round(s.mean_sched_delay_s, 3),
-                "restarts": s.restarts, "requests_restarted": s.requests_restarted,
-            },
-            "csv_paths": csvs, "simulations_left": left,
-            "prefix_caching": self.cluster.prefix_cache > 0,
+        first: dict[str, float | int | bool] = {
+            "p50_e2e_s": round(s.p50_e2e_s, 3), "p99_e2e_s": round(s.p99_e2e_s, 3),
+            "mean_ttft_s": round(s.mean_ttft_s, 3), "mean_tpot_s": round(s.mean_tpot_s, 4),
+            "mean_sched_delay_s": round(s.mean_sched_delay_s, 3),
+            "restarts": s.restarts, "requests_restarted": s.requests_restarted,
         }  # fmt: skip
-        extra = self._task_answer(t, out)
-        answer["first_seed"] |= extra.pop("first_seed", {})
-        return answer | extra
-
-    def _task_answer(self, t: Trial, out: Outcome) -> dict[str, Any]:
-        """What a non-routing task adds to a simulation's answer: its objective."""
+        answer = SimulationAnswer(
+            ok=True, trial=t.index, experiment=f"trial-{t.index:03d}",
+            score=round(t.score or 0.0, 4), mean_e2e_s=round(t.mean_e2e_s, 3),
+            vs_llq=round(t.mean_e2e_s / llq, 3) if llq else None,
+            per_seed_mean_e2e_s=[round(x, 3) for x in t.per_seed_e2e_s], seeds=t.seeds,
+            first_seed=first, csv_paths=csvs, simulations_left=left,
+            prefix_caching=self.cluster.prefix_cache > 0,
+        )  # fmt: skip
         if self.task.cost_is_latency or t.cost is None:
-            return {}
-        s = t.summary
-        assert s is not None
+            return answer
+        # The task's own objective, and (against an SLO) how close the design came to it.
         best = min(self.record.baseline_costs.values(), default=None)
-        answer: dict[str, Any] = {
-            "cost": round(t.cost, 4), "objective": self.task.objective_text(self.slo),
-            "vs_best_baseline": round(t.cost / best, 3) if best else None,
-        }  # fmt: skip
-        answer["per_seed_cost"] = [round(c, 4) for c in out.per_seed_cost(self.task, self.slo)]
+        answer.cost = round(t.cost, 4)
+        answer.objective = self.task.objective_text(self.slo)
+        answer.vs_best_baseline = round(t.cost / best, 3) if best else None
+        answer.per_seed_cost = [round(c, 4) for c in out.per_seed_cost(self.task, self.slo)]
         if self.task.uses_slo and self.slo is not None:
-            # How close the worst seed came to the SLO (negative: missed), so a researcher can
-            # tell a design on the edge from one with room to spare.
             slo = self.slo
-            answer["slo_margin"] = round(min(
+            answer.slo_margin = round(min(
                 min(1 - r.summary.p90_ttft_s / slo.p90_ttft_s,
                     1 - r.summary.p90_tpot_s / slo.p90_tpot_s)
                 for r in out.results
             ), 4)  # fmt: skip
-        if self.task.uses_slo:
-            answer["first_seed"] = {
+            first |= {
                 "gpu_hours": round(s.gpu_hours, 3), "mean_replicas": round(s.mean_replicas, 2),
                 "p90_ttft_s": round(s.p90_ttft_s, 3), "p90_tpot_s": round(s.p90_tpot_s, 4),
-                "slo_met": self.slo is None or slo_excess(s, self.slo) == 0.0,
-                "scale_events": s.scale_events,
+                "slo_met": slo_excess(s, slo) == 0.0, "scale_events": s.scale_events,
             }  # fmt: skip
         return answer
 

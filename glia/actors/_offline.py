@@ -38,6 +38,7 @@ from glia.policies import Mechanisms as RouterMechanisms
 from glia.policies import ScalerMechanisms, SchedulerMechanisms
 from glia.tasks import DEFAULT_TASK, TASKS, Task
 
+from ._answers import read_answer
 from ._supervisor import END
 
 __all__ = ["OFFLINE_LABEL", "offline_researcher", "offline_supervisor"]
@@ -226,20 +227,20 @@ def _read(messages: list[ModelMessage]) -> _State:
                 st.analysis[key] = float(value)
         elif call.tool_name == "read_file" and isinstance(out, str) and _MARK in out:
             st.files[args["path"]] = out
-        elif call.tool_name == "run_simulation" and isinstance(out, dict):
+        elif call.tool_name == "run_simulation" and (answer := read_answer(out)) is not None:
             st.turn_trials += i >= turn_start
-            st.left = int(out.get("simulations_left", 0))
-            st.prefix = st.prefix or bool(out.get("prefix_caching"))
-            if "trial" in out:
+            st.left = answer.simulations_left
+            st.prefix = st.prefix or answer.prefix_caching
+            if answer.trial is not None:
                 src = st.files.get(args["design_path"], "")
                 st.trials.append(
                     _Trial(
-                        index=int(out["trial"]),
+                        index=answer.trial,
                         path=args["design_path"],
                         spec=_spec(src, st.task),
-                        value=out.get("cost", out.get("mean_e2e_s")) if out.get("ok") else None,
-                        csv_paths=list(out.get("csv_paths", [])),
-                        margin=out.get("slo_margin"),
+                        value=answer.value,
+                        csv_paths=answer.csv_paths or [],
+                        margin=answer.slo_margin,
                     )
                 )
     return st

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import Model
 
 from glia.sandbox import run_analysis as run_script
 from glia.tasks import DEFAULT_TASK, ROUTING, TASKS, Slo, Task
 
+from ._answers import SimulationAnswer
 from ._workspace import Workspace, WorkspaceError
 
 __all__ = ["EXAMPLES", "EXAMPLE_ROUTER", "Bench", "ResearchDeps", "brief", "researcher_agent"]
@@ -33,7 +35,7 @@ class Bench(Protocol):
 
     async def run_simulation(
         self, context: int, design_path: str, note: str, seeds: list[int] | None
-    ) -> dict[str, Any]: ...
+    ) -> SimulationAnswer: ...
 
     async def publish(self, context: int, text: str) -> None: ...
 
@@ -121,7 +123,8 @@ def researcher_agent(model: Model) -> Agent[ResearchDeps, str]:
         experiment id and the per-request CSV paths in your workspace — or the failure with
         its traceback if the design could not run.
         """
-        return await ctx.deps.bench.run_simulation(ctx.deps.context, design_path, note, seeds)
+        answer = await ctx.deps.bench.run_simulation(ctx.deps.context, design_path, note, seeds)
+        return msgspec.to_builtins(answer)  # type: ignore[no-any-return]
 
     @agent.tool
     async def report(ctx: RunContext[ResearchDeps], findings: str) -> str:
