@@ -16,18 +16,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
-import msgspec
 
 from glia._errors import DesignError, GliaError, InputError, SimulationError
 from glia.bus import (
     Bus,
     Event,
     ExperimentFailure,
-    ExperimentFinished,
     ExperimentQueued,
     ExperimentRequest,
     NatsBus,
     ResultMessage,
+    answer_from_cache,
 )
 from glia.experiment import DesignFailed, Experiment
 from glia.sandbox import SLOTS
@@ -82,17 +81,7 @@ class Client:
             if key in queued:
                 continue
             queued.add(key)
-            hit = await self.bus.cached(key)
-            if hit is not None:
-                mine = msgspec.structs.replace(hit, run_id=run, label=label, cached=True)
-                await self.bus.publish_result(mine)
-                await self.bus.publish_event(
-                    ExperimentFinished(
-                        run_id=run, key=key, label=label, worker="cache",
-                        mean_e2e_s=hit.summary.mean_e2e_s, wall_s=0.0, cached=True,
-                        at=time.time(),
-                    )
-                )  # fmt: skip
+            if await answer_from_cache(self.bus, key, run_id=run, label=label, by="cache"):
                 continue
             request = ExperimentRequest(run_id=run, experiment=exp, label=label)
             await self.bus.submit(request, msg_id=f"{run}.{key}")

@@ -1,6 +1,7 @@
 """The message bus: schemas, subject names, and the NATS JetStream and in-memory buses."""
 
 from ._bus import Bus, Delivery, WorkQueue
+from ._cache import answer_from_cache
 from ._memory import MemoryBus
 from ._messages import (
     AgentMessage,
@@ -53,6 +54,7 @@ __all__ = [
     "TrialFinished",
     "WorkQueue",
     "WorkerHeartbeat",
+    "answer_from_cache",
     "decode_event",
     "decode_request",
     "decode_result",

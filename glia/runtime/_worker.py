@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-import msgspec
 import structlog
 
 from glia._batch import run_experiment
@@ -45,6 +44,7 @@ from glia.bus import (
     ResultMessage,
     WorkerHeartbeat,
     WorkQueue,
+    answer_from_cache,
     decode_request,
 )
 from glia.bus._nats import MAX_DELIVER
@@ -275,13 +275,10 @@ class SimWorker:
         run, label = req.run_id, req.label
         logger = log.bind(worker=self.name, run_id=run, experiment=key[:12], label=label)
 
-        hit = await self.bus.cached(key)
+        hit = await answer_from_cache(self.bus, key, run_id=run, label=label, by=self.name)
         if hit is not None:
             self._cached += 1
             self._done += 1
-            mine = msgspec.structs.replace(hit, run_id=run, label=label, cached=True)
-            await self.bus.publish_result(mine)
-            await self._finished(mine, 0.0)
             await d.ack()
             logger.info("experiment_cached", mean_e2e_s=hit.summary.mean_e2e_s)
             return

@@ -29,8 +29,7 @@ from glia.sim import (
     Request,
     SimResult,
     WorkloadConfig,
-    build_trace,
-    run_simulation,
+    simulate,
 )
 from glia.tasks import DEFAULT_TASK
 
@@ -218,10 +217,9 @@ def run_sandboxed(
         return msgspec.structs.replace(out.failure, output=out.output)
     assert out.summary is not None and out.decisions is not None
     name = out.router if out.router.isidentifier() and len(out.router) <= 64 else "design"
-    trace = build_trace(workload, seed, max_context=cluster.resolve().max_context)
     try:
-        replay = run_simulation(
-            trace, cluster, seed=seed, workload=workload,
+        replay = simulate(
+            cluster, workload, seed,
             **_policies(req, _REPLAYS[SLOTS[task]](name, out.decisions)),  # type: ignore[arg-type]
         )  # fmt: skip
     except DesignError:
