@@ -5,7 +5,7 @@ Usage: python benchmarks/sim_speed.py [--repeats N] [--json]
 Modes, side by side: ``step`` handles every replica iteration as an event (no kernels);
 ``ff`` runs decode-only stretches in the compiled fast-forward kernel (the default);
 ``ff-nojit`` runs the same kernel as plain Python (``GLIA_NO_JIT=1``). All three give identical
-results (tests/test_kernels.py). Each cell is the best of N runs of ``run_simulation`` alone
+results (tests/kernels/test_kernels.py). Each cell is the best of N runs of ``run_simulation`` alone
 (trace built beforehand, JIT already warm from the on-disk cache), on one core.
 """
 

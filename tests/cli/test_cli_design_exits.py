@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_stub import ChatStub, Fail, Reply, Text, ToolCalls
 
 import glia
+from tests.openai_stub import ChatStub, Fail, Reply, Text, ToolCalls
 
 SECRET = "sk-glia-exit-test-0123456789abcdef"
 SMALL = ["--seeds", "1", "--set", "duration_s=60", "--workers", "1", "--json"]

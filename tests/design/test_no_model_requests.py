@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from openai_stub import ChatStub, Text
 from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from tests.openai_stub import ChatStub, Text
 
 pytestmark = pytest.mark.anyio
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai_stub import ChatStub, Fail, Reply, Text, ToolCalls, tool_messages
 
 from glia._design import design_async
 from glia.bus import Event, ProviderRetry, to_json
 from glia.policies._mechanisms import Mechanisms, compose
 from glia.runtime import local_cluster
+from tests.openai_stub import ChatStub, Fail, Reply, Text, ToolCalls, tool_messages
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("allow_model_requests")]
 

@@ -12,7 +12,6 @@ from typing import Any
 import openai
 import pytest
 from openai import AsyncOpenAI
-from openai_stub import ChatStub, Fail, Reply, Text, ToolCalls, error_body, replies, tool_messages
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import (
     ModelHTTPError,
@@ -23,6 +22,17 @@ from pydantic_ai.exceptions import (
 )
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from tests.openai_stub import (
+    ChatStub,
+    Fail,
+    Reply,
+    Text,
+    ToolCalls,
+    error_body,
+    replies,
+    tool_messages,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("allow_model_requests")]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 NOT_HERE: dict[str, str] = {
     r"^python3 -m venv .* pip install": "installs the project: .ci/run runs the quick start "
@@ -26,8 +26,8 @@ NOT_HERE: dict[str, str] = {
     r"^python -m pytest": "is this test suite",
     r"^(ruff check|mypy)\b": "a static check: .ci/run runs it",
     r"^glia design( --resume|\b)": "a design run takes minutes: .ci/run runs the quick start, "
-    "tests/test_cli_design_exits.py a small one from a relative directory",
-    r"^glia report glia-runs/": "needs that run: tests/test_cli_design_exits.py rewrites the "
+    "tests/cli/test_cli_design_exits.py a small one from a relative directory",
+    r"^glia report glia-runs/": "needs that run: tests/cli/test_cli_design_exits.py rewrites the "
     "report of a fresh run by a relative path",
     r"--nats nats://": "needs a running NATS cluster: tests/bus/ start real ones",
     r"^glia nats\b": "a server that runs until stopped: tests/bus/ start real ones",

@@ -160,7 +160,7 @@ def test_invariants(s: Scenario, seed: int) -> None:
 
 
 # Without shrinking: a failure here is reported at once, instead of after minutes of shrinking
-# whole simulations (tests/test_engine.py has the minimal case).
+# whole simulations (tests/sim/test_engine.py has the minimal case).
 @settings(
     max_examples=60,
     deadline=None,
@@ -283,7 +283,7 @@ def test_views_are_the_same_with_fast_forward(s: Scenario, seed: int) -> None:
     assert stepped.seen == fast.seen
 
 
-# Without shrinking, like test_preemption_only_when_decoders_lack_memory (tests/test_engine.py
+# Without shrinking, like test_preemption_only_when_decoders_lack_memory (tests/sim/test_engine.py
 # has the minimal case).
 @settings(
     max_examples=40,
