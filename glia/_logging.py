@@ -1,10 +1,13 @@
 """Structured logging for the ``glia`` command: key-value events on stderr, never on stdout.
 
 Events are JSON lines when stderr is not a terminal (pipes, CI, log collectors) and a readable
-console rendering when it is. Use :func:`get_logger` after :func:`configure_logging`::
+console rendering when it is. A module names its logger once, at import::
 
-    configure_logging()
-    get_logger().info("simulation_finished", router="llq", mean_e2e_s=17.8)
+    log = get_logger("glia.worker")
+    log.info("experiment_finished", mean_e2e_s=17.8)   # ... "logger": "glia.worker" ...
+
+The name travels with the logger (structlog's lazy proxy passes it to our factory), so it is
+in every event whenever logging is configured, before or after the import.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class _StderrLogger:
     or a test runner capturing output.
     """
 
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
     def msg(self, message: str) -> None:
         """Write one rendered event."""
         stream = sys.stderr
@@ -35,8 +41,18 @@ class _StderrLogger:
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
-def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
-    return _StderrLogger()
+def _stderr_logger_factory(*args: Any) -> _StderrLogger:
+    return _StderrLogger(args[0] if args and isinstance(args[0], str) else None)
+
+
+def _add_logger_name(
+    logger: Any, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Name the logger in the event (unless the event names one itself)."""
+    name = getattr(logger, "name", None)
+    if name is not None:
+        event.setdefault("logger", name)
+    return event
 
 
 def configure_logging(json: bool | None = None, level: int = logging.INFO) -> None:
@@ -55,6 +71,7 @@ def configure_logging(json: bool | None = None, level: int = logging.INFO) -> No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_logger_name,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -67,8 +84,8 @@ def configure_logging(json: bool | None = None, level: int = logging.INFO) -> No
 
 
 def get_logger(name: str = "glia") -> structlog.typing.FilteringBoundLogger:
-    """A structlog logger bound to ``logger=name``."""
-    return cast(structlog.typing.FilteringBoundLogger, structlog.get_logger().bind(logger=name))
+    """The logger called ``name``: every event it logs says ``logger=name``."""
+    return cast(structlog.typing.FilteringBoundLogger, structlog.get_logger(name))
 
 
 def _isatty(stream: object) -> bool:

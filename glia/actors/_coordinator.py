@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import structlog
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
+from glia._logging import get_logger
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus
 from glia.experiment import experiment_config
 from glia.presets import preset as get_preset
@@ -48,7 +48,7 @@ from ._workspace import Workspace
 
 __all__ = ["Coordinator", "new_checkpoint"]
 
-log = structlog.get_logger("glia.coordinator")
+log = get_logger("glia.coordinator")
 
 MAX_REQUESTS_PER_TURN = 80
 """Model requests a researcher turn may make (a model that never stops gets cut off)."""

@@ -13,12 +13,13 @@ import msgspec
 import nats
 import nats.errors
 import nats.js.errors
-import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
+
+from glia._logging import get_logger
 
 from . import _subjects as s
 from ._bus import Delivery
@@ -37,7 +38,7 @@ from ._server import BusError
 
 __all__ = ["MAX_DELIVER", "NatsBus", "redact"]
 
-log = structlog.get_logger("glia.bus")
+log = get_logger("glia.bus")
 
 MAX_DELIVER = 6
 """JetStream's own bound on deliveries; workers give up earlier (see the worker's attempts)."""

@@ -16,13 +16,13 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
-import structlog
 
 from glia._errors import GliaError
+from glia._logging import get_logger
 
 __all__ = ["Actor", "ActorFailed", "supervise"]
 
-log = structlog.get_logger("glia.actors")
+log = get_logger("glia.runtime")
 
 
 class Actor(Protocol):

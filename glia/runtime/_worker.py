@@ -29,6 +29,7 @@ import structlog
 from glia._batch import run_experiment
 from glia._errors import DesignError, GliaError, InputError
 from glia._lifeline import adopt, lifeline
+from glia._logging import get_logger
 from glia.bus import (
     Bus,
     Delivery,
@@ -53,7 +54,7 @@ from glia.sim import Summary
 
 __all__ = ["SimWorker", "WorkerStatistics"]
 
-log = structlog.get_logger("glia.worker")
+log = get_logger("glia.worker")
 T = TypeVar("T")
 
 
@@ -356,7 +357,11 @@ class SimWorker:
             await d.in_progress()
 
     async def _crashed(
-        self, req: ExperimentRequest, key: str, d: Delivery, logger: structlog.BoundLogger
+        self,
+        req: ExperimentRequest,
+        key: str,
+        d: Delivery,
+        logger: structlog.typing.FilteringBoundLogger,
     ) -> None:
         if d.attempt >= self.max_attempts:
             message = (

@@ -422,8 +422,20 @@ def test_logging_goes_to_stderr_as_json(capsys: pytest.CaptureFixture[str]) -> N
     (line,) = captured.err.splitlines()
     event = json.loads(line)
     assert event["event"] == "simulation_finished"
-    assert event["level"] == "info"
+    assert event["level"] == "info" and event["logger"] == "test"
     assert event["router"] == "llq" and event["mean_e2e_s"] == 1.5
+
+
+def test_a_modules_logger_names_itself_even_when_configured_after_import(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from glia.runtime._worker import log  # named at import, long before this configuration
+
+    configure_logging(json=True)
+    log.bind(run_id="r1").info("experiment_cached")
+    event = json.loads(capsys.readouterr().err)
+    assert (event["logger"], event["run_id"], event["event"]) == ("glia.worker", "r1",
+                                                                  "experiment_cached")  # fmt: skip
 
 
 def test_logging_console_format(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import signal
 import anyio
 import anyio.abc
 import pytest
+from structlog.testing import capture_logs
 
 from glia.runtime import ActorFailed, supervise
 
@@ -41,16 +42,23 @@ class Flaky:
 
 async def test_a_crashing_actor_is_restarted_and_the_others_go_on() -> None:
     flaky, steady = Flaky("flaky", crashes=2), Flaky("steady", crashes=0)
-    async with anyio.create_task_group() as tg:
-        await tg.start(lambda task_status: supervise(
-            [flaky, steady], backoff=0.01, handle_signals=False, task_status=task_status
-        ))  # fmt: skip
-        with anyio.fail_after(5):
-            while flaky.runs < 3:
-                await anyio.sleep(0.01)
-        flaky.drain()
-        steady.drain()
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lambda task_status: supervise(
+                [flaky, steady], backoff=0.01, handle_signals=False, task_status=task_status
+            ))  # fmt: skip
+            with anyio.fail_after(5):
+                while flaky.runs < 3:
+                    await anyio.sleep(0.01)
+            flaky.drain()
+            steady.drain()
     assert (flaky.runs, steady.runs) == (3, 1)
+    crashes = [e for e in logs if e["event"] == "actor_crashed"]
+    assert [(e["actor"], e["crashes"], e["error"]) for e in crashes] == [
+        ("flaky", 1, "RuntimeError('crash 1')"),
+        ("flaky", 2, "RuntimeError('crash 2')"),
+    ]
+    assert all(e["log_level"] == "error" for e in crashes)
 
 
 async def test_an_actor_that_keeps_crashing_fails_its_group_cleanly() -> None:
