@@ -12,6 +12,9 @@ measured — an analysis of the first run's per-request table (are requests bein
 recomputed? is time lost queueing?), which mechanisms have helped so far (ordering only matters
 once requests are held back), and the supervisor's push to combine ideas. Everything it knows
 is read back from the conversation (tool results), so a resumed run continues the same search.
+
+Why one module of this size: reading the conversation, choosing the next experiment and
+writing the reports are one deterministic policy, for the researcher and the supervisor.
 """
 
 from __future__ import annotations

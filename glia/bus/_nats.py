@@ -1,4 +1,8 @@
-"""The Bus on NATS JetStream."""
+"""The Bus on NATS JetStream.
+
+Why one module of this size: it is the one JetStream binding, every stream, consumer and
+bucket operation behind the :class:`~glia.bus.Bus` protocol, next to its in-memory twin.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@
 report next to them. It works at any point of a run (no trials yet, no best design, no
 validation) and notes missing files instead of failing on them. Nothing in it depends on the
 clock, the time zone or the machine, so rendering the same run twice gives the same files.
+
+Why one module of this size: the report's sections, one function each, rendered from one
+:class:`~glia.report.RunRecord`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ agent can read — not a crash. A child process that dies breaks the pool: every
 flight on it is handed back and retried, each retry in a fresh process of its own so a poison
 experiment cannot take innocent ones down with it; after ``max_attempts`` it is dead-lettered
 and answered with a ``crash`` failure.
+
+Why one module of this size: a worker's handling of a delivery (cache, run, retry on a
+broken pool, publish, ack or hand back) is one state machine; split, its ack rules would scatter.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ source is executed and simulated. The process reports the summary it saw and eve
 the design (routing assignments, a scheduler's admission orders and preemption victims, an
 autoscaler's replica counts), which the parent replays through its own simulator: the metrics
 that count are the parent's.
+
+Why one module of this size: everything that runs inside a design's process (loading, static
+rules, limits, capture, recorders) in one place; the sandbox rebuild replaces it whole.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ Threat model — what is enforced, and by whom:
 
 Running hostile code needs an OS sandbox on top (a container or VM without network, a
 separate user, seccomp); this module is sized for a cooperative but fallible agent.
+
+Why one module of this size: the parent and the child of an analysis script share one
+protocol, and the child's bootstrap is sent from here as source.
 """
 
 from __future__ import annotations

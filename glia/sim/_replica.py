@@ -14,6 +14,9 @@ a decoder that started decoding at iteration ``s`` with a ``P``-token prompt hol
 ``ceil((P + it - s) / B)`` blocks after ``it`` iterations and needs a new block exactly at the
 iterations ``c`` with ``c = s - P (mod B)`` (``B`` = block size), so the replica keeps a count of
 decoders per residue and the sum ``P - s`` over decoders for the KV tokens attention reads.
+
+Why one module of this size: exact stepping and the lazy decode fast-forward share one
+replica's state and must stay bit-identical, so they live together.
 """
 
 from __future__ import annotations

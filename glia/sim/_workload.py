@@ -3,6 +3,9 @@
 Every random draw comes from a ``numpy.random.Generator`` derived from the caller's seed, with one
 independent stream per purpose (arrivals, length sampling, prompt and output inflation), so
 changing the arrival rate does not change which lengths are drawn.
+
+Why one module of this size: loading traces, generating arrivals and building a trace are one
+pipeline from a config to a :class:`Trace`, every step drawing from the seed's streams.
 """
 
 from __future__ import annotations
