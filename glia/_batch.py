@@ -18,7 +18,7 @@ from glia.policies import baseline_router, resolve_autoscaler, resolve_scheduler
 from glia.sandbox import BASES, run_sandboxed
 from glia.sim import SimResult, simulate
 
-__all__ = ["DesignFailed", "Experiment", "run_batch", "run_experiment"]
+__all__ = ["run_batch", "run_experiment"]
 
 
 def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
