@@ -117,20 +117,8 @@ class NatsBus:
         self.patience = PATIENCE_S
 
     async def _patiently(self, fn: Callable[..., Awaitable[_T]], *args: Any, **kw: Any) -> _T:
-        """``fn(...)``, retried with backoff for up to :attr:`patience` seconds while JetStream
-        cannot answer: when a node of a cluster dies, its streams' leaders are re-elected on the
-        others within seconds. Only idempotent operations go through here (a publish carries a
-        message id, so a retry of one that was stored after all is dropped as a duplicate)."""
-        delay, deadline = 0.1, anyio.current_time() + self.patience
-        while True:
-            try:
-                return await fn(*args, **kw)
-            except _TRANSIENT as e:
-                if anyio.current_time() + delay > deadline:
-                    raise
-                log.warning("nats_retry", url=redact(self.url), error=str(e) or type(e).__name__)
-                await anyio.sleep(delay)
-                delay = min(2 * delay, 2.0)
+        """``fn(...)``, retried while JetStream cannot answer (see :func:`_patiently`)."""
+        return await _patiently(self.url, self.patience, fn, *args, **kw)
 
     @classmethod
     @asynccontextmanager
@@ -199,7 +187,16 @@ class NatsBus:
         nc.options["max_reconnect_attempts"] = -1  # from now on, ride out server restarts
         try:
             js = nc.jetstream()
-            yield cls(nc, js, await _setup(js, replicas), url)
+            # A cluster that has just started (or lost a node) may not answer for seconds.
+            try:
+                stores = await _patiently(url, PATIENCE_S, _setup, js, replicas)
+            except _TRANSIENT as e:
+                raise BusError(
+                    f"JetStream at {redact(url)} did not answer for {PATIENCE_S:g} s "
+                    f"({str(e) or type(e).__name__}): start nats-server with JetStream (-js; "
+                    "`glia nats` does), and on a cluster check that a majority of its nodes run"
+                ) from None
+            yield cls(nc, js, stores, url)
         finally:
             closing = True
             with anyio.CancelScope(shield=True):
@@ -368,6 +365,26 @@ def _credentials(path: str) -> dict[str, str]:
     raise BusError(
         f"{path!r} is neither a JWT .creds file (nsc) nor an nkey user seed (nk -gen user)"
     )
+
+
+async def _patiently(
+    url: str, patience: float, fn: Callable[..., Awaitable[_T]], *args: Any, **kw: Any
+) -> _T:
+    """``fn(...)``, retried with backoff for up to ``patience`` seconds while JetStream cannot
+    answer: a cluster elects its meta leader when it starts, and when a node dies its streams'
+    leaders are re-elected on the others within seconds. Only idempotent operations go
+    through here (a publish carries a message id, so a retry of one that was stored after all
+    is dropped as a duplicate; setting up streams and buckets gets or creates them)."""
+    delay, deadline = 0.1, anyio.current_time() + patience
+    while True:
+        try:
+            return await fn(*args, **kw)
+        except _TRANSIENT as e:
+            if anyio.current_time() + delay > deadline:
+                raise
+            log.warning("nats_retry", url=redact(url), error=str(e) or type(e).__name__)
+            await anyio.sleep(delay)
+            delay = min(2 * delay, 2.0)
 
 
 async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, KeyValue, ObjectStore]:
