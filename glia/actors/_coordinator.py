@@ -41,6 +41,7 @@ from ._checkpoint import (
 )
 from ._lab import Lab
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
+from ._offline import OfflineModel, Seat
 from ._researcher import ResearchDeps, brief, researcher_agent
 from ._supervisor import ends_context, supervisor_agent
 from ._validation import validate
@@ -190,10 +191,14 @@ class Coordinator:
             task=self.task, slo=self.slo,
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self.bench)
-        researcher = researcher_agent(self._metered(self._models[0], "researcher", cs.index))
-        supervisor = supervisor_agent(
-            self._metered(self._models[1], "supervisor", cs.index), self.task
+        # The offline agents get their context, task and trials as values, not as prose.
+        seat = Seat(cs.index, self.task, lambda: [t for t in self.bench.trials()
+                                                   if t.context == cs.index])  # fmt: skip
+        r_model, s_model = (
+            m.seated(seat) if isinstance(m, OfflineModel) else m for m in self._models
         )
+        researcher = researcher_agent(self._metered(r_model, "researcher", cs.index))
+        supervisor = supervisor_agent(self._metered(s_model, "supervisor", cs.index), self.task)
         if cs.turns == 0 and cs.prompt is None and cs.researcher == "[]":
             cs.prompt = (
                 f"Start (context {cs.index + 1} of {len(self.cp.contexts)}): look at your "

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import msgspec
 from pydantic_ai.messages import (
@@ -39,9 +40,11 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from glia.policies import Mechanisms as RouterMechanisms
 from glia.policies import ScalerMechanisms, SchedulerMechanisms
-from glia.tasks import DEFAULT_TASK, TASKS, Task
+from glia.report import Trial
+from glia.tasks import DEFAULT_TASK, Task
 
 from ._answers import read_answer
+from ._bench import trial_cost
 from ._supervisor import END
 
 __all__ = ["OFFLINE_LABEL", "offline_researcher", "offline_supervisor"]
@@ -55,8 +58,6 @@ _MARGIN = 0.1
 it) is on the edge: held-out days may miss it, so it is preferred only if nothing safer is."""
 
 Spec = RouterMechanisms | SchedulerMechanisms | ScalerMechanisms
-_EXAMPLES = {t.example[0]: t for t in TASKS.values()}
-"""Which task a workspace is for, by the working example in it."""
 
 ANALYSIS = """\
 import csv, glob
@@ -198,8 +199,8 @@ def _content(part: ToolReturnPart) -> Any:
     return c
 
 
-def _read(messages: list[ModelMessage]) -> _State:
-    st = _State()
+def _read(messages: list[ModelMessage], seat: Seat) -> _State:
+    st = _State(context=seat.context, task=seat.task)
     turn_start = 0
     for msg in messages:
         if isinstance(msg, ModelResponse):
@@ -211,8 +212,6 @@ def _read(messages: list[ModelMessage]) -> _State:
                 turn_start = len(st.calls)  # a new turn: the supervisor (or the brief) spoke
                 text = part.content if isinstance(part.content, str) else ""
                 st.why = "which requests gained" in text.lower() or "explain" in text.lower()
-                if (c := re.search(r"context (\d+) of \d+", text)) and not st.calls:
-                    st.context = int(c.group(1)) - 1
                 m = re.search(r"[Rr]ecall trial (\d+)", text)
                 st.hint = int(m.group(1)) if m and "combine" in text else None
             elif isinstance(part, ToolReturnPart):
@@ -220,9 +219,7 @@ def _read(messages: list[ModelMessage]) -> _State:
     for i, call in enumerate(st.calls):
         args = call.args_as_dict()
         out = st.returns.get(call.tool_call_id)
-        if call.tool_name == "list_files" and isinstance(out, str):
-            st.task = next((t for f, t in _EXAMPLES.items() if f in out), DEFAULT_TASK)
-        elif call.tool_name == "write_file":
+        if call.tool_name == "write_file":
             st.files[args["path"]] = args["content"]
         elif call.tool_name == "run_analysis" and isinstance(out, str):
             st.why = st.why and i < turn_start
@@ -376,8 +373,8 @@ def _say(text: str) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"[{OFFLINE_LABEL}]\n{text}")])
 
 
-def _researcher(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    st = _read(messages)
+def _researcher(seat: Seat, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    st = _read(messages, seat)
     names = [c.tool_name for c in st.calls]
     if "list_files" not in names:
         return _call("list_files")
@@ -492,19 +489,14 @@ def _final(st: _State, out_of_budget: bool) -> str:
 
 
 # -- the supervisor ----------------------------------------------------------------------------
-_ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([-\d.]+|failed)\s*\|\s*(.*?)\s*\|$", re.M)
-
-
-def _supervisor(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Reads the coordinator's trial table in the latest report and replies by rule."""
-    prompt = ""
-    last = messages[-1]
-    if isinstance(last, ModelRequest):
-        prompt = "\n".join(
-            p.content for p in last.parts if isinstance(p, UserPromptPart) and isinstance(
-                p.content, str)
-        )  # fmt: skip
-    rows = [(int(i), e, note) for i, e, note in _ROW.findall(prompt)]
+def _supervisor(seat: Seat, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Reads its context's trials (the records the coordinator's table shows, to its two
+    decimals) and replies by rule."""
+    rows = [
+        (t.index, "failed" if t.mean_e2e_s is None else f"{trial_cost(t):.2f}",
+         t.note or t.design_path)
+        for t in seat.trials()
+    ]  # fmt: skip
     ok = [(i, float(e), note) for i, e, note in rows if e != "failed"]
     if not ok:
         return _say("Nothing has run successfully yet. Read the failure, fix the design, rerun.")
@@ -530,11 +522,35 @@ def _supervisor(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     )
 
 
-def offline_researcher() -> FunctionModel:
+@dataclass(frozen=True)
+class Seat:
+    """Where an offline agent works: its context, the task, and that context's trials so far
+    (as the coordinator records them). It reads these as values, never from the wording of
+    its prompts."""
+
+    context: int = 0
+    task: Task = DEFAULT_TASK
+    trials: Callable[[], list[Trial]] = list
+
+
+class OfflineModel(FunctionModel):
+    """The offline researcher or supervisor; :meth:`seated` gives it a context's seat."""
+
+    def __init__(self, role: Literal["researcher", "supervisor"], seat: Seat = Seat()) -> None:
+        agent = _researcher if role == "researcher" else _supervisor
+        super().__init__(partial(agent, seat), model_name=f"offline-{role}")
+        self.role, self.seat = role, seat
+
+    def seated(self, seat: Seat) -> OfflineModel:
+        """The same agent, working in ``seat``."""
+        return OfflineModel(self.role, seat)
+
+
+def offline_researcher() -> OfflineModel:
     """The offline researcher as a pydantic-ai model."""
-    return FunctionModel(_researcher, model_name="offline-researcher")
+    return OfflineModel("researcher")
 
 
-def offline_supervisor() -> FunctionModel:
+def offline_supervisor() -> OfflineModel:
     """The offline supervisor as a pydantic-ai model."""
-    return FunctionModel(_supervisor, model_name="offline-supervisor")
+    return OfflineModel("supervisor")
