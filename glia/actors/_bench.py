@@ -158,17 +158,21 @@ class TrialBench:
         answer.objective = self.task.objective_text(self.slo)
         answer.vs_best_baseline = round(t.cost / best, 3) if best else None
         answer.per_seed_cost = [round(c, 4) for c in out.per_seed_cost(self.task, self.slo)]
-        if self.task.uses_slo and self.slo is not None:
-            slo = self.slo
+        slo = self.slo
+        if self.task.uses_slo and slo is not None:
+            # How close the worst seed came to the SLO (negative: missed), so a researcher can
+            # tell a design on the edge from one with room to spare.
             answer.slo_margin = round(min(
                 min(1 - r.summary.p90_ttft_s / slo.p90_ttft_s,
                     1 - r.summary.p90_tpot_s / slo.p90_tpot_s)
                 for r in out.results
             ), 4)  # fmt: skip
+        if self.task.uses_slo:
             first |= {
                 "gpu_hours": round(s.gpu_hours, 3), "mean_replicas": round(s.mean_replicas, 2),
                 "p90_ttft_s": round(s.p90_ttft_s, 3), "p90_tpot_s": round(s.p90_tpot_s, 4),
-                "slo_met": slo_excess(s, slo) == 0.0, "scale_events": s.scale_events,
+                "slo_met": slo is None or slo_excess(s, slo) == 0.0,
+                "scale_events": s.scale_events,
             }  # fmt: skip
         return answer
 
@@ -182,6 +186,10 @@ class TrialBench:
     def trial(self, index: int | None) -> Trial | None:
         """Trial ``index``, finished, recorded or not yet."""
         return next((t for t in self.trials(pending=True) if t.index == index), None)
+
+    def of_context(self, context: int) -> list[Trial]:
+        """The recorded trials of ``context``."""
+        return [t for t in self.trials() if t.context == context]
 
     def used(self, cs: ContextState) -> int:
         return sum(1 for t in self.trials(pending=True) if t.context == cs.index)

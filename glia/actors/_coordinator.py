@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +193,7 @@ class Coordinator:
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self.bench)
         # The offline agents get their context, task and trials as values, not as prose.
-        seat = Seat(cs.index, self.task, lambda: [t for t in self.bench.trials()
-                                                   if t.context == cs.index])  # fmt: skip
+        seat = Seat(cs.index, self.task, partial(self.bench.of_context, cs.index))
         r_model, s_model = (
             m.seated(seat) if isinstance(m, OfflineModel) else m for m in self._models
         )
@@ -269,7 +269,7 @@ class Coordinator:
             cs.phase, cs.prompt = "researcher", reply
 
     def _status_for_supervisor(self, cs: ContextState) -> str:
-        mine = [t for t in self.bench.trials() if t.context == cs.index]
+        mine = self.bench.of_context(cs.index)
         best = self.bench.best(mine)
         routing = self.task.cost_is_latency
         what = "mean E2E (s)" if routing else "cost"

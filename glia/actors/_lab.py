@@ -21,7 +21,7 @@ from glia.bus import ExperimentFailure, ExperimentResult, ResultMessage
 from glia.experiment import Experiment
 from glia.sandbox import SLOTS
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
-from glia.tasks import DEFAULT_TASK, Slo, Task
+from glia.tasks import DEFAULT_TASK, Slo, Task, pooled_mean_e2e_s
 
 __all__ = ["Lab", "Outcome", "Policy"]
 
@@ -61,8 +61,7 @@ class Outcome:
     @property
     def mean_e2e_s(self) -> float:
         """Mean E2E over every request of every seed (seeds weighted by their requests)."""
-        n = sum(r.summary.num_requests for r in self.results)
-        return sum(r.summary.mean_e2e_s * r.summary.num_requests for r in self.results) / n
+        return pooled_mean_e2e_s([r.summary for r in self.results])
 
     @property
     def per_seed_e2e_s(self) -> list[float]:

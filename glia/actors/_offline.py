@@ -490,18 +490,15 @@ def _final(st: _State, out_of_budget: bool) -> str:
 
 # -- the supervisor ----------------------------------------------------------------------------
 def _supervisor(seat: Seat, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Reads its context's trials (the records the coordinator's table shows, to its two
-    decimals) and replies by rule."""
-    rows = [
-        (t.index, "failed" if t.mean_e2e_s is None else f"{trial_cost(t):.2f}",
-         t.note or t.design_path)
-        for t in seat.trials()
-    ]  # fmt: skip
-    ok = [(i, float(e), note) for i, e, note in rows if e != "failed"]
+    """Reads its context's trials and replies by rule. Costs are taken to the two decimals the
+    coordinator's table shows a supervisor, so near-ties break as a reader of it would."""
+    trials = seat.trials()
+    ok = [(t.index, round(trial_cost(t), 2), t.note or t.design_path)
+          for t in trials if t.mean_e2e_s is not None]  # fmt: skip
     if not ok:
         return _say("Nothing has run successfully yet. Read the failure, fix the design, rerun.")
     best = min(ok, key=lambda r: (r[1], r[0]))
-    since = sum(1 for r in rows if r[0] > best[0])
+    since = sum(1 for t in trials if t.index > best[0])
     if since >= 5:
         return _say(
             f"None of the last {since} simulations beat trial {best[0]} ({best[1]:.2f}). This "

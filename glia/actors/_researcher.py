@@ -16,18 +16,12 @@ from pydantic_ai import Agent, RunContext
 from pydantic_ai.models import Model
 
 from glia.sandbox import run_analysis as run_script
-from glia.tasks import DEFAULT_TASK, ROUTING, TASKS, Slo, Task
+from glia.tasks import DEFAULT_TASK, Slo, Task
 
 from ._answers import SimulationAnswer
 from ._workspace import Workspace, WorkspaceError
 
-__all__ = ["EXAMPLES", "EXAMPLE_ROUTER", "Bench", "ResearchDeps", "brief", "researcher_agent"]
-
-EXAMPLES = {t.name: t.example for t in TASKS.values()}
-"""Each task's working example: its file name in the workspace and its source."""
-
-EXAMPLE_ROUTER = ROUTING.example[1]
-"""The working example in every routing workspace (``example_router.py``): LLQ routing."""
+__all__ = ["Bench", "ResearchDeps", "brief", "researcher_agent"]
 
 
 class Bench(Protocol):

@@ -231,6 +231,6 @@ def _task_baselines(
         )
     if out is not None:
         _write_baselines(
-            out, records, per_policy, task.base_label,
+            out, records, per_policy, task.slot,
             lambda path: plot_task(task, results, preset, seed_label, slo, path),
         )  # fmt: skip

@@ -144,8 +144,8 @@ def simulate(
             given = {"scheduler": scheduler, "autoscaler": autoscaler}.get(the_task.slot)
             if given is not None:
                 raise InputError(
-                    f"give either --{the_task.base_label} NAME or --design FILE for the "
-                    f"{the_task.name} task, not both: the design is the {the_task.base_label}"
+                    f"give either --{the_task.slot} NAME or --design FILE for the "
+                    f"{the_task.name} task, not both: the design is the {the_task.slot}"
                 )
         cluster, workload = experiment_setup(
             preset,
@@ -211,4 +211,4 @@ def check(
         out = check_design(source, task=the_task.name)
     if isinstance(out, DesignFailure):
         _fail(f"{design}: {out.one_line()}")
-    typer.echo(f"ok: {design} defines the {the_task.base_label} {out}")
+    typer.echo(f"ok: {design} defines the {the_task.slot} {out}")

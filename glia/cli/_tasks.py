@@ -36,7 +36,7 @@ def task_records(
     """JSON records: each result's summary with its policy, objective value and seeds."""
     out = []
     for r in results:
-        rec: dict[str, object] = {task.base_label: r.policy, "preset": preset, "seeds": seeds}
+        rec: dict[str, object] = {task.slot: r.policy, "preset": preset, "seeds": seeds}
         rec |= r.to_dict()
         rec["cost"] = task.cost(r.summary, slo)
         if slo is not None:
@@ -50,12 +50,12 @@ def task_table(
 ) -> Table:
     """The baselines of ``task`` side by side, best objective in bold."""
     table = Table(
-        title=f"Baseline {task.base_label}s on {preset} ({seed}); objective: {task.objective}",
+        title=f"Baseline {task.slot}s on {preset} ({seed}); objective: {task.objective}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    table.add_column(f"\n{task.base_label}", no_wrap=True)
+    table.add_column(f"\n{task.slot}", no_wrap=True)
     if task.uses_slo:
         cols = ["GPU-\nhours", "replicas\nmean", "TTFT\np90 (s)", "TPOT\np90 (ms)", "\nSLO"]
     else:
@@ -92,9 +92,9 @@ def plot_task(
     bars = ax.bar(names, costs, color="#1f77b4")
     ax.bar_label(bars, labels=[f"{c:.2f}" for c in costs], padding=3, fontsize=9)
     ax.set_ylim(0, max(costs, default=1.0) * 1.2 or 1.0)
-    ax.set_xlabel(task.base_label)
+    ax.set_xlabel(task.slot)
     ax.set_ylabel("objective (lower is better)")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.suptitle(f"Baseline {task.base_label}s on {preset}, {seed}", fontsize=12)
+    fig.suptitle(f"Baseline {task.slot}s on {preset}, {seed}", fontsize=12)
     ax.set_title(task.objective, fontsize=9, color="#444444")
     fig.savefig(path, dpi=120)

@@ -14,7 +14,7 @@ from glia._errors import unknown_name
 from ._autoscaling import AUTOSCALING
 from ._routing import ROUTING
 from ._scheduling import SCHEDULING
-from ._task import HOW_TO_WORK, SLO_PENALTY, Preset, Slo, Task, slo_excess
+from ._task import HOW_TO_WORK, SLO_PENALTY, Preset, Slo, Task, pooled_mean_e2e_s, slo_excess
 
 __all__ = [
     "AUTOSCALING",
@@ -27,6 +27,7 @@ __all__ = [
     "Preset",
     "Slo",
     "Task",
+    "pooled_mean_e2e_s",
     "resolve_task",
     "slo_excess",
 ]

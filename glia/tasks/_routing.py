@@ -12,7 +12,7 @@ from glia.policies import BASELINES, Mechanisms, Router, compose
 from glia.sim import Summary, WorkloadConfig
 
 from ._setups import PAPER_CLUSTER, PAPER_WORKLOAD
-from ._task import HOW_TO_WORK, Preset, Slo, Task
+from ._task import HOW_TO_WORK, Preset, Slo, Task, pooled_mean_e2e_s
 
 __all__ = ["ROUTING"]
 
@@ -26,8 +26,7 @@ class _Routing(Task):
 
     def pooled_cost(self, summaries: Sequence[Summary], slo: Slo | None = None) -> float:
         """The mean E2E over every request of every seed (seeds weighted by their requests)."""
-        n = sum(s.num_requests for s in summaries)
-        return sum(s.mean_e2e_s * s.num_requests for s in summaries) / n
+        return pooled_mean_e2e_s(summaries)
 
     def brief(
         self,

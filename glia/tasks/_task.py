@@ -18,7 +18,7 @@ import numpy as np
 from glia.policies import Policy
 from glia.sim import ClusterConfig, Summary, WorkloadConfig
 
-__all__ = ["HOW_TO_WORK", "SLO_PENALTY", "Preset", "Slo", "Task", "slo_excess"]
+__all__ = ["HOW_TO_WORK", "SLO_PENALTY", "Preset", "Slo", "Task", "pooled_mean_e2e_s", "slo_excess"]
 
 SLO_PENALTY = 10.0
 """How much a relative SLO excess multiplies an autoscaler's cost by (10 % over: 2x)."""
@@ -42,6 +42,13 @@ class Preset(msgspec.Struct, frozen=True, kw_only=True):
     task: str
     router: str = "llq"
     slo: Slo | None = None
+
+
+def pooled_mean_e2e_s(summaries: Sequence[Summary]) -> float:
+    """The mean E2E over every request of several simulations (each weighted by its
+    requests, not each counted once)."""
+    n = sum(s.num_requests for s in summaries)
+    return sum(s.mean_e2e_s * s.num_requests for s in summaries) / n
 
 
 def slo_excess(s: Summary, slo: Slo) -> float:
@@ -93,11 +100,6 @@ class Task:
     """The objective is the mean end-to-end latency itself (reports show seconds)."""
     uses_slo: bool = False
     """The objective weighs the preset's SLO (reports show whether it was met)."""
-
-    @property
-    def base_label(self) -> str:
-        """What a policy of this task is called: router, scheduler or autoscaler."""
-        return self.slot
 
     def cost(self, s: Summary, slo: Slo | None = None) -> float:
         """The objective's value for one simulation (lower is better)."""
