@@ -3,23 +3,36 @@
 ``glia simulate`` runs one policy on a preset cluster and workload; ``glia baselines`` runs every
 baseline of a task on the same setup, side by side; ``glia design`` lets the agents design a
 policy; ``glia nats``, ``glia worker`` and ``glia monitor`` run and watch a cluster; ``glia
-calibrate`` fits a latency profile. Results go to stdout (a table, or JSON with ``--json``);
-progress, logs and errors go to stderr. Any error Glia raises on purpose prints one line,
-``error: <what to fix>``, and exits with status 2.
+latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it.
+Results go to stdout (a table, or JSON with ``--json``); progress, logs and errors go to stderr.
+Any error Glia raises on purpose prints one line, ``error: <what to fix>``, and exits with
+status 2.
 """
 
 from __future__ import annotations
 
 from ._app import app
 from ._baselines import baselines
-from ._cluster import calibrate, monitor, nats, worker
+from ._cluster import monitor, nats, worker
 from ._design import design, report
+from ._latency import calibrate, latency
 from ._simulate import check, simulate
 
 __all__ = ["app", "main"]
 
 # Every command, in the order `glia --help` lists them.
-for _command in (simulate, baselines, check, calibrate, nats, worker, monitor, design, report):
+for _command in (
+    simulate,
+    baselines,
+    check,
+    latency,
+    calibrate,
+    nats,
+    worker,
+    monitor,
+    design,
+    report,
+):
     app.command()(_command)
 
 

@@ -122,12 +122,14 @@ OutOpt = Annotated[
     ),
 ]
 ProfileOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--profile",
-        help="Latency profile fitted by `glia calibrate` (JSON), replacing the GPU's defaults.",
+        help=(
+            "Latency profile fitted by `glia calibrate` (a JSON file, or a shipped one: "
+            "h200-llama-3-8b), replacing the GPU's defaults."
+        ),
         show_default=False,
-        dir_okay=False,
     ),
 ]
 NoJitOpt = Annotated[

@@ -1,4 +1,4 @@
-"""The ``glia`` commands for running on a cluster, and ``glia calibrate``.
+"""The ``glia`` commands for running on a cluster.
 
 ``glia nats`` runs the bundled nats-server, ``glia worker`` serves experiments from it,
 ``glia monitor`` shows a run's (or every run's) event stream live.
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
-import msgspec
 import typer
 from rich.console import Console, Group
 from rich.live import Live
@@ -42,12 +41,10 @@ from glia.bus import (
 )
 from glia.runtime import SimWorker, supervise
 from glia.sandbox import Limits
-from glia.sim import calibrate as fit_profile
-from glia.sim import load_measurements
 
-from ._app import CredsOpt, JsonOpt, TlsCaOpt, _user_errors
+from ._app import CredsOpt, TlsCaOpt, _user_errors
 
-__all__ = ["calibrate", "monitor", "nats", "worker"]
+__all__ = ["monitor", "nats", "worker"]
 
 NatsUrlOpt = Annotated[
     str,
@@ -55,44 +52,6 @@ NatsUrlOpt = Annotated[
         "--nats", help="NATS server or cluster URL(s), comma-separated.", envvar="GLIA_NATS_URL"
     ),
 ]
-
-
-def calibrate(
-    measurements: Annotated[
-        Path, typer.Argument(help="CSV: batch_size,context_tokens,prefill_tokens,time_ms")
-    ],
-    gpu: Annotated[str, typer.Option("--gpu", help="GPU kind the measurements come from.")],
-    model: Annotated[str, typer.Option("--model", help="Model that was served.")],
-    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Write the profile here (JSON).", dir_okay=False),
-    ] = None,
-    json_output: JsonOpt = False,
-) -> None:
-    """Fit the latency model to measured iteration times; save a profile for --profile."""
-    configure_logging()
-    with _user_errors():
-        fit = fit_profile(load_measurements(measurements), gpu, model, tp)
-    data = msgspec.json.format(msgspec.json.encode(fit), indent=2) + b"\n"
-    if out is not None:
-        try:
-            out.write_bytes(data)
-        except OSError as e:
-            typer.echo(f"error: cannot write {out}: {e.strerror}", err=True)
-            raise typer.Exit(2) from None
-    if json_output:
-        sys.stdout.write(data.decode())
-        return
-    table = Table(title=f"Latency profile: {fit.gpu} x {fit.model}, tp={fit.tp}")
-    for name in ("compute_eff", "mem_eff", "overhead_ms", "overhead_per_seq_ms"):
-        table.add_row(name, f"{getattr(fit.efficiency, name):.4g}")
-    table.add_row("points", str(fit.points))
-    table.add_row("RMSE (ms)", f"{fit.rmse_ms:.3g}")
-    table.add_row("max relative error", f"{100 * fit.max_rel_error:.2f}%")
-    Console().print(table)
-    if out is not None:
-        Console(stderr=True).print(f"Wrote {out}: use it with --profile {out}", highlight=False)
 
 
 def nats(

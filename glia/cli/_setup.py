@@ -12,7 +12,7 @@ import msgspec
 import typer
 
 import glia
-from glia._errors import GliaError, InputError
+from glia._errors import GliaError
 from glia._logging import get_logger
 from glia.experiment import DesignFailed, Experiment
 from glia.policies import (
@@ -20,13 +20,12 @@ from glia.policies import (
 )
 from glia.presets import PRESETS
 from glia.sim import (
-    CalibrationResult,
     ClusterConfig,
-    Efficiency,
     SimResult,
     Summary,
     WorkloadConfig,
     build_trace,
+    load_profile,
 )
 from glia.tasks import DEFAULT_TASK, Task, resolve_task
 
@@ -48,7 +47,7 @@ def experiment_setup(
     gpu: str | None = None,
     model: str | None = None,
     tp: int | None = None,
-    profile: Path | None = None,
+    profile: str | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
@@ -63,18 +62,6 @@ def experiment_setup(
         model=model,
         tp=tp,
     )
-
-
-def load_profile(path: Path) -> Efficiency:
-    """The efficiency factors of a profile written by ``glia calibrate``."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read profile {path}: {e.strerror}") from None
-    try:
-        return msgspec.json.decode(data, type=CalibrationResult).efficiency
-    except msgspec.DecodeError as e:
-        raise InputError(f"{path} is not a profile written by `glia calibrate`: {e}") from None
 
 
 def _no_jit(flag: bool) -> None:

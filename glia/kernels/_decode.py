@@ -70,12 +70,16 @@ def decode_run(
             return NEEDS_MEMORY, it, t, 0.0, free
         free -= need
         kv = kv_base + n_dec * it
-        # LatencyModel.iteration_time(0, n_dec, n_dec, kv, kv), in the same operation order.
-        flops = coef[0] * n_dec + coef[1] * kv
-        moved = coef[2] + coef[3] * (kv + n_dec)
-        compute = max(flops / coef[4], moved / coef[5])
-        comm = coef[10] + coef[8] * n_dec / coef[9]
-        dt = coef[6] + coef[7] * n_dec + compute + comm
+        # LatencyModel.iteration_time(0, 0, 0, n_dec, kv, n_dec), in the same operation order
+        # (its prefill term is 0.0 here, and adding 0.0 changes no bit).
+        linear = max(coef[0] * n_dec / coef[7], coef[1] / coef[8])
+        logits = max(coef[2] * n_dec / coef[7], coef[3] / coef[8])
+        gather = coef[4] * n_dec / coef[8]
+        attended = kv + n_dec
+        decode = max(coef[5] * attended / coef[9], coef[6] * attended / coef[10])
+        comm = coef[16] + coef[14] * n_dec / coef[15]
+        host = coef[11] + coef[12] * n_dec + coef[13] * n_dec
+        dt = host + linear + logits + gather + decode + comm
         end = t + dt
         if it >= stop_it or end > horizon or (end == horizon and not inclusive):
             return IN_FLIGHT, it, t, dt, free

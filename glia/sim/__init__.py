@@ -4,7 +4,16 @@ Pure model code: no bus, no agents, no I/O beyond reading traces.
 """
 
 from ._autoscaling import LoadView, ReplicaState, ScalingPolicy
-from ._calibrate import CalibrationResult, Measurement, calibrate, load_measurements
+from ._calibrate import (
+    PROFILES,
+    CalibrationResult,
+    ErrorStats,
+    calibrate,
+    error_stats,
+    load_profile,
+    measured,
+    predict_ms,
+)
 from ._config import (
     ArrivalProcess,
     Autoscale,
@@ -15,6 +24,7 @@ from ._config import (
     WorkloadConfig,
 )
 from ._engine import RoutingPolicy, run_simulation
+from ._iterations import KINDS, Iteration, read_iterations
 from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary
 from ._replica import IterationRecord
@@ -25,17 +35,20 @@ from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 
 __all__ = [
     "COLUMNS",
+    "KINDS",
+    "PROFILES",
     "ArrivalProcess",
     "Autoscale",
     "CalibrationResult",
     "ClusterConfig",
     "ClusterView",
     "Efficiency",
+    "ErrorStats",
     "GpuSpec",
+    "Iteration",
     "IterationRecord",
     "LatencyModel",
     "LoadView",
-    "Measurement",
     "ModelSpec",
     "ReplicaGroup",
     "ReplicaState",
@@ -57,8 +70,12 @@ __all__ = [
     "calibrate",
     "catalogue",
     "derive_num_blocks",
-    "load_measurements",
+    "error_stats",
+    "load_profile",
     "load_trace_csv",
+    "measured",
+    "predict_ms",
+    "read_iterations",
     "run_simulation",
     "simulate",
 ]

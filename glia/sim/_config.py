@@ -71,6 +71,8 @@ class ReplicaGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tp: int | None = None
     num_blocks: int | None = None
     efficiency: Efficiency | None = None
+    precision: str | None = None
+    kv_precision: str | None = None
 
 
 class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -86,7 +88,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     the blocks stay free; an iteration holds at most ``max_batch_size`` sequences and
     ``chunk_size`` tokens (decodes count one each; prefills are chunked into what is left).
     ``efficiency``, a profile fitted by ``glia calibrate``, replaces the catalogue's efficiency
-    factors and overheads for this GPU.
+    factors and overheads for this GPU. ``precision`` (weights) and ``kv_precision`` (KV cache),
+    each ``bf16``, ``fp16`` or ``fp8``, override the model entry's; the KV capacity follows them.
     """
 
     num_replicas: int = 4
@@ -99,6 +102,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_batch_size: int = 128
     watermark: float = 0.01
     efficiency: Efficiency | None = None
+    precision: str | None = None
+    kv_precision: str | None = None
     groups: tuple[ReplicaGroup, ...] = ()
     prefix_cache: float = 0.0
     """Fraction of each replica's KV blocks that may hold cached prompt prefixes (0: no prefix
@@ -154,16 +159,20 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         efficiency = g.efficiency or self.efficiency
         if efficiency is not None:
             efficiency.check()
-        latency = LatencyModel.build(gpu, model, tp, efficiency)
+        weights = g.precision or self.precision
+        kv = g.kv_precision or self.kv_precision
+        latency = LatencyModel.build(gpu, model, tp, efficiency, weights, kv)
         # A group on other hardware than the cluster's derives its own KV capacity.
         same = (
             (g.gpu is None or g.gpu == self.gpu)
             and (g.tp is None or g.tp == self.tp)
             and (g.model is None or g.model == self.model)
+            and (g.precision is None or g.precision == self.precision)
+            and (g.kv_precision is None or g.kv_precision == self.kv_precision)
         )
         blocks = g.num_blocks if g.num_blocks is not None else (self.num_blocks if same else None)
         if blocks is None:
-            blocks = derive_num_blocks(gpu, model, tp, self.block_size)
+            blocks = derive_num_blocks(gpu, model, tp, self.block_size, weights, kv)
         elif blocks < 1:
             raise InputError(f"cluster num_blocks is {blocks}: it must be at least 1")
         return ResolvedReplica(

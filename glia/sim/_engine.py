@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 from glia._errors import DesignError, InputError, SimulationError
-from glia.kernels import decode_run, select
+from glia.kernels import decode_run, iteration_times, select
 
 from ._agenda import Agenda, Kind
 from ._autoscaling import Fleet, LoadView, ScalingPolicy
@@ -407,11 +407,13 @@ def _ideal_latency(prompt: np.ndarray, output: np.ndarray, rc: ResolvedCluster) 
 
 
 def _alone(prompt: np.ndarray, output: np.ndarray, lm: LatencyModel, chunk: int) -> np.ndarray:
-    p = prompt.astype(np.float64)
-    prefill = lm.iteration_times(p, 0, 1, 0, p * (p + 1) / 2)
+    coef = lm.coefficients()
+    times = select(iteration_times)
+    zero, one = np.zeros_like(prompt), np.ones_like(prompt)
+    prefill = times(coef, prompt, zero, prompt * (prompt + 1) // 2, zero, zero, one)
     for i in np.flatnonzero(prompt > chunk):  # rare: prompts longer than one chunk
         prefill[i] = lm.prefill_time(int(prompt[i]), chunk)
     # Decode steps read a context growing from P+1 to P+D-1 tokens: use the midpoint.
-    mid = p + output / 2.0
-    step = lm.iteration_times(0, 1, 1, mid, mid)
+    mid = prompt + output // 2
+    step = times(coef, zero, zero, zero, one, mid, one)
     return prefill + (output - 1) * step

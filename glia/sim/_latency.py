@@ -1,16 +1,36 @@
-"""The GPU latency model: how long one engine iteration takes.
+"""The GPU latency model: how long one engine iteration takes, operator by operator.
 
-An iteration runs a batch of prefill chunks and decode steps through the model once. Its time is a
-roofline over the GPU's peak FLOP/s and memory bandwidth, each derated by an efficiency factor, plus
-a per-iteration host overhead::
+An iteration runs a batch of prefill chunks and decode steps through the model once. On the GPU
+its operators are separate kernels, so their times add; each operator is its own roofline over
+the GPU's peaks, derated by an efficiency factor::
 
-    t = overhead + overhead_per_seq * seqs + max(flops / (peak * compute_eff),
-                                                 bytes / (bandwidth * mem_eff)) + allreduce
+    t = overhead + overhead_per_seq * seqs + overhead_per_token * tokens
+      + max(linear FLOPs / linear FLOP/s,  weight bytes / weight bandwidth)        # GEMMs
+      + max(logits FLOPs / linear FLOP/s,  LM-head bytes / weight bandwidth)       # sampled tokens
+      + embedding rows gathered / weight bandwidth
+      + max(prefill attention FLOPs / attention FLOP/s,  KV bytes / KV bandwidth)   # prefill chunks
+      + max(decode attention FLOPs / attention FLOP/s,   KV bytes / KV bandwidth)   # decodes
+      + all-reduce (tensor parallelism: two per layer)
 
-FLOPs are the linear layers (2 per parameter per token) plus attention (4 * layers * heads *
-head_dim per query-key pair); bytes are the weights, read once per iteration, plus the KV cache
-read and written. This module is the single home of that formula: the simulator calls
-:meth:`LatencyModel.iteration_time`, and the numba kernels take over the same coefficients.
+* Linear layers: 2 FLOPs per weight per token; their weights are read once per iteration.
+* Logits: the LM head runs for the one sampled token of each sequence, not for every prompt token
+  (as vLLM does); the embedding table is gathered row by row, not read whole.
+* Attention: 4 * layers * heads * head_dim FLOPs per query-key pair. A prefill chunk attends over
+  the tokens cached before it and causally over itself; its KV bytes are those tokens' K and V.
+  A decode attends over its sequence's cache. Decode sequences of different context lengths are
+  costed per sequence; since each one's roofline is linear in its context, that is the batch's
+  total context. The prefill chunks of one iteration share one roofline over their totals.
+* KV reads run at their own bandwidth factor: measured on an H200 they reached ~2.5 TB/s while
+  weight streaming reached ~3.9 TB/s, so one factor cannot fit both.
+
+Weights and the KV cache may be 16-bit (``bf16``, ``fp16``) or 8-bit (``fp8``): bytes per element
+come from the model entry or an override, FP8 linear layers run at the GPU's FP8 peak where it has
+one, and the KV capacity of a replica derives from the same bytes.
+
+This module is the single home of the formula: the simulator calls
+:meth:`LatencyModel.iteration_time`, and the numba kernels (``glia.kernels``) repeat it over the
+coefficient vector of :meth:`LatencyModel.coefficients`, operation for operation, so both give
+bit-identical times.
 """
 
 from __future__ import annotations
@@ -27,7 +47,7 @@ import numpy.typing as npt
 from glia._errors import InputError, unknown_name
 
 __all__ = [
-    "BYTES_PER_PARAM",
+    "DTYPE_BYTES",
     "Catalogue",
     "Efficiency",
     "GpuSpec",
@@ -38,16 +58,68 @@ __all__ = [
     "derive_num_blocks",
 ]
 
-BYTES_PER_PARAM = 2  # FP16/BF16 weights and KV cache
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+"""Bytes per element of each precision weights and the KV cache may have."""
+ACT_BYTES = 2  # activations (and so embedding rows and all-reduce payloads) stay 16-bit
 GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default share of GPU memory it may use
 ACTIVATION_RESERVE_BYTES = 1 << 30  # per GPU, for activations and the CUDA graph pool
 ALLREDUCE_LATENCY_S = 10e-6  # fixed cost of one all-reduce between tensor-parallel GPUs
 
 
+def dtype_bytes(name: str, what: str) -> int:
+    """Bytes per element of precision ``name``; ``what`` names the setting in the error."""
+    try:
+        return DTYPE_BYTES[name.lower()]
+    except KeyError:
+        raise unknown_name(f"{what} precision", name, DTYPE_BYTES) from None
+
+
+class Efficiency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The calibratable part of a GPU's spec: what an engine reaches of its peaks, and overheads.
+
+    ``compute_eff`` and ``mem_eff`` are the linear layers' shares of peak tensor FLOP/s and of
+    peak bandwidth (weight streaming); ``attn_compute_eff`` and ``kv_mem_eff`` are attention's
+    (``None``: the linear layers' factor). Overheads are per iteration, per sequence in the batch
+    and per token in the batch. Fitted by ``glia calibrate`` to a user's measurements; overrides
+    the catalogue's values. (The first four fields are those of profiles written before the
+    per-operator model, which therefore still load.)
+    """
+
+    compute_eff: float
+    mem_eff: float
+    overhead_ms: float
+    overhead_per_seq_ms: float
+    attn_compute_eff: float | None = None
+    kv_mem_eff: float | None = None
+    overhead_per_token_us: float = 0.0
+
+    @property
+    def attn_compute(self) -> float:
+        """Attention's share of peak FLOP/s."""
+        return self.compute_eff if self.attn_compute_eff is None else self.attn_compute_eff
+
+    @property
+    def kv_mem(self) -> float:
+        """KV-cache reads' share of peak bandwidth."""
+        return self.mem_eff if self.kv_mem_eff is None else self.kv_mem_eff
+
+    def check(self) -> None:
+        """Raise :class:`InputError` unless the efficiencies are in (0, 1] and overheads >= 0."""
+        for name in ("compute_eff", "mem_eff", "attn_compute_eff", "kv_mem_eff"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 < v <= 1.0:
+                raise InputError(f"efficiency {name} is {v}: it must be in (0, 1]")
+        for name in ("overhead_ms", "overhead_per_seq_ms", "overhead_per_token_us"):
+            v = getattr(self, name)
+            if v < 0.0:
+                raise InputError(f"efficiency {name} is {v}: it must be >= 0")
+
+
 class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One GPU kind: data-sheet peaks and the efficiency an engine reaches on it."""
+    """One GPU kind: data-sheet peaks (dense, no sparsity) and what an engine reaches of them."""
 
     peak_tflops: float
+    """16-bit tensor-core peak."""
     mem_bw_gbs: float
     memory_gib: float
     link_bw_gbs: float
@@ -55,29 +127,25 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     mem_eff: float
     overhead_ms: float
     overhead_per_seq_ms: float = 0.0
+    attn_compute_eff: float | None = None
+    kv_mem_eff: float | None = None
+    overhead_per_token_us: float = 0.0
+    peak_fp8_tflops: float = 0.0
+    """FP8 tensor-core peak; 0 where the GPU has none (FP8 weights then run at 16-bit speed)."""
+    source: str = ""
+    """Where the peaks come from (a data sheet's address)."""
 
-
-class Efficiency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The calibratable part of a GPU's spec: what an engine reaches of its peaks, and overheads.
-
-    Fitted by ``glia calibrate`` to a user's measurements; overrides the catalogue's values.
-    """
-
-    compute_eff: float
-    mem_eff: float
-    overhead_ms: float
-    overhead_per_seq_ms: float
-
-    def check(self) -> None:
-        """Raise :class:`InputError` unless the efficiencies are in (0, 1] and overheads >= 0."""
-        for name in ("compute_eff", "mem_eff"):
-            v = getattr(self, name)
-            if not 0.0 < v <= 1.0:
-                raise InputError(f"efficiency {name} is {v}: it must be in (0, 1]")
-        for name in ("overhead_ms", "overhead_per_seq_ms"):
-            v = getattr(self, name)
-            if v < 0.0:
-                raise InputError(f"efficiency {name} is {v}: it must be >= 0")
+    def efficiency(self) -> Efficiency:
+        """The catalogue's efficiency factors and overheads for this GPU."""
+        return Efficiency(
+            self.compute_eff,
+            self.mem_eff,
+            self.overhead_ms,
+            self.overhead_per_seq_ms,
+            self.attn_compute_eff,
+            self.kv_mem_eff,
+            self.overhead_per_token_us,
+        )
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,6 +158,10 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     intermediate: int
     vocab: int
     max_context: int
+    weight_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    source: str = ""
+    """Where the architecture comes from (the config.json's address)."""
 
     @property
     def head_dim(self) -> int:
@@ -106,10 +178,16 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         """All parameters, with untied input embedding and LM head."""
         return self.layers * self.layer_params + 2 * self.vocab * self.hidden
 
-    @property
-    def kv_bytes_per_token(self) -> int:
+    def weight_bytes(self, weight_dtype: str | None = None) -> int:
+        """Bytes of all weights: linear layers and LM head in ``weight_dtype``, embedding 16-bit."""
+        w = dtype_bytes(weight_dtype or self.weight_dtype, "weight")
+        linear = self.layers * self.layer_params + self.vocab * self.hidden
+        return linear * w + self.vocab * self.hidden * ACT_BYTES
+
+    def kv_bytes_per_token(self, kv_dtype: str | None = None) -> int:
         """Bytes of K and V cached per token over all layers."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * BYTES_PER_PARAM
+        per = dtype_bytes(kv_dtype or self.kv_dtype, "KV-cache")
+        return 2 * self.layers * self.kv_heads * self.head_dim * per
 
 
 class Catalogue(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,53 +225,72 @@ def catalogue() -> Catalogue:
     return msgspec.convert(tomllib.loads(text), Catalogue)
 
 
-def derive_num_blocks(gpu: GpuSpec, model: ModelSpec, tp: int, block_size: int) -> int:
+def derive_num_blocks(
+    gpu: GpuSpec,
+    model: ModelSpec,
+    tp: int,
+    block_size: int,
+    weight_dtype: str | None = None,
+    kv_dtype: str | None = None,
+) -> int:
     """KV blocks per replica left after weights and activations, as vLLM's profiler would find.
 
     Raises :class:`InputError` when the model does not fit on ``tp`` GPUs of this kind.
     """
     usable = gpu.memory_gib * (1 << 30) * GPU_MEMORY_UTILIZATION * tp
-    free = usable - model.params * BYTES_PER_PARAM - ACTIVATION_RESERVE_BYTES * tp
-    blocks = int(free // (model.kv_bytes_per_token * block_size))
+    weights = model.weight_bytes(weight_dtype)
+    free = usable - weights - ACTIVATION_RESERVE_BYTES * tp
+    blocks = int(free // (model.kv_bytes_per_token(kv_dtype) * block_size))
     if blocks <= 0:
-        need = (model.params * BYTES_PER_PARAM) / (1 << 30)
         raise InputError(
-            f"the model's {need:.1f} GiB of weights leave no KV-cache memory on {tp} GPU(s) of "
-            f"{gpu.memory_gib:g} GiB: use a larger GPU or a higher tensor-parallel degree"
+            f"the model's {weights / (1 << 30):.1f} GiB of weights leave no KV-cache memory on "
+            f"{tp} GPU(s) of {gpu.memory_gib:g} GiB: use a larger GPU, a higher tensor-parallel "
+            "degree or FP8 weights"
         )
     return blocks
 
 
 class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
-    """Coefficients of the iteration-time roofline for one replica (GPU kind x model x TP).
+    """Coefficients of the per-operator iteration time for one replica (GPU kind x model x TP).
 
     All quantities are per replica; tensor parallelism divides FLOPs and bytes across ``tp`` GPUs
-    and adds two all-reduces per layer.
+    and adds two all-reduces per layer. The field order is the numba kernels' contract.
     """
 
-    flops_per_token: float
+    linear_flops_per_token: float
+    linear_bytes: float
+    logits_flops_per_seq: float
+    logits_bytes: float
+    embed_bytes_per_token: float
     attn_flops_per_pair: float
-    weight_bytes: float
     kv_bytes_per_token: float
-    flops_per_s: float
-    bytes_per_s: float
+    linear_flops_per_s: float
+    weight_bytes_per_s: float
+    attn_flops_per_s: float
+    kv_bytes_per_s: float
     overhead_s: float
     overhead_per_seq_s: float
-    allreduce_bytes_per_token: float = 0.0
-    allreduce_bytes_per_s: float = 1.0
-    allreduce_fixed_s: float = 0.0
+    overhead_per_token_s: float
+    allreduce_bytes_per_token: float
+    allreduce_bytes_per_s: float
+    allreduce_fixed_s: float
 
     @classmethod
     def build(
-        cls, gpu: GpuSpec, model: ModelSpec, tp: int = 1, efficiency: Efficiency | None = None
+        cls,
+        gpu: GpuSpec,
+        model: ModelSpec,
+        tp: int = 1,
+        efficiency: Efficiency | None = None,
+        weight_dtype: str | None = None,
+        kv_dtype: str | None = None,
     ) -> LatencyModel:
         """The latency model of ``model`` served on ``tp`` GPUs of kind ``gpu``.
 
-        ``efficiency`` (e.g. from ``glia calibrate``) replaces the catalogue's factors.
+        ``efficiency`` (e.g. from ``glia calibrate``) replaces the catalogue's factors;
+        ``weight_dtype`` and ``kv_dtype`` override the model entry's precisions.
         """
-        eff = efficiency or Efficiency(
-            gpu.compute_eff, gpu.mem_eff, gpu.overhead_ms, gpu.overhead_per_seq_ms
-        )
+        eff = efficiency or gpu.efficiency()
         if tp < 1 or tp & (tp - 1):
             raise InputError(f"tensor-parallel degree {tp} is invalid: use 1, 2, 4 or 8")
         if model.heads % tp:
@@ -201,20 +298,30 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
                 f"tensor-parallel degree {tp} does not divide the model's {model.heads} "
                 "attention heads: use a smaller degree"
             )
-        linear_params = model.layers * model.layer_params + model.vocab * model.hidden
+        wdt = (weight_dtype or model.weight_dtype).lower()
+        w = dtype_bytes(wdt, "weight")
+        fp8 = wdt == "fp8" and gpu.peak_fp8_tflops > 0.0
+        linear_peak = gpu.peak_fp8_tflops if fp8 else gpu.peak_tflops
+        h, layers = model.hidden, model.layers
         ring = 2 * (tp - 1) / tp  # fraction of the data a ring all-reduce moves per GPU
         return cls(
-            flops_per_token=2.0 * linear_params,
-            attn_flops_per_pair=4.0 * model.layers * model.heads * model.head_dim,
-            weight_bytes=float(model.params * BYTES_PER_PARAM),
-            kv_bytes_per_token=float(model.kv_bytes_per_token),
-            flops_per_s=gpu.peak_tflops * 1e12 * eff.compute_eff * tp,
-            bytes_per_s=gpu.mem_bw_gbs * 1e9 * eff.mem_eff * tp,
+            linear_flops_per_token=2.0 * layers * model.layer_params,
+            linear_bytes=float(layers * model.layer_params * w),
+            logits_flops_per_seq=2.0 * model.vocab * h,
+            logits_bytes=float(model.vocab * h * w),
+            embed_bytes_per_token=float(h * ACT_BYTES),
+            attn_flops_per_pair=4.0 * layers * model.heads * model.head_dim,
+            kv_bytes_per_token=float(model.kv_bytes_per_token(kv_dtype)),
+            linear_flops_per_s=linear_peak * 1e12 * eff.compute_eff * tp,
+            weight_bytes_per_s=gpu.mem_bw_gbs * 1e9 * eff.mem_eff * tp,
+            attn_flops_per_s=gpu.peak_tflops * 1e12 * eff.attn_compute * tp,
+            kv_bytes_per_s=gpu.mem_bw_gbs * 1e9 * eff.kv_mem * tp,
             overhead_s=eff.overhead_ms * 1e-3,
             overhead_per_seq_s=eff.overhead_per_seq_ms * 1e-3,
-            allreduce_bytes_per_token=2.0 * model.layers * model.hidden * BYTES_PER_PARAM * ring,
+            overhead_per_token_s=eff.overhead_per_token_us * 1e-6,
+            allreduce_bytes_per_token=2.0 * layers * h * ACT_BYTES * ring,
             allreduce_bytes_per_s=gpu.link_bw_gbs * 1e9,
-            allreduce_fixed_s=(2.0 * model.layers * ALLREDUCE_LATENCY_S) if tp > 1 else 0.0,
+            allreduce_fixed_s=(2.0 * layers * ALLREDUCE_LATENCY_S) if tp > 1 else 0.0,
         )
 
     def coefficients(self) -> npt.NDArray[np.float64]:
@@ -224,58 +331,52 @@ class LatencyModel(msgspec.Struct, frozen=True, kw_only=True):
     def iteration_time(
         self,
         prefill_tokens: int,
-        decode_tokens: int,
-        num_seqs: int,
-        kv_read_tokens: int,
-        attn_pairs: int,
+        prefill_ctx: int,
+        prefill_pairs: int,
+        decode_seqs: int,
+        decode_ctx: int,
+        seqs: int,
     ) -> float:
         """Seconds for one iteration.
 
-        ``prefill_tokens``: prompt tokens processed (all chunks); ``decode_tokens``: sequences
-        decoding one token; ``num_seqs``: sequences in the batch; ``kv_read_tokens``: cached tokens
-        the attention reads; ``attn_pairs``: query-key pairs the attention computes.
+        ``prefill_tokens``: prompt tokens processed in this iteration (all chunks);
+        ``prefill_ctx``: tokens cached before those chunks, which they attend over;
+        ``prefill_pairs``: query-key pairs of the chunks' attention (prior context included);
+        ``decode_seqs``: sequences decoding one token; ``decode_ctx``: tokens cached by them,
+        summed over sequences; ``seqs``: sequences in the batch (decodes plus prefill chunks),
+        each sampling one token.
         """
-        tokens = prefill_tokens + decode_tokens
-        flops = self.flops_per_token * tokens + self.attn_flops_per_pair * attn_pairs
-        moved = self.weight_bytes + self.kv_bytes_per_token * (kv_read_tokens + tokens)
-        compute = max(flops / self.flops_per_s, moved / self.bytes_per_s)
+        tokens = prefill_tokens + decode_seqs
+        linear = max(
+            self.linear_flops_per_token * tokens / self.linear_flops_per_s,
+            self.linear_bytes / self.weight_bytes_per_s,
+        )
+        logits = max(
+            self.logits_flops_per_seq * seqs / self.linear_flops_per_s,
+            self.logits_bytes / self.weight_bytes_per_s,
+        )
+        gather = self.embed_bytes_per_token * tokens / self.weight_bytes_per_s
+        prefill = max(
+            self.attn_flops_per_pair * prefill_pairs / self.attn_flops_per_s,
+            self.kv_bytes_per_token * (prefill_ctx + prefill_tokens) / self.kv_bytes_per_s,
+        )
+        attended = decode_ctx + decode_seqs  # each decode attends over its cache and itself
+        decode = max(
+            self.attn_flops_per_pair * attended / self.attn_flops_per_s,
+            self.kv_bytes_per_token * attended / self.kv_bytes_per_s,
+        )
         comm = self.allreduce_fixed_s + self.allreduce_bytes_per_token * tokens / (
             self.allreduce_bytes_per_s
         )
-        return self.overhead_s + self.overhead_per_seq_s * num_seqs + compute + comm
-
-    def iteration_times(
-        self,
-        prefill_tokens: npt.ArrayLike,
-        decode_tokens: npt.ArrayLike,
-        num_seqs: npt.ArrayLike,
-        kv_read_tokens: npt.ArrayLike,
-        attn_pairs: npt.ArrayLike,
-    ) -> npt.NDArray[np.float64]:
-        """:meth:`iteration_time` over arrays of iterations (the numpy reference)."""
-        p = np.asarray(prefill_tokens, dtype=np.float64)
-        tokens = p + np.asarray(decode_tokens, dtype=np.float64)
-        flops = self.flops_per_token * tokens + self.attn_flops_per_pair * np.asarray(
-            attn_pairs, dtype=np.float64
-        )
-        moved = self.weight_bytes + self.kv_bytes_per_token * (
-            np.asarray(kv_read_tokens, dtype=np.float64) + tokens
-        )
-        compute = np.maximum(flops / self.flops_per_s, moved / self.bytes_per_s)
-        comm = self.allreduce_fixed_s + self.allreduce_bytes_per_token * tokens / (
-            self.allreduce_bytes_per_s
-        )
-        seqs = np.asarray(num_seqs, dtype=np.float64)
-        out: npt.NDArray[np.float64] = self.overhead_s + self.overhead_per_seq_s * seqs + compute
-        return out + comm
+        host = self.overhead_s + self.overhead_per_seq_s * seqs + self.overhead_per_token_s * tokens
+        return host + linear + logits + gather + prefill + decode + comm
 
     def prefill_time(self, prompt_tokens: int, chunk_size: int) -> float:
         """Seconds to prefill a prompt alone on an idle replica, in chunks of ``chunk_size``."""
         total, done = 0.0, 0
         while done < prompt_tokens:
             c = min(chunk_size, prompt_tokens - done)
-            pairs = c * done + c * (c + 1) // 2
-            total += self.iteration_time(c, 0, 1, done, pairs)
+            total += self.iteration_time(c, done, c * done + c * (c + 1) // 2, 0, 0, 1)
             done += c
         return total
 

@@ -211,9 +211,8 @@ class Replica:
         if sched is not None and sched.token_budget is not None:
             budget = min(self.chunk_size, sched.token_budget) - n_dec
         nseq = n_dec
-        kv_read = self._kv_base + n_dec * c  # tokens cached by the decoders
-        pairs = kv_read
-        prefill_tokens = 0
+        decode_ctx = self._kv_base + n_dec * c  # tokens cached by the decoders
+        prefill_tokens = prefill_ctx = prefill_pairs = 0
         chunks = self._chunks
         chunks.clear()
         for job in self.prefilling:
@@ -224,8 +223,8 @@ class Replica:
             budget -= n
             nseq += 1
             prefill_tokens += n
-            kv_read += done
-            pairs += n * done + n * (n + 1) // 2
+            prefill_ctx += done
+            prefill_pairs += n * done + n * (n + 1) // 2
             chunks.append((job, n))
         queue = self.queue
         asked = sched is not None and bool(queue) and budget > 0
@@ -265,19 +264,21 @@ class Replica:
                 hit = self.cache.hit(job.req)
                 job.prefilled = hit
                 self.cached_tokens += hit
-                kv_read += hit
+                prefill_ctx += hit
             n = min(job.prompt - hit, budget)
             budget -= n
             nseq += 1
             prefill_tokens += n
-            pairs += n * hit + n * (n + 1) // 2
+            prefill_pairs += n * hit + n * (n + 1) // 2
             chunks.append((job, n))
         if asked:
             self._tell_admitted(now, admitted)
         if nseq == 0:
             return 0.0
         self.in_flight = True
-        dt = self.latency.iteration_time(prefill_tokens, n_dec, nseq, kv_read, pairs)
+        dt = self.latency.iteration_time(
+            prefill_tokens, prefill_ctx, prefill_pairs, n_dec, decode_ctx, nseq
+        )
         if self.observer is not None:
             self.observer(
                 IterationRecord(

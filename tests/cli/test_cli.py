@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -450,10 +452,18 @@ def test_calibrate_writes_a_profile_that_simulate_uses(tmp_path: Path) -> None:
     measured = tmp_path / "a10.csv"
     # Twice as slow as the catalogue's A10 at every point.
     lm = glia.ClusterConfig().resolve().latency
-    rows = ["batch_size,context_tokens,prefill_tokens,time_ms"]
-    for b, k, p in [(1, 128, 0), (32, 512, 0), (128, 600, 0), (0, 0, 2048), (0, 0, 8192)]:
-        t = lm.iteration_time(p, b, b + (p > 0), b * k, b * k + p * (p + 1) // 2)
-        rows.append(f"{b},{k},{p},{2e3 * t}")
+    rows = ["kind,prefill_tokens,prefill_ctx,decode_batch,decode_lens,mode,median_ms"]
+    shapes = [
+        (0, 0, ((1, 128),)), (0, 0, ((32, 512),)), (0, 0, ((128, 600),)),
+        (0, 0, ((16, 100), (16, 3000))), (2048, 0, ()), (8192, 0, ()), (512, 1024, ()),
+        (256, 0, ((8, 300),)), (1024, 512, ((64, 900),)),
+    ]  # fmt: skip
+    for p, k, groups in shapes:
+        it = glia.sim.Iteration(prefill_tokens=p, prefill_ctx=k, decode=groups)
+        lens = "+".join(f"{n}x{c}" for n, c in groups)
+        slow_ms = 2e3 * lm.iteration_time(*it.shape())
+        rows.append(f"{it.kind},{p},{k},{it.decode_seqs},{lens},graph,{slow_ms}")
+    rows.append("decode,0,0,4,4x100,eager,999")  # another mode: not fitted
     measured.write_text("\n".join(rows) + "\n")
     profile = tmp_path / "slow.json"
     result = invoke("calibrate", str(measured), "--gpu", "A10", "--model", "llama-3-8b",
@@ -461,13 +471,66 @@ def test_calibrate_writes_a_profile_that_simulate_uses(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     fit = only_json(result.stdout)
     assert isinstance(fit, dict)
-    assert fit["max_rel_error"] < 0.05
+    assert fit["points"] == len(shapes) and fit["mode"] == "graph"
+    assert fit["errors"]["all"]["worst_pct"] < 5
+    assert set(fit["held_out"]) == {"mixed"}  # the others leave fewer than 7 points to fit
     fast = only_json(invoke("simulate", "--json", "--duration", "30").stdout)
     slow = only_json(
         invoke("simulate", "--json", "--duration", "30", "--profile", str(profile)).stdout
     )
     assert isinstance(fast, dict) and isinstance(slow, dict)
     assert slow["mean_tpot_s"] > 1.5 * fast["mean_tpot_s"]
+    # glia latency with that profile predicts the measurements back, row for row.
+    result = invoke("latency", str(measured), "--gpu", "A10", "--model", "llama-3-8b",
+                    "--profile", str(profile))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    out = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(out) == len(shapes) + 1
+    assert list(out[0]) == [*rows[0].split(","), "predicted_ms", "error_pct"]
+    assert all(abs(float(r["error_pct"])) < 5 for r in out[:-1])
+    assert "Error against measured (graph rows)" in result.stderr
+
+
+def test_latency_predicts_a_file_without_measurements(tmp_path: Path) -> None:
+    batches = tmp_path / "b.csv"
+    batches.write_text(
+        "name,prefill_tokens,decode_batch,decode_lens\nbig,8192,0,\nmix,512,32,16x256+16x4096\n"
+    )
+    result = invoke("latency", str(batches), "--gpu", "H200", "--model", "llama-3-8b", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = only_json(result.stdout)
+    assert isinstance(out, dict) and out["errors"] == {}
+    c = glia.sim.catalogue()
+    lm = glia.sim.LatencyModel.build(c.gpu("H200")[1], c.model("llama-3-8b")[1])
+    want = lm.iteration_time(512, 0, 512 * 513 // 2, 32, 16 * 256 + 16 * 4096, 33) * 1e3
+    assert out["rows"][1] == {
+        "name": "mix",
+        "prefill_tokens": "512",
+        "decode_batch": "32",
+        "decode_lens": "16x256+16x4096",
+        "predicted_ms": round(want, 4),
+    }
+    fp8 = only_json(invoke("latency", str(batches), "--gpu", "H200", "--model", "llama-3-8b",
+                           "--precision", "fp8", "--json").stdout)  # fmt: skip
+    assert isinstance(fp8, dict)
+    assert fp8["rows"][0]["predicted_ms"] < out["rows"][0]["predicted_ms"]
+
+
+def test_latency_and_calibrate_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prefill_tokens,decode_batch,decode_ctx,median_ms\n0,4,100,-3\n")
+    msg = check_error(invoke("latency", str(bad), "--gpu", "H200", "--model", "llama-3-8b"))
+    assert msg == f"{bad} row 2: median_ms is -3: a measured time must be positive"
+    few = tmp_path / "few.csv"
+    few.write_text("prefill_tokens,decode_batch,decode_ctx,median_ms\n0,4,100,6\n")
+    msg = check_error(invoke("calibrate", str(few), "--gpu", "H200", "--model", "llama-3-8b"))
+    assert msg.startswith(
+        "calibration fits 7 coefficients and needs at least 7 measured iterations, got 1"
+    )
+    msg = check_error(
+        invoke("latency", str(few), "--gpu", "H200", "--model", "llama-3-8b", "--precision", "int4")
+    )
+    assert msg == "unknown weight precision 'int4': choose one of bf16, fp16, fp8"
 
 
 def test_a_profile_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:

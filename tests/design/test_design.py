@@ -54,7 +54,6 @@ SMALL = {"duration_s": 60.0}
 LLQ = compose(Mechanisms(), name="Mine")
 
 
-
 @asynccontextmanager
 async def cluster(tmp_path: Path) -> AsyncIterator[Client]:
     async with local_cluster(workers=2, store_dir=str(tmp_path / "nats")) as c:

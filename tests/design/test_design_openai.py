@@ -30,7 +30,6 @@ print(f"mean={{e2e.mean():.6f}} n={{e2e.size}}")
 """
 
 
-
 class Researcher:
     """The scripted model: one step per request, whatever the server sends back."""
 

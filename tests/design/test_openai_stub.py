@@ -37,7 +37,6 @@ from tests.openai_stub import (
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("allow_model_requests")]
 
 
-
 def make_agent(provider: OpenAIProvider, calls: list[tuple[int, int]]) -> Agent[None, str]:
     """An agent on the stub with one tool, ``add``, which records its arguments in ``calls``."""
     agent = Agent(OpenAIChatModel("stub-model", provider=provider))

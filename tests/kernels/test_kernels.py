@@ -18,7 +18,7 @@ from glia.kernels import (
     select,
 )
 from glia.policies import BASELINES, resolve_router
-from glia.sim import COLUMNS, LatencyModel, Trace, catalogue, run_simulation
+from glia.sim import COLUMNS, LatencyModel, Trace, catalogue, load_profile, run_simulation
 
 
 def _model(gpu: str = "A10", model: str = "llama-3-8b", tp: int = 1) -> LatencyModel:
@@ -28,14 +28,20 @@ def _model(gpu: str = "A10", model: str = "llama-3-8b", tp: int = 1) -> LatencyM
 
 def test_coefficient_order_is_the_kernels_contract() -> None:
     assert LatencyModel.__struct_fields__ == (
-        "flops_per_token",
+        "linear_flops_per_token",
+        "linear_bytes",
+        "logits_flops_per_seq",
+        "logits_bytes",
+        "embed_bytes_per_token",
         "attn_flops_per_pair",
-        "weight_bytes",
         "kv_bytes_per_token",
-        "flops_per_s",
-        "bytes_per_s",
+        "linear_flops_per_s",
+        "weight_bytes_per_s",
+        "attn_flops_per_s",
+        "kv_bytes_per_s",
         "overhead_s",
         "overhead_per_seq_s",
+        "overhead_per_token_s",
         "allreduce_bytes_per_token",
         "allreduce_bytes_per_s",
         "allreduce_fixed_s",
@@ -43,31 +49,34 @@ def test_coefficient_order_is_the_kernels_contract() -> None:
 
 
 counts = st.integers(min_value=0, max_value=200_000)
+_Row = tuple[int, int, int, int, int, int]
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=st.lists(st.tuples(counts, counts, counts, counts, counts), min_size=0, max_size=40),
-    gpu=st.sampled_from(["A10", "A100", "H100"]),
+    rows=st.lists(st.tuples(*[counts] * 6), min_size=0, max_size=40),
+    gpu=st.sampled_from(["A10", "A100", "H100", "H200"]),
     tp=st.sampled_from([1, 2, 4]),
+    profile=st.booleans(),
     jit=st.booleans(),
 )
 def test_batched_latency_equals_the_model_bit_for_bit(
-    rows: list[tuple[int, int, int, int, int]], gpu: str, tp: int, jit: bool
+    rows: list[_Row], gpu: str, tp: int, profile: bool, jit: bool
 ) -> None:
-    lm = _model(gpu, tp=tp)
-    cols = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(5)]
+    c = catalogue()
+    eff = load_profile("h200-llama-3-8b") if profile else None  # per-token overhead too
+    lm = LatencyModel.build(c.gpu(gpu)[1], c.model("llama-3-8b")[1], tp, eff)
+    cols = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(6)]
     got = select(iteration_times, jit)(lm.coefficients(), *cols)
     want = [lm.iteration_time(*r) for r in rows]
     assert got.tolist() == want  # exact: same operations in the same order
     singles = [select(one_iteration_time, jit)(lm.coefficients(), *r) for r in rows]
     assert singles == want
-    np.testing.assert_allclose(got, lm.iteration_times(*cols), rtol=1e-12)
 
 
 def test_batched_latency_of_an_empty_batch() -> None:
     empty = np.zeros(0, dtype=np.int64)
-    out = iteration_times(_model().coefficients(), empty, empty, empty, empty, empty)
+    out = iteration_times(_model().coefficients(), *[empty] * 6)
     assert out.shape == (0,)
 
 
@@ -93,7 +102,7 @@ def _step_reference(
             return NEEDS_MEMORY, it, t, 0.0, free
         free -= need
         kv = kv_base + n_dec * it
-        dt = lm.iteration_time(0, n_dec, n_dec, kv, kv)
+        dt = lm.iteration_time(0, 0, 0, n_dec, kv, n_dec)
         if it >= stop_it or t + dt > horizon or (t + dt == horizon and not inclusive):
             return IN_FLIGHT, it, t, dt, free
         t += dt
@@ -147,12 +156,12 @@ def test_decode_run_stops_at_the_completing_iteration() -> None:
         lm.coefficients(), 0.0, 0, 1, 100, 10, phases, 0, float("inf"), True
     )
     assert (status, it, start, free) == (IN_FLIGHT, 0, 0.0, 10)
-    assert duration == lm.iteration_time(0, 1, 1, 100, 100)
+    assert duration == lm.iteration_time(0, 0, 0, 1, 100, 1)
 
 
 def test_decode_run_between_iterations_at_an_inclusive_horizon() -> None:
     lm = _model()
-    dt = lm.iteration_time(0, 2, 2, 40, 40)
+    dt = lm.iteration_time(0, 0, 0, 2, 40, 2)
     phases = np.zeros(16, dtype=np.int64)
     got = decode_run(lm.coefficients(), 0.0, 0, 2, 40, 10, phases, 50, dt, True)
     assert got[:3] == (BETWEEN, 1, dt)

@@ -15,7 +15,6 @@ from glia.runtime import ActorFailed, supervise
 pytestmark = pytest.mark.anyio
 
 
-
 class Flaky:
     """Crashes its first ``crashes`` runs, then serves until drained."""
 

@@ -42,7 +42,6 @@ _START_S = 120.0
 Proc = tuple[int, int]  # pid, start time (clock ticks after boot)
 
 
-
 # -- /proc ---------------------------------------------------------------------------------------
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """State, parent pid and start time of ``pid`` (None if there is no such process)."""

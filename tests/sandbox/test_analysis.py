@@ -14,7 +14,6 @@ from glia.sandbox import run_analysis
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A workspace holding one per-request CSV (with a sibling directory outside it)."""

@@ -70,14 +70,14 @@ def _run(
 
 
 def _prefill(lm: LatencyModel, p: int) -> float:
-    return lm.iteration_time(p, 0, 1, 0, p * (p + 1) // 2)
+    return lm.iteration_time(p, 0, p * (p + 1) // 2, 0, 0, 1)
 
 
 def _decodes(lm: LatencyModel, start: float, context: int, steps: int) -> float:
     """Time after ``steps`` batch-1 decode steps from ``start``, the first reading ``context``."""
     t = start
     for k in range(steps):
-        t += lm.iteration_time(0, 1, 1, context + k, context + k)
+        t += lm.iteration_time(0, 0, 0, 1, context + k, 1)
     return t
 
 
@@ -135,8 +135,8 @@ def test_chunked_prefill(a10: LatencyModel) -> None:
         (0, 1),
         (0, 1),
     ]
-    first = a10.iteration_time(64, 0, 1, 0, 64 * 65 // 2)
-    second = a10.iteration_time(36, 0, 1, 64, 36 * 64 + 36 * 37 // 2)
+    first = a10.iteration_time(64, 0, 64 * 65 // 2, 0, 0, 1)
+    second = a10.iteration_time(36, 64, 36 * 64 + 36 * 37 // 2, 0, 0, 1)
     assert records[0].end - records[0].start == pytest.approx(first, rel=1e-12)
     assert records[1].end - records[1].start == pytest.approx(second, rel=1e-12)
     ttft = result.requests.prefill_completed_at[0]
@@ -155,10 +155,10 @@ def test_decodes_come_first_and_prefill_takes_what_is_left_of_the_chunk(a10: Lat
     assert (b.prefill_tokens, b.decode_tokens, b.num_seqs) == (37, 1, 2)
     ctx = 10 + (i - 1)  # request 0's cached tokens at its (i-1)-th decode step
     assert a.end - a.start == pytest.approx(
-        a10.iteration_time(63, 1, 2, ctx, ctx + 63 * 64 // 2), rel=1e-12
+        a10.iteration_time(63, 0, 63 * 64 // 2, 1, ctx, 2), rel=1e-12
     )
     assert b.end - b.start == pytest.approx(
-        a10.iteration_time(37, 1, 2, ctx + 1 + 63, ctx + 1 + 37 * 63 + 37 * 38 // 2), rel=1e-12
+        a10.iteration_time(37, 63, 37 * 63 + 37 * 38 // 2, 1, ctx + 1, 2), rel=1e-12
     )
     t = result.requests
     # It arrived during iteration i - 1 and joined the batch formed when that one ended.
@@ -174,11 +174,11 @@ def test_requests_arriving_together_are_batched(a10: LatencyModel) -> None:
     result, records = _run(_trace([0.0, 0.0], [10, 20], [3, 5]), _cluster())
     assert [r.num_seqs for r in records] == [2, 2, 2, 1, 1]
     assert (records[0].prefill_tokens, records[0].decode_tokens) == (30, 0)
-    t0 = a10.iteration_time(30, 0, 2, 0, 10 * 11 // 2 + 20 * 21 // 2)
-    t1 = t0 + a10.iteration_time(0, 2, 2, 30, 30)
-    t2 = t1 + a10.iteration_time(0, 2, 2, 32, 32)
-    t3 = t2 + a10.iteration_time(0, 1, 1, 22, 22)
-    t4 = t3 + a10.iteration_time(0, 1, 1, 23, 23)
+    t0 = a10.iteration_time(30, 0, 10 * 11 // 2 + 20 * 21 // 2, 0, 0, 2)
+    t1 = t0 + a10.iteration_time(0, 0, 0, 2, 30, 2)
+    t2 = t1 + a10.iteration_time(0, 0, 0, 2, 32, 2)
+    t3 = t2 + a10.iteration_time(0, 0, 0, 1, 22, 1)
+    t4 = t3 + a10.iteration_time(0, 0, 0, 1, 23, 1)
     t = result.requests
     assert t.scheduled_at.tolist() == [0.0, 0.0]
     assert t.prefill_completed_at.tolist() == pytest.approx([t0, t0], rel=1e-12)
