@@ -3,7 +3,7 @@
 Usage: python benchmarks/kernels.py
 
 * batched latency: iterations per second of ``iteration_times`` (numba) against the same
-  function uncompiled and against ``LatencyModel.iteration_times`` (numpy, vectorized);
+  function uncompiled;
 * decode fast-forward: decode iterations per second of ``decode_run`` compiled and uncompiled
   (a 128-sequence batch running 100,000 iterations with no event).
 """
@@ -34,7 +34,7 @@ def main() -> None:
     coef = lm.coefficients()
     rng = np.random.default_rng(0)
     n = 1_000_000
-    cols = [rng.integers(0, 8192, n).astype(np.int64) for _ in range(5)]
+    cols = [rng.integers(0, 8192, n).astype(np.int64) for _ in range(6)]
     small = [c[:20_000] for c in cols]
     jit = select(iteration_times, True)
     py = select(iteration_times, False)
@@ -42,7 +42,6 @@ def main() -> None:
     print("| kernel | variant | items/s |")
     print("|---|---|---|")
     print(f"| iteration_times | numba | {n / _best(lambda: jit(coef, *cols)):,.0f} |")
-    print(f"| iteration_times | numpy | {n / _best(lambda: lm.iteration_times(*cols)):,.0f} |")
     print(f"| iteration_times | python | {20_000 / _best(lambda: py(coef, *small), 2):,.0f} |")
 
     phases = np.zeros(16, dtype=np.int64)  # no block boundaries: nothing stops the run early

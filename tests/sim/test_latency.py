@@ -308,8 +308,9 @@ def test_watermark_blocks_round_down() -> None:
 
 def test_every_catalogue_entry_cites_its_source() -> None:
     c = catalogue()
-    for name, spec in [*c.gpus.items(), *c.models.items()]:
-        assert spec.source.startswith("https://"), name
+    sources = {n: g.source for n, g in c.gpus.items()} | {n: m.source for n, m in c.models.items()}
+    for name, source in sources.items():
+        assert source.startswith("https://"), name
 
 
 @pytest.mark.parametrize(
