@@ -132,7 +132,9 @@ def experiment_config(
       (a preset's block count belongs to its own hardware) unless ``num_blocks`` is given;
     * a ``trace`` (without ``arrivals``) is used as given, without the preset's inflation: one
       with an ``arrived_at`` column is replayed at its own times (``qps`` and ``duration_s``
-      then rescale and cut it), one without keeps the preset's arrival process.
+      then rescale and cut it), one without keeps the preset's arrival process;
+    * a ``concurrency`` makes the workload closed-loop: the preset's arrival process (rate,
+      duration) goes, and fixed ``isl``/``osl`` lengths are not inflated.
     """
     base = get_preset(preset) if preset is not None else None
     c = cluster or (base.cluster if base else ClusterConfig())
@@ -157,6 +159,17 @@ def experiment_config(
         # A file travels to workers by its path: make it absolute, so a worker process in
         # another working directory (or a resumed run started elsewhere) finds the same file.
         w_over["trace"] = str(Path(w_over["trace"]).expanduser().absolute())
+    if "concurrency" in w_over:
+        # Closed loop: clients send as they finish, so the preset's arrival process goes.
+        w_over |= {
+            "arrivals": "trace",
+            "qps": given.get("qps"),
+            "duration_s": given.get("duration_s"),
+        }
+        w_over.setdefault("diurnal", 0.0)
+    if "isl" in w_over or "osl" in w_over:  # fixed lengths are not inflated
+        w_over.setdefault("prompt_inflation", 0.0)
+        w_over.setdefault("output_inflation", 0.0)
     if "trace" in w_over and "arrivals" not in w_over:
         _, has_arrivals = load_trace_csv(w_over["trace"])
         w_over.setdefault("prompt_inflation", 0.0)

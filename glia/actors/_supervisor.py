@@ -17,6 +17,7 @@ __all__ = ["END", "ends_context", "supervisor_agent"]
 END = "END CONTEXT"
 """A supervisor reply containing this line ends the research context."""
 
+
 def supervisor_agent(model: Model, task: Task = DEFAULT_TASK) -> Agent[None, str]:
     """The supervisor agent of a ``task``'s research (no tools; plain-text replies)."""
     return Agent(model, instructions=task.supervisor_brief(END), retries=2)

@@ -69,6 +69,35 @@ QpsOpt = Annotated[
         show_default=False,
     ),
 ]
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        help=(
+            "Closed loop: N clients, each sending its next request when its last completes "
+            "(like `vllm bench serve --max-concurrency N`), instead of the preset's arrivals."
+        ),
+        show_default=False,
+    ),
+]
+IslOpt = Annotated[
+    int | None,
+    typer.Option("--isl", min=1, help="Every prompt this many tokens.", show_default=False),
+]
+OslOpt = Annotated[
+    int | None,
+    typer.Option("--osl", min=1, help="Every output this many tokens.", show_default=False),
+]
+NumRequestsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--num-requests",
+        min=1,
+        help="Requests in all (closed loop: default 10 per client, at least 100).",
+        show_default=False,
+    ),
+]
 DurationOpt = Annotated[
     float | None,
     typer.Option(

@@ -30,6 +30,13 @@ def _cluster_line(result: SimResult) -> str:
 
 def _workload_line(result: SimResult) -> str:
     w = result.workload
+    lengths = ""
+    if w.isl is not None or w.osl is not None:
+        lengths = f", {w.isl or 'trace'} in / {w.osl or 'trace'} out tokens"
+    if w.concurrency is not None:
+        think = f", {w.think_s:g} s think time" if w.think_s else ""
+        clients = f"closed loop: {w.concurrency} concurrent clients{think}"
+        return f"{w.trace}{lengths}, {clients}, {result.summary.num_requests} requests"
     if w.arrivals == "trace":
         arrivals = "replayed arrivals" + (f" rescaled to {w.qps:g} QPS" if w.qps else "")
         if w.duration_s is not None:
@@ -38,7 +45,7 @@ def _workload_line(result: SimResult) -> str:
         arrivals = f"{w.arrivals} arrivals at {w.qps:g} QPS for {w.duration_s:g} s"
         if w.diurnal > 0:
             arrivals += f" (diurnal: x{1 - w.diurnal:g} to x{1 + w.diurnal:g} over a day)"
-    return f"{w.trace}, {arrivals}"
+    return f"{w.trace}{lengths}, {arrivals}"
 
 
 def _setup_line(result: SimResult) -> str:
@@ -74,7 +81,9 @@ def _summary_tables(result: SimResult, preset: str) -> tuple[Table, Table]:
     run.add_row("requests", f"{s.num_requests:,}")
     run.add_row("restarts", f"{s.restarts:,} ({s.requests_restarted:,} requests, {share:.1%})")
     run.add_row(
-        "throughput", f"{s.throughput_rps:.2f} req/s, {s.throughput_tokens_s:,.0f} output tok/s"
+        "throughput",
+        f"{s.throughput_rps:.2f} req/s, {s.throughput_tokens_s:,.0f} output tok/s, "
+        f"{s.tokens_s_per_gpu:,.0f} output tok/s per GPU",
     )
     run.add_row("simulated duration", f"{s.sim_duration_s:,.1f} s")
     run.add_row("wall time", f"{s.wall_s:.2f} s")

@@ -48,6 +48,7 @@ def experiment_setup(
     model: str | None = None,
     tp: int | None = None,
     profile: str | None = None,
+    **workload: int | None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
@@ -61,6 +62,7 @@ def experiment_setup(
         gpu=gpu,
         model=model,
         tp=tp,
+        **workload,
     )
 
 

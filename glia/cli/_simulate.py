@@ -24,14 +24,18 @@ from glia.tasks import DEFAULT_TASK, TASKS, resolve_task
 
 from ._app import (
     REFERENCE_ROUTER,
+    ConcurrencyOpt,
     CredsOpt,
     DurationOpt,
     GpuOpt,
     InProcessOpt,
+    IslOpt,
     JsonOpt,
     ModelOpt,
     NatsOpt,
     NoJitOpt,
+    NumRequestsOpt,
+    OslOpt,
     OutOpt,
     PresetOpt,
     ProfileOpt,
@@ -108,6 +112,10 @@ def simulate(
     trace: TraceOpt = None,
     qps: QpsOpt = None,
     duration: DurationOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    isl: IslOpt = None,
+    osl: OslOpt = None,
+    num_requests: NumRequestsOpt = None,
     replicas: ReplicasOpt = None,
     gpu: GpuOpt = None,
     model: ModelOpt = None,
@@ -122,7 +130,13 @@ def simulate(
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Simulate one router on a preset cluster and workload; print its latency summary."""
+    """Simulate one router on a preset cluster and workload; print its latency summary.
+
+    With --concurrency N the workload is closed-loop, as benchmark tools run it: N clients each
+    send their next request when their last one completes; with --isl/--osl every request has
+    those lengths. TTFT, TPOT and output throughput per GPU are then comparable with
+    `vllm bench serve --max-concurrency N --random-input-len ISL --random-output-len OSL`.
+    """
     configure_logging()
     _no_jit(no_jit)
     err = Console(stderr=True)
@@ -157,6 +171,10 @@ def simulate(
             model=model,
             tp=tp,
             profile=profile,
+            concurrency=concurrency,
+            isl=isl,
+            osl=osl,
+            max_requests=num_requests,
         )
         _prepare_out(out)
         if in_process and nats is not None:

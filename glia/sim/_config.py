@@ -228,7 +228,14 @@ class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     arrivals generated at ``qps`` for ``duration_s`` seconds: ``poisson``, ``lognormal`` gaps with
     shape ``sigma`` (mean gap 1/qps) or ``gamma`` gaps with coefficient of variation ``cv``.
     ``*_inflation`` inflates that fraction of prompts / outputs (independently) by
-    ``inflation_factor``; ``max_tokens`` caps prompt + output (prompt first).
+    ``inflation_factor``; ``max_tokens`` caps prompt + output (prompt first). ``isl`` and
+    ``osl`` fix every prompt's and output's length instead of drawing them from the trace.
+
+    With ``concurrency`` the workload is closed-loop, like ``vllm bench serve
+    --max-concurrency``: that many clients each send their next request when their last one
+    completes (after ``think_s`` seconds), ``max_requests`` requests in all (default: 10 per
+    client, at least 100). Arrival settings (``qps``, ``duration_s``, generated arrivals) then
+    do not apply.
     """
 
     trace: str = "sharegpt_first_turn"
@@ -250,3 +257,11 @@ class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     period_s))``, lowest at time 0 and highest half a period later (0: a constant rate)."""
     period_s: float | None = None
     """Length of the diurnal "day" in seconds (default ``duration_s``: one day per run)."""
+    concurrency: int | None = None
+    """Closed loop: clients, each sending its next request when its last one completes."""
+    think_s: float = 0.0
+    """Closed loop: seconds a client waits after a completion before sending again."""
+    isl: int | None = None
+    """Every prompt's length (input sequence length), instead of the trace's."""
+    osl: int | None = None
+    """Every output's length (output sequence length), instead of the trace's."""

@@ -2,11 +2,13 @@
 
 Time advances from event to event, taken from one :class:`~glia.sim._agenda.Agenda`: the next
 arrival of the trace, each busy replica's iteration end, and, in an autoscaled cluster, starting
-replicas becoming ready and the autoscaler's periodic call. At one instant events are handled
-in the order of their kinds (iteration ends, by replica id; then readiness; then the
-autoscaler's call; then the arrival), so ties resolve the same way every run; idle replicas
-start their next iteration only after every event at that instant (so a request routed at time
-t joins a batch formed at t). The router is called after every arrival, every iteration that
+replicas becoming ready and the autoscaler's periodic call. In a closed-loop trace
+(``Trace.concurrency``) arrivals are not known in advance: the first ``concurrency`` requests
+arrive at time 0, and each completion sends the next request ``think_s`` later. At one instant
+events are handled in the order of their kinds (iteration ends, by replica id; then readiness;
+then the autoscaler's call; then the arrival), so ties resolve the same way every run; idle
+replicas start their next iteration only after every event at that instant (so a request
+routed at time t joins a batch formed at t). The router is called after every arrival, every iteration that
 completed a request and every replica becoming ready. See :mod:`glia.sim._autoscaling`.
 
 Why one module of this size: the event loop and the checks of every router decision share
@@ -16,6 +18,7 @@ the run's state (queues, fleet, agenda) on the simulator's hot path.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -153,6 +156,11 @@ def run_simulation(
     else:
         reqs = [Request(i, arrivals[i], prompts[i]) for i in range(n)]
     jobs = [Job(req, outputs[i]) for i, req in enumerate(reqs)]
+    # Arrival times still to come, in order: the whole trace, or (closed loop) the clients'
+    # next requests, known only as earlier ones complete.
+    closed = trace.concurrency is not None
+    due = deque(arrivals if not closed else [0.0] * min(n, trace.concurrency or 0))
+    think = trace.think_s
 
     waiting: dict[int, Job] = {}  # the global queue, in arrival order
     to_start: set[int] = set()
@@ -264,7 +272,7 @@ def run_simulation(
 
     next_arrival = 0
     now = 0.0
-    agenda.push(arrivals[0], ARRIVAL)  # the next arrival is always on the agenda
+    agenda.push(due[0], ARRIVAL)  # the next arrival due is always on the agenda
     if interval < float("inf"):
         agenda.push(interval, TICK)
     try:
@@ -282,13 +290,21 @@ def run_simulation(
                     to_start.add(rid)
                 if len(done) > before:
                     num_done += len(done) - before
+                    if closed:  # each client that got its answer sends its next request
+                        if not due and next_arrival < n:
+                            agenda.push(now + think, ARRIVAL)
+                        due.extend([now + think] * (len(done) - before))
                     route(now, "completion", rid)
             elif kind == ARRIVAL:
                 now = t
+                due.popleft()
                 job = jobs[next_arrival]
+                if closed:  # it is sent now: the request a policy sees carries that time
+                    req = msgspec.structs.replace(job.req, arrived_at=now)
+                    job = jobs[next_arrival] = Job(req, job.output)
                 next_arrival += 1
-                if next_arrival < n:
-                    agenda.push(arrivals[next_arrival], ARRIVAL)
+                if due and next_arrival < n:
+                    agenda.push(due[0], ARRIVAL)
                 waiting[job.id] = job
                 route(now, "arrival")
             elif kind == READY:
@@ -360,8 +376,10 @@ def _interval(autoscaler: ScalingPolicy) -> float:
 
 def _summary(table: RequestTable, fleet: Fleet, end: float, wall0: float, capped: int) -> Summary:
     gpu_hours, mean_replicas = fleet.totals(end)
+    tokens = float(table.request_num_decode_tokens.sum())
     return msgspec.structs.replace(
         summarize(table, time.perf_counter() - wall0),
+        tokens_s_per_gpu=tokens / (gpu_hours * 3600.0) if gpu_hours > 0 else 0.0,
         gpu_hours=gpu_hours,
         mean_replicas=mean_replicas,
         scale_events=fleet.scale_events,

@@ -143,6 +143,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     """Replicas on, averaged over the run."""
     scale_events: int = 0
     """Replicas started, cancelled, drained or turned off by an autoscaler."""
+    tokens_s_per_gpu: float = 0.0
+    """Output tokens per second per GPU: all output tokens over the GPU time the replicas were
+    on (as benchmark tools report throughput per GPU)."""
     requests_capped: int = 0
     """Requests of the workload whose prompt + output exceeded the token cap (the workload's
     ``max_tokens``, else the model's context) and were shortened to fit it."""

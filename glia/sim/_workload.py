@@ -55,6 +55,10 @@ class Trace:
     """Requests whose prompt + output exceeded ``cap`` and were shortened to fit it."""
     cap: int | None = None
     """The token limit (prompt + output) the requests were held to, if any."""
+    concurrency: int | None = None
+    """Closed loop: this many clients send the requests in order, each its next one when its
+    last completes (``think_s`` later); ``arrived_at`` is then ignored (all zeros)."""
+    think_s: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_prefixes()
@@ -83,6 +87,10 @@ class Trace:
                 f"trace request {i} arrives at {a[i]}, before request {i - 1} at {a[i - 1]}: "
                 "sort the trace by arrival time"
             )
+        if self.concurrency is not None and self.concurrency < 1:
+            raise InputError(f"concurrency is {self.concurrency}: give at least 1 client")
+        if not (math.isfinite(self.think_s) and self.think_s >= 0):
+            raise InputError(f"think_s is {self.think_s}: give seconds, >= 0")
         for array in (a, p, d):
             array.flags.writeable = False
 
@@ -325,7 +333,14 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         for s in (Stream.ARRIVALS, Stream.PICK, Stream.PROMPT, Stream.OUTPUT, Stream.CHAT)
     )
 
-    if cfg.arrivals == "trace":
+    if cfg.concurrency is not None:
+        ids = lens = None
+        n = cfg.max_requests if cfg.max_requests is not None else max(100, 10 * cfg.concurrency)
+        arrived = np.zeros(n)  # the clients send them as they go
+        pick = rng_pick.integers(0, len(lengths), size=n)
+        prefill = lengths.num_prefill_tokens[pick]
+        decode = lengths.num_decode_tokens[pick]
+    elif cfg.arrivals == "trace":
         if not has_arrivals:
             raise InputError(
                 f"trace {cfg.trace!r} has no arrived_at column: choose generated arrivals "
@@ -357,6 +372,10 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     n = len(arrived)
     prefill = prefill.astype(np.int64, copy=True)
     decode = decode.astype(np.int64, copy=True)
+    if cfg.isl is not None:
+        prefill[:] = cfg.isl
+    if cfg.osl is not None:
+        decode[:] = cfg.osl
     factor = cfg.inflation_factor
     if cfg.prompt_inflation > 0:
         hit = rng_prompt.random(n) < cfg.prompt_inflation
@@ -377,11 +396,40 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         prefill, ids, lens = thread_conversations(prefill, decode, cfg.turns, cap, rng_chat)
     elif ids is not None and lens is not None:  # replayed prefixes, within capped prompts
         ids, lens = ids.copy(), np.minimum(lens, prefill)
-    return Trace(arrived, prefill, decode, ids, lens, capped=capped, cap=cap)
+    return Trace(
+        arrived,
+        prefill,
+        decode,
+        ids,
+        lens,
+        capped=capped,
+        cap=cap,
+        concurrency=cfg.concurrency,
+        think_s=cfg.think_s,
+    )
 
 
 def _check(cfg: WorkloadConfig) -> None:
-    if cfg.arrivals != "trace" and (cfg.qps is None or cfg.duration_s is None):
+    if cfg.concurrency is not None:
+        if cfg.concurrency < 1:
+            raise InputError(f"concurrency is {cfg.concurrency}: give at least 1 client")
+        if cfg.arrivals != "trace" or cfg.qps is not None or cfg.duration_s is not None:
+            raise InputError(
+                "a closed-loop workload (concurrency) sends each request when a client's last "
+                "one completes: drop qps, duration_s and generated arrivals, and bound it with "
+                "max_requests"
+            )
+    for name in ("isl", "osl"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise InputError(f"{name} is {value}: give a length of at least 1 token")
+    if not (math.isfinite(cfg.think_s) and cfg.think_s >= 0):
+        raise InputError(f"think_s is {cfg.think_s}: give seconds, >= 0")
+    if (
+        cfg.concurrency is None
+        and cfg.arrivals != "trace"
+        and (cfg.qps is None or cfg.duration_s is None)
+    ):
         raise InputError(
             f"{cfg.arrivals} arrivals need both qps and duration_s (got qps={cfg.qps}, "
             f"duration_s={cfg.duration_s})"
