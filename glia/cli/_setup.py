@@ -48,7 +48,10 @@ def experiment_setup(
     model: str | None = None,
     tp: int | None = None,
     profile: str | None = None,
-    **workload: int | None,
+    concurrency: int | None = None,
+    isl: int | None = None,
+    osl: int | None = None,
+    max_requests: int | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
@@ -62,7 +65,10 @@ def experiment_setup(
         gpu=gpu,
         model=model,
         tp=tp,
-        **workload,
+        concurrency=concurrency,
+        isl=isl,
+        osl=osl,
+        max_requests=max_requests,
     )
 
 
