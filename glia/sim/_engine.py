@@ -9,7 +9,8 @@ events are handled in the order of their kinds (iteration ends, by replica id; t
 then the autoscaler's call; then the arrival), so ties resolve the same way every run; idle
 replicas start their next iteration only after every event at that instant (so a request
 routed at time t joins a batch formed at t). The router is called after every arrival, every
-iteration that completed a request and every replica becoming ready. See :mod:`glia.sim._autoscaling`.
+iteration that completed a request and every replica becoming ready. See
+:mod:`glia.sim._autoscaling`.
 
 Why one module of this size: the event loop and the checks of every router decision share
 the run's state (queues, fleet, agenda) on the simulator's hot path.
