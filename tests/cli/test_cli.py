@@ -565,3 +565,20 @@ def test_without_nats_a_private_server_and_local_workers_run_it() -> None:
 def test_in_process_and_nats_together_is_an_error() -> None:
     msg = check_error(invoke("simulate", "--in-process", "--nats", "nats://127.0.0.1:1"))
     assert msg == "give either --nats URL or --in-process, not both"
+
+
+def test_simulate_closed_loop_reports_ttft_tpot_and_throughput_per_gpu() -> None:
+    args = ["simulate", "--concurrency", "8", "--isl", "1024", "--osl", "128", "--gpu", "H200",
+            "--replicas", "2", "--num-requests", "64", "--in-process"]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())  # the table wraps lines
+    assert "1024 in / 128 out tokens, closed loop: 8 concurrent clients, 64 requests" in text
+    assert "output tok/s per GPU" in text
+    out = only_json(invoke(*args, "--json").stdout)
+    assert isinstance(out, dict)
+    assert out["num_requests"] == 64
+    assert out["workload"]["concurrency"] == 8 and out["workload"]["qps"] is None
+    # Two GPUs: per-GPU throughput is half the total.
+    assert out["tokens_s_per_gpu"] == pytest.approx(out["throughput_tokens_s"] / 2, rel=0.01)
+    assert 0 < out["mean_ttft_s"] < out["mean_e2e_s"]
