@@ -51,6 +51,7 @@ GLIA = [
 SIM = [
     "COLUMNS",
     "KINDS",
+    "MEASUREMENTS",
     "PROFILES",
     "ArrivalProcess",
     "Autoscale",

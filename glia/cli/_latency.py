@@ -38,14 +38,15 @@ from ._app import JsonOpt, _user_errors
 __all__ = ["calibrate", "latency"]
 
 ItersArg = Annotated[
-    Path,
+    str,
     typer.Argument(
         help=(
             "CSV of iterations: prefill_tokens, decode_batch, decode_ctx or decode_lens "
             "(e.g. 16x256+16x4096), optional prefill_ctx, prefill_seqs, median_ms, mode; or "
-            "batch_size,context_tokens,prefill_tokens,time_ms."
+            "batch_size,context_tokens,prefill_tokens,time_ms. Or a shipped measurement: "
+            "h200-llama-3-8b, h200-llama-3-8b-fp8."
         ),
-        dir_okay=False,
+        show_default=False,
     ),
 ]
 GpuReq = Annotated[str, typer.Option("--gpu", help="GPU kind (see `glia simulate --help`).")]

@@ -24,7 +24,7 @@ from ._config import (
     WorkloadConfig,
 )
 from ._engine import RoutingPolicy, run_simulation
-from ._iterations import KINDS, Iteration, read_iterations
+from ._iterations import KINDS, MEASUREMENTS, Iteration, read_iterations
 from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary
 from ._replica import IterationRecord
@@ -36,6 +36,7 @@ from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 __all__ = [
     "COLUMNS",
     "KINDS",
+    "MEASUREMENTS",
     "PROFILES",
     "ArrivalProcess",
     "Autoscale",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -34,7 +35,13 @@ import numpy.typing as npt
 
 from glia._errors import TraceError
 
-__all__ = ["KINDS", "Iteration", "read_iterations"]
+__all__ = ["KINDS", "MEASUREMENTS", "Iteration", "read_iterations"]
+
+MEASUREMENTS = {
+    "h200-llama-3-8b": "h200_llama-3-8b_iterations.csv",
+    "h200-llama-3-8b-fp8": "h200_llama-3-8b-fp8_iterations.csv",
+}
+"""Measured iteration files shipped with Glia (``glia/data/measurements``), by name."""
 
 KINDS = ("prefill", "decode", "mixed")
 """Kinds of iteration, by what they run: prefill chunks only, decodes only, or both."""
@@ -101,8 +108,12 @@ def shapes(its: list[Iteration]) -> tuple[npt.NDArray[np.int64], ...]:
 
 
 def read_iterations(path: str | Path) -> list[Iteration]:
-    """Read an iterations CSV (see the module docstring); errors name the file and row."""
+    """Read an iterations CSV (see the module docstring), or a shipped one by its name in
+    :data:`MEASUREMENTS`; errors name the file and row."""
     p = str(path)
+    if p.lower() in MEASUREMENTS and not Path(p).exists():
+        shipped = resources.files("glia").joinpath("data", "measurements", MEASUREMENTS[p.lower()])
+        p = str(shipped)
     try:
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
