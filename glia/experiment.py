@@ -128,8 +128,9 @@ def experiment_config(
     :class:`WorkloadConfig` (e.g. ``qps``, ``duration_s``, ``trace``); ``None`` means "not
     given" (pass a whole config to clear a field). Two overrides carry more meaning:
 
-    * a different ``gpu``, ``model`` or ``tp`` re-derives the KV capacity from GPU memory
-      (a preset's block count belongs to its own hardware) unless ``num_blocks`` is given;
+    * a different ``gpu``, ``model``, ``tp``, ``precision`` or ``kv_precision`` re-derives the
+      KV capacity from GPU memory (a preset's block count belongs to its own hardware) unless
+      ``num_blocks`` is given;
     * a ``trace`` (without ``arrivals``) is used as given, without the preset's inflation: one
       with an ``arrived_at`` column is replayed at its own times (``qps`` and ``duration_s``
       then rescale and cut it), one without keeps the preset's arrival process;
@@ -146,7 +147,7 @@ def experiment_config(
         raise InputError(f"unknown setting(s) {', '.join(sorted(unknown))}: choose from {fields}")
     c_over = {k: v for k, v in given.items() if k in _CLUSTER_FIELDS}
     w_over = {k: v for k, v in given.items() if k in _WORKLOAD_FIELDS}
-    hardware = ("gpu", "model", "tp")
+    hardware = ("gpu", "model", "tp", "precision", "kv_precision")
     if "num_blocks" not in c_over and any(
         k in c_over and _canonical(k, c_over[k]) != _canonical(k, getattr(c, k)) for k in hardware
     ):

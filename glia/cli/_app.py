@@ -137,6 +137,22 @@ TpOpt = Annotated[
         "--tp", help="Tensor-parallel degree: GPUs per replica (1, 2, 4 or 8).", show_default=False
     ),
 ]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="Weights: bf16, fp16 or fp8 [default: the model's, bf16].",
+        show_default=False,
+    ),
+]
+KvPrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-precision",
+        help="KV cache: bf16, fp16 or fp8 [default: the model's, bf16].",
+        show_default=False,
+    ),
+]
 SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, help="Seed of the workload and of randomized routers.")
 ]

@@ -33,7 +33,7 @@ from glia.sim import (
     calibrate as fit_profile,
 )
 
-from ._app import JsonOpt, _user_errors
+from ._app import JsonOpt, KvPrecisionOpt, PrecisionOpt, _user_errors
 
 __all__ = ["calibrate", "latency"]
 
@@ -52,22 +52,6 @@ ItersArg = Annotated[
 GpuReq = Annotated[str, typer.Option("--gpu", help="GPU kind (see `glia simulate --help`).")]
 ModelReq = Annotated[str, typer.Option("--model", help="Model served.")]
 TpReq = Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")]
-PrecisionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--precision",
-        help="Weights: bf16, fp16 or fp8 [default: the model's, bf16].",
-        show_default=False,
-    ),
-]
-KvPrecisionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--kv-precision",
-        help="KV cache: bf16, fp16 or fp8 [default: the model's, bf16].",
-        show_default=False,
-    ),
-]
 ModeOpt = Annotated[
     str,
     typer.Option(

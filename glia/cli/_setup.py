@@ -52,6 +52,8 @@ def experiment_setup(
     isl: int | None = None,
     osl: int | None = None,
     max_requests: int | None = None,
+    precision: str | None = None,
+    kv_precision: str | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
@@ -69,6 +71,8 @@ def experiment_setup(
         isl=isl,
         osl=osl,
         max_requests=max_requests,
+        precision=precision,
+        kv_precision=kv_precision,
     )
 
 

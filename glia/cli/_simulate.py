@@ -31,12 +31,14 @@ from ._app import (
     InProcessOpt,
     IslOpt,
     JsonOpt,
+    KvPrecisionOpt,
     ModelOpt,
     NatsOpt,
     NoJitOpt,
     NumRequestsOpt,
     OslOpt,
     OutOpt,
+    PrecisionOpt,
     PresetOpt,
     ProfileOpt,
     QpsOpt,
@@ -120,6 +122,8 @@ def simulate(
     gpu: GpuOpt = None,
     model: ModelOpt = None,
     tp: TpOpt = None,
+    precision: PrecisionOpt = None,
+    kv_precision: KvPrecisionOpt = None,
     seed: SeedOpt = 0,
     profile: ProfileOpt = None,
     nats: NatsOpt = None,
@@ -175,6 +179,8 @@ def simulate(
             isl=isl,
             osl=osl,
             max_requests=num_requests,
+            precision=precision,
+            kv_precision=kv_precision,
         )
         _prepare_out(out)
         if in_process and nats is not None:

@@ -582,3 +582,19 @@ def test_simulate_closed_loop_reports_ttft_tpot_and_throughput_per_gpu() -> None
     # Two GPUs: per-GPU throughput is half the total.
     assert out["tokens_s_per_gpu"] == pytest.approx(out["throughput_tokens_s"] / 2, rel=0.01)
     assert 0 < out["mean_ttft_s"] < out["mean_e2e_s"]
+
+
+def test_fp8_kv_cache_doubles_the_derived_kv_capacity() -> None:
+    base = ["simulate", "--gpu", "H100", "--duration", "20", "--in-process", "--json"]
+    bf16 = only_json(invoke(*base).stdout)
+    fp8 = only_json(invoke(*base, "--kv-precision", "fp8").stdout)
+    assert isinstance(bf16, dict) and isinstance(fp8, dict)
+    c = glia.sim.catalogue()
+    blocks = glia.sim.derive_num_blocks(c.gpu("H100")[1], c.model("llama-3-8b")[1], 1, 16)
+    fp8_blocks = glia.sim.derive_num_blocks(
+        c.gpu("H100")[1], c.model("llama-3-8b")[1], 1, 16, kv_dtype="fp8"
+    )
+    assert fp8_blocks >= 2 * blocks
+    assert fp8["cluster"]["kv_precision"] == "fp8"
+    msg = check_error(invoke(*base, "--precision", "int4"))
+    assert msg == "unknown weight precision 'int4': choose one of bf16, fp16, fp8"
