@@ -64,6 +64,7 @@ class Published:
 NIM = "docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance (Llama-3.3-70B, NIM 1.8.0)"
 VLLM_CI = "buildkite.com/vllm/performance-benchmark/builds/9515 (latency_llama8B_tp1, H200)"
 H100_SWEEP = "yobitelcomm.github.io/bench, 'Recipe: concurrency sweep' (vLLM 0.21)"
+A100_SWEEP = "johnmusgrave.com, 'vLLM throughput-latency sweep on NVIDIA A100' (vLLM 0.23)"
 
 PUBLISHED = [
     # NVIDIA NIM 1.8.0 (TensorRT-LLM), 2 x H100 80GB, TP2, Llama-3.3-70B-Instruct FP8.
@@ -124,6 +125,23 @@ PUBLISHED = [
         None,
         None,
         e2e_ms=833.421,
+    ),
+    # vLLM 0.23, 1 x A100-40GB, Llama-3.1-8B: batch-1 decode at 75 tokens/s, 1,024-token prompt.
+    Published(
+        A100_SWEEP,
+        "vLLM 0.23",
+        "A100-40",
+        1,
+        "llama-3.1-8b",
+        "bf16",
+        "bf16",
+        1024,
+        256,
+        1,
+        20,
+        None,
+        13.3,
+        None,
     ),
     # vLLM 0.21, 1 x H100, Llama-3.1-8B, TPOT p50 over a concurrency sweep (prompts ~300 tokens).
     *(
