@@ -17,9 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from glia._errors import InputError
 from glia._logging import configure_logging
 from glia.sim import (
     CalibrationResult,
+    Efficiency,
     ErrorStats,
     LatencyModel,
     catalogue,
@@ -29,9 +31,7 @@ from glia.sim import (
     predict_ms,
     read_iterations,
 )
-from glia.sim import (
-    calibrate as fit_profile,
-)
+from glia.sim import calibrate as fit_profile
 
 from ._app import JsonOpt, KvPrecisionOpt, PrecisionOpt, _user_errors
 
@@ -137,7 +137,14 @@ def calibrate(
     """
     configure_logging()
     with _user_errors():
-        pts = measured(read_iterations(measurements), None if mode == "all" else mode)
+        its = read_iterations(measurements)
+        pts = measured(its, None if mode == "all" else mode)
+        others = len(measured(its, None)) - len(pts)
+        if others and len(pts) < len(Efficiency.__struct_fields__):  # the coefficients to fit
+            raise InputError(
+                f"{measurements} has {len(pts)} measured rows of mode {mode!r} and {others} of "
+                "other modes: choose them with --mode (e.g. --mode all)"
+            )
         fit = fit_profile(pts, gpu, model, tp, precision, kv_precision)
     fit = msgspec.structs.replace(fit, source=str(measurements))
     data = msgspec.json.format(msgspec.json.encode(fit), indent=2) + b"\n"

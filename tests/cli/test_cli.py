@@ -598,3 +598,20 @@ def test_fp8_kv_cache_doubles_the_derived_kv_capacity() -> None:
     assert fp8["cluster"]["kv_precision"] == "fp8"
     msg = check_error(invoke(*base, "--precision", "int4"))
     assert msg == "unknown weight precision 'int4': choose one of bf16, fp16, fp8"
+
+
+def test_calibrate_says_when_the_mode_filter_left_too_few_rows(tmp_path: Path) -> None:
+    eager = tmp_path / "eager.csv"
+    rows = ["prefill_tokens,decode_batch,decode_ctx,mode,median_ms"]
+    rows += [f"{p},{b},{k},eager,{5 + p / 100 + b / 10}" for p, b, k in
+             [(128, 0, 0), (512, 0, 0), (2048, 0, 0), (0, 1, 100), (0, 8, 100), (0, 64, 500),
+              (0, 128, 900), (256, 16, 300)]]  # fmt: skip
+    eager.write_text("\n".join(rows) + "\n")
+    msg = check_error(invoke("calibrate", str(eager), "--gpu", "H200", "--model", "llama-3-8b"))
+    assert msg == (
+        f"{eager} has 0 measured rows of mode 'graph' and 8 of other modes: choose them with "
+        "--mode (e.g. --mode all)"
+    )
+    result = invoke("calibrate", str(eager), "--gpu", "H200", "--model", "llama-3-8b", "--mode",
+                    "eager", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
