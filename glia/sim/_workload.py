@@ -59,6 +59,7 @@ class Trace:
     """Closed loop: this many clients send the requests in order, each its next one when its
     last completes (``think_s`` later); ``arrived_at`` is then ignored (all zeros)."""
     think_s: float = 0.0
+    """Closed loop: seconds between a client's completion and its next request."""
 
     def __post_init__(self) -> None:
         self._check_prefixes()
