@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tasks",),
     ("presets", "report"),
     ("experiment",),
-    ("sandbox",),
+    ("sandbox", "engines"),
     ("_batch",),
     ("bus",),
     ("_client",),

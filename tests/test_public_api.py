@@ -94,6 +94,7 @@ SIM = [
     "read_iterations",
     "run_simulation",
     "simulate",
+    "summarize",
 ]
 
 POLICIES = [

@@ -3,7 +3,8 @@
 ``glia simulate`` runs one policy on a preset cluster and workload; ``glia baselines`` runs every
 baseline of a task on the same setup, side by side; ``glia design`` lets the agents design a
 policy; ``glia nats``, ``glia worker`` and ``glia monitor`` run and watch a cluster; ``glia
-latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it.
+latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it;
+``glia bench`` replays a workload against a real OpenAI-compatible endpoint.
 Results go to stdout (a table, or JSON with ``--json``); progress, logs and errors go to stderr.
 Any error Glia raises on purpose prints one line, ``error: <what to fix>``, and exits with
 status 2.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from ._app import app
 from ._baselines import baselines
+from ._bench import bench
 from ._cluster import monitor, nats, worker
 from ._design import design, report
 from ._latency import calibrate, latency
@@ -27,6 +29,7 @@ for _command in (
     check,
     latency,
     calibrate,
+    bench,
     nats,
     worker,
     monitor,

@@ -26,7 +26,7 @@ from ._config import (
 from ._engine import RoutingPolicy, run_simulation
 from ._iterations import KINDS, MEASUREMENTS, Iteration, read_iterations
 from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
-from ._metrics import COLUMNS, RequestTable, SimResult, Summary
+from ._metrics import COLUMNS, RequestTable, SimResult, Summary, summarize
 from ._replica import IterationRecord
 from ._request import Request, RunningRequest
 from ._simulate import simulate
@@ -79,4 +79,5 @@ __all__ = [
     "read_iterations",
     "run_simulation",
     "simulate",
+    "summarize",
 ]
