@@ -322,8 +322,8 @@ def test_unknown_preset() -> None:
 
 
 def test_unknown_gpu() -> None:
-    msg = check_error(invoke("simulate", "--gpu", "B200"))
-    assert msg.startswith("unknown GPU 'B200': choose one of A10, ")
+    msg = check_error(invoke("simulate", "--gpu", "B300"))
+    assert msg.startswith("unknown GPU 'B300': choose one of A10, ")
 
 
 def test_missing_trace_file(tmp_path: Path) -> None:
