@@ -3,8 +3,11 @@
 :func:`bench` replays a workload against any OpenAI-compatible endpoint (a vLLM, SGLang or
 llama.cpp server) and measures every request from its stream, into the simulator's own table
 and summary, so that a measured run and a simulated one compare column for column.
+:func:`emulate` serves a cluster's replicas as engines that speak vLLM's API and metrics, timed
+by the simulator's replica model in scaled real time.
 """
 
 from ._bench import BenchFailure, BenchOutcome, bench
+from ._emulate import DEFAULT_MAX_TOKENS, Emulated, emulate
 
-__all__ = ["BenchFailure", "BenchOutcome", "bench"]
+__all__ = ["DEFAULT_MAX_TOKENS", "BenchFailure", "BenchOutcome", "Emulated", "bench", "emulate"]

@@ -24,6 +24,7 @@ from ._config import (
     WorkloadConfig,
 )
 from ._engine import RoutingPolicy, run_simulation
+from ._engine_model import EngineModel, Progress
 from ._iterations import KINDS, MEASUREMENTS, Iteration, read_iterations
 from ._latency import Efficiency, GpuSpec, LatencyModel, ModelSpec, catalogue, derive_num_blocks
 from ._metrics import COLUMNS, RequestTable, SimResult, Summary, summarize
@@ -44,6 +45,7 @@ __all__ = [
     "ClusterConfig",
     "ClusterView",
     "Efficiency",
+    "EngineModel",
     "ErrorStats",
     "GpuSpec",
     "Iteration",
@@ -51,6 +53,7 @@ __all__ = [
     "LatencyModel",
     "LoadView",
     "ModelSpec",
+    "Progress",
     "ReplicaGroup",
     "ReplicaState",
     "ReplicaView",
