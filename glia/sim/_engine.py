@@ -163,7 +163,7 @@ def run_simulation(
     due = deque(arrivals if not closed else [0.0] * min(n, trace.concurrency or 0))
     think = trace.think_s
 
-    waiting: dict[int, Job] = {}  # the global queue, in arrival order
+    waiting: dict[int, Request] = {}  # the global queue, in arrival order
     to_start: set[int] = set()
     done: list[Job] = []
     num_done = 0
@@ -224,8 +224,8 @@ def run_simulation(
                     f"range({len(routable)})"
                 )
             rid = routable[rid]
-            job = waiting.pop(req.id, None)
-            if job is None or job.req != req:
+            got = waiting.pop(req.id, None)
+            if got is None or (got is not req and got != req):
                 if 0 <= req.id < n and jobs[req.id].replica >= 0:
                     raise DesignError(
                         f"router {name!r} routed request {req.id} twice (again to replica {rid} "
@@ -236,16 +236,18 @@ def run_simulation(
                     f"router {name!r} routed request {req.id} at t={now:.3f}s, which is not in "
                     "the global queue: route only requests from cluster.queue"
                 )
+            job = jobs[req.id]
             job.replica = rid
             r = replicas[rid]
-            r.queue.append(job)
-            if r.lazy:  # its run is over: step again from the iteration in flight
+            if r.lazy and not r.stays_lazy_with(job):
+                # Its run is over: step again from the iteration in flight.
                 end = r.leave_lazy()
                 agenda.cancel(ITERATION_END, rid)
                 if end >= 0.0:
                     agenda.push(end, ITERATION_END, rid)
                 else:
                     r.busy = False
+            r.queue.append(job)
             if not r.busy:
                 to_start.add(rid)
 
@@ -306,7 +308,7 @@ def run_simulation(
                 next_arrival += 1
                 if due and next_arrival < n:
                     agenda.push(due[0], ARRIVAL)
-                waiting[job.id] = job
+                waiting[job.id] = job.req
                 route(now, "arrival")
             elif kind == READY:
                 now = t
@@ -322,6 +324,12 @@ def run_simulation(
             if to_start and agenda.next_time() > now:
                 for rid in sorted(to_start):
                     r = replicas[rid]
+                    if ff:  # a decode-only run: the kernel takes it from its first iteration
+                        end = r.run_ahead(now, run, coefs[rid])
+                        if end >= 0.0:
+                            r.busy = True
+                            agenda.push(end, ITERATION_END, rid)
+                            continue
                     dt = r.start(now)
                     if dt > 0.0:
                         end = now + dt

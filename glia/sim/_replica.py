@@ -75,6 +75,7 @@ class Replica:
         "_event",
         "_flight_end",
         "_kv_base",
+        "_lead",
         "_phase_count",
         "_phases",
         "_run",
@@ -133,6 +134,7 @@ class Replica:
         self.in_flight = False  # an iteration has started (its blocks taken) and not ended
         self.lazy = False  # running ahead in a decode-only run (see go_lazy)
         self._anchor: tuple[int, float, int] = (0, 0.0, 0)
+        self._lead = False  # the anchor's iteration follows one in flight when the run began
         self._event: tuple[int, int] = (0, 0)
         self._stop = 0
         self._flight_end = -1.0
@@ -361,6 +363,46 @@ class Replica:
             return True
         return self.free - ceil_div(self.queue[0].prompt, self.block_size) < self.watermark
 
+    def run_ahead(self, now: float, run: DecodeRun, coef: np.ndarray) -> float:
+        """Start the next iteration at ``now`` and run lazily from it, when it and those after
+        it are decode-only with nothing admissible and it needs no preemption: what
+        :meth:`start` then :meth:`go_lazy` would do, with the kernel computing that first
+        iteration too (one call instead of the Python batch formation and latency model).
+        Return the time of the run's next event, or -1.0 (nothing done) when :meth:`start`
+        must form the batch. Only without an observer or a scheduler."""
+        decoding = self.decoding
+        if self.prefilling or not decoding:
+            return -1.0
+        c, bs, free = self.it, self.block_size, self.free
+        need = self._phase_count[c % bs]
+        if need > free:
+            return -1.0  # a preemption: start() picks the victims
+        queue = self.queue
+        if (
+            queue
+            and len(decoding) < self.max_batch
+            and free - need - ceil_div(queue[0].prompt, bs) >= self.watermark
+        ):
+            return -1.0  # start() admits the head of the queue
+        self.free = free - need  # as start() leaves it (read only after a sync)
+        self.in_flight = True
+        self._stop = min(self._ends)  # the first iteration that completes a request
+        self._phases = np.array(self._phase_count, dtype=np.int64)
+        self._anchor = (c, now, free)  # iteration c starts now with `free`
+        self._lead = False
+        self._run, self._coef = run, coef
+        status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
+        if x == c:  # that first iteration completes a request: an ordinary iteration end
+            return float(start) + float(duration)
+        if status == NEEDS_MEMORY:
+            self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
+            event_time = float(start)
+        else:
+            self._event = (int(x), int(free))
+            event_time = float(start) + float(duration)
+        self.lazy = True
+        return event_time
+
     def go_lazy(self, end: float, run: DecodeRun, coef: np.ndarray) -> float:
         """Run ahead from the decode-only iteration in flight (ending at ``end``); return the
         time of the run's next event: the end of the iteration that completes a request, or of
@@ -371,6 +413,7 @@ class Replica:
             return end
         self._phases = np.array(self._phase_count, dtype=np.int64)
         self._anchor = (c + 1, end, self.free)  # iteration c + 1 starts at `end` with `free`
+        self._lead = True  # iteration c is in flight until then
         self._run, self._coef = run, coef
         status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
         if status == NEEDS_MEMORY:
@@ -414,7 +457,7 @@ class Replica:
 
     def _materialize(self, now: float, inclusive: bool) -> None:
         it, start, free = self._anchor
-        if now < start or (now == start and not inclusive):
+        if self._lead and (now < start or (now == start and not inclusive)):
             # Still in the iteration that was in flight when the run began (it ends at `start`).
             self.it, self.free, self._flight_end = it - 1, free, start
             self.in_flight = True
@@ -427,6 +470,17 @@ class Replica:
             self.it, self.free = int(x), int(free)
             self._flight_end = float(start) + float(duration)
             self.in_flight = True
+
+    def stays_lazy_with(self, job: Job) -> bool:
+        """Whether this lazy run stays exact when ``job`` joins the back of the queue: the
+        replica would still admit nothing before the run's event. So when the queue already has
+        a head (blocked: by memory, which decode-only iterations only reduce, or by the batch
+        cap), when the batch is full, or when ``job`` itself is blocked by memory now (as of
+        :meth:`mark_stale`; free blocks only fall until the run's event)."""
+        if self.queue or len(self.decoding) >= self.max_batch:
+            return True
+        self.sync()
+        return self.free - ceil_div(job.prompt, self.block_size) < self.watermark
 
     def leave_lazy(self) -> float:
         """Stop running lazily (new work arrived): return the end of the iteration in flight,
