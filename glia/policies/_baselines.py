@@ -78,6 +78,8 @@ class LeastOutstandingRouter(Router):
     name = "lor"
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:  # nothing to route: skip reading the replicas
+            return []
         return _greedy(cluster, [r.num_queued for r in cluster.replicas])
 
 
@@ -87,6 +89,8 @@ class LeastLoadedQueueRouter(Router):
     name = "llq"
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:  # nothing to route: skip reading the replicas
+            return []
         return _greedy(cluster, [r.num_outstanding for r in cluster.replicas])
 
 
@@ -96,6 +100,8 @@ class PowerOfTwoRouter(Router):
     name = "power-of-two"
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:
+            return []
         n = cluster.num_replicas
         load = [r.num_outstanding for r in cluster.replicas]
         out = []
@@ -124,6 +130,8 @@ class LeastKvRouter(Router):
     name = "least-kv"
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:
+            return []
         reps = cluster.replicas
         kv = [_committed_blocks(r) for r in reps]
         load = [r.num_outstanding for r in reps]
@@ -149,6 +157,8 @@ class LlmdScorerRouter(Router):
     prefix_weight = 0.0
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:
+            return []
         reps = cluster.replicas
         queued = [r.num_queued for r in reps]
         kv = [_committed_blocks(r) for r in reps]
@@ -190,6 +200,8 @@ class CacheAwareRouter(Router):
     balance_rel = 1.0001
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:
+            return []
         reps = cluster.replicas
         load = [r.num_outstanding for r in reps]
         out = []
@@ -224,6 +236,8 @@ class ExpertRouter(Router):
     limit_fraction = 2100 / 2240
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
+        if not cluster.num_queued:
+            return []
         reps = cluster.replicas
         committed = [_committed_blocks(r) for r in reps]
         out = []

@@ -56,7 +56,9 @@ class Agenda:
     def pop(self) -> tuple[float, int, int]:
         """Remove and return the next event as ``(time, kind, key)``; ``(inf, -1, 0)`` when
         none is left."""
-        if self.next_time() == float("inf"):
-            return float("inf"), -1, 0
-        time, kind, key, _ = heapq.heappop(self._heap)
-        return time, kind, key
+        heap, versions = self._heap, self._versions
+        while heap:
+            time, kind, key, version = heapq.heappop(heap)
+            if versions[kind][key] == version:
+                return time, kind, key
+        return float("inf"), -1, 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Protocol
 
 import msgspec
@@ -35,7 +36,7 @@ from ._config import Autoscale, ClusterConfig, ResolvedCluster, WorkloadConfig
 from ._guard import call_policy
 from ._latency import LatencyModel
 from ._metrics import RequestTable, SimResult, Summary, summarize
-from ._replica import IterationRecord, Replica
+from ._replica import Clock, IterationRecord, Replica
 from ._request import Job, Request
 from ._scheduling import SchedulingPolicy
 from ._streams import Stream, generator
@@ -113,6 +114,7 @@ def run_simulation(
     source = workload.trace if workload is not None else "the trace"
     _check_fits(trace, rc, source)
 
+    clock = Clock()  # the instant policies look at, for the lazy replicas
     replicas = [
         Replica(
             i,
@@ -124,6 +126,7 @@ def run_simulation(
             max_batch=cluster.max_batch_size,
             observer=observer,
             prefix_cache=int(cluster.prefix_cache * rr.num_blocks),
+            clock=clock,
         )
         for i, rr in enumerate(rc.replicas)
     ]
@@ -163,7 +166,7 @@ def run_simulation(
     due = deque(arrivals if not closed else [0.0] * min(n, trace.concurrency or 0))
     think = trace.think_s
 
-    waiting: dict[int, Job] = {}  # the global queue, in arrival order
+    waiting: dict[int, Request] = {}  # the global queue, in arrival order
     to_start: set[int] = set()
     done: list[Job] = []
     num_done = 0
@@ -189,12 +192,10 @@ def run_simulation(
         # Replicas running ahead lazily show the state stepping would have at this event: their
         # iterations ending exactly now count as handled if their events would have come first
         # (iteration ends precede other events; among replicas, the lower id first).
-        for r in replicas:
-            if r.lazy:
-                r.mark_stale(now, source < 0 or r.id < source)
+        clock.set(now, source if source >= 0 else len(replicas))
 
     def route(now: float, trigger: Trigger, source: int = -1) -> None:
-        sync(now, source)
+        clock.set(now, source if source >= 0 else len(replicas))  # as sync(now, source)
         routable = fleet.routable
         view = ClusterView(now, trigger, waiting, fleet.views)
         pairs = call_policy("router", name, now, _decisions, router, view)
@@ -224,8 +225,8 @@ def run_simulation(
                     f"range({len(routable)})"
                 )
             rid = routable[rid]
-            job = waiting.pop(req.id, None)
-            if job is None or job.req != req:
+            got = waiting.pop(req.id, None)
+            if got is None or (got is not req and got != req):
                 if 0 <= req.id < n and jobs[req.id].replica >= 0:
                     raise DesignError(
                         f"router {name!r} routed request {req.id} twice (again to replica {rid} "
@@ -236,16 +237,18 @@ def run_simulation(
                     f"router {name!r} routed request {req.id} at t={now:.3f}s, which is not in "
                     "the global queue: route only requests from cluster.queue"
                 )
+            job = jobs[req.id]
             job.replica = rid
             r = replicas[rid]
-            r.queue.append(job)
-            if r.lazy:  # its run is over: step again from the iteration in flight
+            if r.lazy and not r.stays_lazy_with(job):
+                # Its run is over: step again from the iteration in flight.
                 end = r.leave_lazy()
                 agenda.cancel(ITERATION_END, rid)
                 if end >= 0.0:
                     agenda.push(end, ITERATION_END, rid)
                 else:
                     r.busy = False
+            r.queue.append(job)
             if not r.busy:
                 to_start.add(rid)
 
@@ -276,9 +279,11 @@ def run_simulation(
     agenda.push(due[0], ARRIVAL)  # the next arrival due is always on the agenda
     if interval < float("inf"):
         agenda.push(interval, TICK)
+    pop, push, next_time = agenda.pop, agenda.push, agenda.next_time  # the hot path's calls
+    scaled = autoscaler is not None  # only then may a replica drain
     try:
         while num_done < n:  # the run (and its GPU time) ends with the last completion
-            t, kind, rid = agenda.pop()
+            t, kind, rid = pop()
             if kind == ITERATION_END:
                 now = t
                 r = replicas[rid]
@@ -287,7 +292,7 @@ def run_simulation(
                 r.busy = False
                 before = len(done)
                 r.finish(now, done)
-                if not fleet.drained(now, rid):
+                if not (scaled and fleet.drained(now, rid)):
                     to_start.add(rid)
                 if len(done) > before:
                     num_done += len(done) - before
@@ -306,7 +311,7 @@ def run_simulation(
                 next_arrival += 1
                 if due and next_arrival < n:
                     agenda.push(due[0], ARRIVAL)
-                waiting[job.id] = job
+                waiting[job.id] = job.req
                 route(now, "arrival")
             elif kind == READY:
                 now = t
@@ -319,16 +324,22 @@ def run_simulation(
             else:  # nothing left, or only the autoscaler's ticks: nothing will happen again
                 break
             # Start idle replicas once every event at this instant has been handled.
-            if to_start and agenda.next_time() > now:
+            if to_start and next_time() > now:
                 for rid in sorted(to_start):
                     r = replicas[rid]
+                    if ff:  # a decode-only run: the kernel takes it from its first iteration
+                        end = r.run_ahead(now, run, coefs[rid])
+                        if end >= 0.0:
+                            r.busy = True
+                            push(end, ITERATION_END, rid)
+                            continue
                     dt = r.start(now)
                     if dt > 0.0:
                         end = now + dt
                         if ff and r.can_fast_forward():
                             end = r.go_lazy(end, run, coefs[rid])
                         r.busy = True
-                        agenda.push(end, ITERATION_END, rid)
+                        push(end, ITERATION_END, rid)
                 to_start.clear()
 
     except DesignError as e:
@@ -390,12 +401,16 @@ def _summary(table: RequestTable, fleet: Fleet, end: float, wall0: float, capped
 
 def _table(jobs: list[Job], rc: ResolvedCluster) -> RequestTable:
     n = len(jobs)
-    arrived = np.fromiter((j.arrived_at for j in jobs), np.float64, n)
-    scheduled = np.fromiter((j.scheduled_at for j in jobs), np.float64, n)
-    first = np.fromiter((j.prefill_done_at for j in jobs), np.float64, n)
-    completed = np.fromiter((j.completed_at for j in jobs), np.float64, n)
-    prompt = np.fromiter((j.req.num_prefill_tokens for j in jobs), np.int64, n)
-    output = np.fromiter((j.output for j in jobs), np.int64, n)
+
+    def column(name: str, dtype: type) -> np.ndarray:
+        return np.fromiter(map(attrgetter(name), jobs), dtype, n)  # C-level: no generator
+
+    arrived = column("arrived_at", np.float64)
+    first = column("prefill_done_at", np.float64)
+    completed = column("completed_at", np.float64)
+    scheduled = column("scheduled_at", np.float64)
+    prompt = np.fromiter(map(attrgetter("req.num_prefill_tokens"), jobs), np.int64, n)
+    output = column("output", np.int64)
     e2e = completed - arrived
     tpot = np.where(output > 1, (completed - first) / np.maximum(output - 1, 1), 0.0)
     return RequestTable(
@@ -409,8 +424,8 @@ def _table(jobs: list[Job], rc: ResolvedCluster) -> RequestTable:
         decode_time_per_token=tpot,
         request_scheduling_delay=scheduled - arrived,
         request_slowdown=e2e / _ideal_latency(prompt, output, rc),
-        request_num_restarts=np.fromiter((j.restarts for j in jobs), np.int64, n),
-        replica_id=np.fromiter((j.replica for j in jobs), np.int64, n),
+        request_num_restarts=column("restarts", np.int64),
+        replica_id=column("replica", np.int64),
         request_num_prefill_tokens=prompt,
         request_num_decode_tokens=output,
         request_num_tokens=prompt + output,

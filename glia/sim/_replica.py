@@ -21,9 +21,11 @@ replica's state and must stay bit-identical, so they live together.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,7 +42,30 @@ if TYPE_CHECKING:
     from ._scheduling import SchedulingPolicy
     from ._views import ReplicaView
 
-__all__ = ["IterationRecord", "Replica"]
+__all__ = ["Clock", "IterationRecord", "Replica"]
+
+
+class Clock:
+    """The instant at which policies look at the cluster, shared by the replicas of a run.
+
+    Lazy replicas bring their state up to it when read (:meth:`Replica.sync`). Moving it is one
+    stamp for the whole cluster, not a mark on every lazy replica at every event.
+    """
+
+    __slots__ = ("below", "now", "stamp")
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        # Replicas with an id under `below` count an iteration ending exactly `now` as handled
+        # (their events came first; see :meth:`set`).
+        self.below = 0
+        self.stamp = 0
+
+    def set(self, now: float, inclusive_below: int) -> None:
+        """Policies look at ``now``; iterations ending exactly then count as handled on the
+        replicas with an id under ``inclusive_below`` (their events would have come first)."""
+        self.now, self.below = now, inclusive_below
+        self.stamp += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +96,23 @@ class Replica:
         "_anchor",
         "_chunks",
         "_coef",
+        "_end_its",
         "_ends",
         "_event",
         "_flight_end",
         "_kv_base",
+        "_lead",
         "_phase_count",
         "_phases",
         "_run",
-        "_stale",
+        "_seen",
         "_stop",
         "block_size",
         "busy",
         "cache",
         "cached_tokens",
         "chunk_size",
+        "clock",
         "decoding",
         "free",
         "id",
@@ -114,8 +142,10 @@ class Replica:
         max_batch: int,
         observer: Callable[[IterationRecord], None] | None = None,
         prefix_cache: int = 0,
+        clock: Clock | None = None,
     ) -> None:
         self.id = rid
+        self.clock = clock if clock is not None else Clock()
         self.latency = latency
         self.num_blocks = num_blocks
         self.block_size = block_size
@@ -133,17 +163,20 @@ class Replica:
         self.in_flight = False  # an iteration has started (its blocks taken) and not ended
         self.lazy = False  # running ahead in a decode-only run (see go_lazy)
         self._anchor: tuple[int, float, int] = (0, 0.0, 0)
+        self._lead = False  # the anchor's iteration follows one in flight when the run began
         self._event: tuple[int, int] = (0, 0)
         self._stop = 0
         self._flight_end = -1.0
+        # `_phase_count` mirrored for the kernel (kept in step, not rebuilt for every run).
         self._phases = np.zeros(block_size, dtype=np.int64)
-        self._stale: tuple[float, bool] | None = None
+        self._seen = 0  # the clock's stamp this replica's lazy state is brought up to
         self._run: DecodeRun = decode_run  # set per run by go_lazy (compiled or not)
         self._coef = np.zeros(0)
         self.queue: deque[Job] = deque()  # routed here, not admitted (preempted ones at the front)
         self.prefilling: list[Job] = []  # admitted, prompt not fully processed, admission order
         self.decoding: dict[int, Job] = {}  # past prefill, by id
         self._ends: dict[int, list[Job]] = {}  # iteration -> decoders finishing in it
+        self._end_its: list[int] = []  # a heap of the keys of `_ends` (and some popped ones)
         self._phase_count = [0] * block_size
         self._kv_base = 0  # sum over decoders of (prompt - start_it)
         self._chunks: list[tuple[Job, int]] = []
@@ -242,7 +275,7 @@ class Replica:
                 k += 1
             else:
                 break
-            blocks = ceil_div(job.prompt, bs)
+            blocks = -(-job.prompt // bs)  # ceil_div, inline on the hot path
             if self.free - blocks < self.watermark:
                 if skip:
                     continue
@@ -302,6 +335,22 @@ class Replica:
         c = self.it
         self.it = c + 1
         self.in_flight = False
+        if self._chunks:
+            self._finish_chunks(c, now, completed)
+        ending = self._ends.pop(c, None)
+        if ending:
+            cache = self.cache
+            for job in ending:
+                self._drop_decoder(job)
+                job.remaining = 0
+                job.completed_at = now
+                completed.append(job)
+                if cache is not None:
+                    self._remember(job)
+
+    def _finish_chunks(self, c: int, now: float, completed: list[Job]) -> None:
+        """The prompt chunks of iteration ``c``, ending at ``now``: a prompt done yields the
+        first output token, and its request completes or starts decoding."""
         bs = self.block_size
         done_prefill = False
         for job, n in self._chunks:
@@ -323,20 +372,18 @@ class Replica:
             job.end_it = s + job.remaining - 1
             job.phase = (s - job.prompt) % bs
             self._phase_count[job.phase] += 1
+            self._phases[job.phase] += 1
             self._kv_base += job.prompt - s
             self.decoding[job.id] = job
-            self._ends.setdefault(job.end_it, []).append(job)
+            ending = self._ends.get(job.end_it)
+            if ending is None:
+                self._ends[job.end_it] = [job]
+                heapq.heappush(self._end_its, job.end_it)
+            else:
+                ending.append(job)
         if done_prefill:
             self.prefilling = [j for j in self.prefilling if j.prefilled < j.prompt]
         self._chunks.clear()
-        ending = self._ends.pop(c, None)
-        if ending:
-            for job in ending:
-                self._drop_decoder(job)
-                job.remaining = 0
-                job.completed_at = now
-                completed.append(job)
-                self._remember(job)
 
     def _remember(self, job: Job) -> None:
         """Cache a completed request's prompt and output under its prefix id."""
@@ -361,16 +408,63 @@ class Replica:
             return True
         return self.free - ceil_div(self.queue[0].prompt, self.block_size) < self.watermark
 
+    def _first_end(self) -> int:
+        """The first iteration with an entry in ``_ends`` (``min(self._ends)``, from a heap)."""
+        heap, ends = self._end_its, self._ends
+        while heap[0] not in ends:  # popped when its iteration ended
+            heapq.heappop(heap)
+        return heap[0]
+
+    def run_ahead(self, now: float, run: DecodeRun, coef: np.ndarray) -> float:
+        """Start the next iteration at ``now`` and run lazily from it, when it and those after
+        it are decode-only with nothing admissible and it needs no preemption: what
+        :meth:`start` then :meth:`go_lazy` would do, with the kernel computing that first
+        iteration too (one call instead of the Python batch formation and latency model).
+        Return the time of the run's next event, or -1.0 (nothing done) when :meth:`start`
+        must form the batch. Only without an observer or a scheduler."""
+        decoding = self.decoding
+        if self.prefilling or not decoding:
+            return -1.0
+        c, bs, free = self.it, self.block_size, self.free
+        need = self._phase_count[c % bs]
+        if need > free:
+            return -1.0  # a preemption: start() picks the victims
+        queue = self.queue
+        if (
+            queue
+            and len(decoding) < self.max_batch
+            and free - need + (queue[0].prompt // -bs) >= self.watermark  # minus ceil_div
+        ):
+            return -1.0  # start() admits the head of the queue
+        self.free = free - need  # as start() leaves it (read only after a sync)
+        self.in_flight = True
+        self._stop = self._first_end()  # the first iteration that completes a request
+        self._anchor = (c, now, free)  # iteration c starts now with `free`
+        self._lead = False
+        self._run, self._coef = run, coef
+        status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
+        if x == c:  # that first iteration completes a request: an ordinary iteration end
+            return float(start) + float(duration)
+        if status == NEEDS_MEMORY:
+            self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
+            event_time = float(start)
+        else:
+            self._event = (int(x), int(free))
+            event_time = float(start) + float(duration)
+        self._seen = self.clock.stamp  # stale from the clock's next move
+        self.lazy = True
+        return event_time
+
     def go_lazy(self, end: float, run: DecodeRun, coef: np.ndarray) -> float:
         """Run ahead from the decode-only iteration in flight (ending at ``end``); return the
         time of the run's next event: the end of the iteration that completes a request, or of
         the one after which a decode step needs a preemption. Needs :meth:`can_fast_forward`."""
         c = self.it
-        self._stop = min(self._ends)  # the first iteration that completes a request
+        self._stop = self._first_end()  # the first iteration that completes a request
         if self._stop == c:
             return end
-        self._phases = np.array(self._phase_count, dtype=np.int64)
         self._anchor = (c + 1, end, self.free)  # iteration c + 1 starts at `end` with `free`
+        self._lead = True  # iteration c is in flight until then
         self._run, self._coef = run, coef
         status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
         if status == NEEDS_MEMORY:
@@ -379,6 +473,7 @@ class Replica:
         else:
             self._event = (int(x), int(free))
             event_time = float(start) + float(duration)
+        self._seen = self.clock.stamp  # stale from the clock's next move
         self.lazy = True
         return event_time
 
@@ -399,22 +494,16 @@ class Replica:
             inclusive,
         )
 
-    def mark_stale(self, now: float, inclusive: bool) -> None:
-        """A policy may look at this lazy replica at ``now``: :meth:`sync` before reading ``it``
-        or ``free``. ``inclusive``: an iteration ending exactly at ``now`` counts as handled
-        already (as stepping would have done)."""
-        self._stale = (now, inclusive)
-
     def sync(self) -> None:
-        """Bring a lazy replica's ``it`` and ``free`` up to the time of :meth:`mark_stale`."""
-        if self._stale is not None:
-            now, inclusive = self._stale
-            self._stale = None
-            self._materialize(now, inclusive)
+        """Bring a lazy replica's ``it`` and ``free`` up to its :class:`Clock`'s instant."""
+        clock = self.clock
+        if self.lazy and self._seen != clock.stamp:
+            self._seen = clock.stamp
+            self._materialize(clock.now, self.id < clock.below)
 
     def _materialize(self, now: float, inclusive: bool) -> None:
         it, start, free = self._anchor
-        if now < start or (now == start and not inclusive):
+        if self._lead and (now < start or (now == start and not inclusive)):
             # Still in the iteration that was in flight when the run began (it ends at `start`).
             self.it, self.free, self._flight_end = it - 1, free, start
             self.in_flight = True
@@ -428,9 +517,20 @@ class Replica:
             self._flight_end = float(start) + float(duration)
             self.in_flight = True
 
+    def stays_lazy_with(self, job: Job) -> bool:
+        """Whether this lazy run stays exact when ``job`` joins the back of the queue: the
+        replica would still admit nothing before the run's event. So when the queue already has
+        a head (blocked: by memory, which decode-only iterations only reduce, or by the batch
+        cap), when the batch is full, or when ``job`` itself is blocked by memory now (as of its
+        clock; free blocks only fall until the run's event)."""
+        if self.queue or len(self.decoding) >= self.max_batch:
+            return True
+        self.sync()
+        return self.free - ceil_div(job.prompt, self.block_size) < self.watermark
+
     def leave_lazy(self) -> float:
         """Stop running lazily (new work arrived): return the end of the iteration in flight,
-        or -1.0 when the replica is between iterations (as of :meth:`mark_stale`)."""
+        or -1.0 when the replica is between iterations (as of its clock)."""
         self.sync()
         self.lazy = False
         return self._flight_end
@@ -440,7 +540,6 @@ class Replica:
         self.it, self.free = self._event
         self.in_flight = True  # its last iteration ends now: finish() follows
         self.lazy = False
-        self._stale = None
 
     # -- memory pressure -----------------------------------------------------------------------
     def _drop_decoder(self, job: Job) -> None:
@@ -448,11 +547,12 @@ class Replica:
         self.free += self.decoder_blocks(job)
         del self.decoding[job.id]
         self._phase_count[job.phase] -= 1
+        self._phases[job.phase] -= 1
         self._kv_base -= job.prompt - job.start_it
 
     def _youngest(self) -> Job:
         """The running request that arrived last (vLLM's preemption victim)."""
-        return max((*self.prefilling, *self.decoding.values()), key=lambda j: (j.arrived_at, j.id))
+        return max((*self.prefilling, *self.decoding.values()), key=_arrival)
 
     def _ordered(self, now: float) -> list[Job]:
         """The scheduler's admission order, checked: waiting requests, each at most once."""
@@ -512,6 +612,10 @@ class Replica:
         victim.restarts += 1
         self.queue.appendleft(victim)
         return needed_now
+
+
+_arrival = attrgetter("arrived_at", "id")
+"""The preemption order key: the request that arrived last goes first."""
 
 
 def _listed(order: Callable[[ReplicaView, float], Iterable[Request]], view: ReplicaView,

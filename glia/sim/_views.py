@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ._replica import Replica
-from ._request import Job, Request, RunningRequest
+from ._request import Request, RunningRequest
 
 __all__ = ["ClusterView", "ReplicaView", "Trigger"]
 
@@ -91,7 +91,8 @@ class ReplicaView:
     @property
     def num_outstanding(self) -> int:
         """Queued plus running requests."""
-        return len(self._r.queue) + self._r.num_running
+        r = self._r
+        return len(r.queue) + len(r.prefilling) + len(r.decoding)
 
     def __repr__(self) -> str:
         return (
@@ -109,7 +110,7 @@ class ClusterView:
         self,
         now: float,
         trigger: Trigger,
-        queue: dict[int, Job],
+        queue: dict[int, Request],
         replicas: tuple[ReplicaView, ...],
     ) -> None:
         self.now = now
@@ -125,7 +126,7 @@ class ClusterView:
     @property
     def queue(self) -> tuple[Request, ...]:
         """The global queue: arrived requests not yet routed, in arrival order."""
-        return tuple(j.req for j in self._queue.values())
+        return tuple(self._queue.values())
 
     @property
     def num_queued(self) -> int:
