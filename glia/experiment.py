@@ -70,8 +70,12 @@ class DesignFailed(DesignError):
 
 
 FailureKind = Literal[
-    "syntax", "import", "exception", "timeout", "memory", "invalid-decision", "forbidden"
+    "syntax", "import", "exception", "timeout", "memory", "invalid-decision", "forbidden",
+    "cpu", "protocol",
 ]
+"""Why a design failed: ``cpu`` (its CPU time ran out), ``protocol`` (its process broke the
+sandbox's protocol: garbage, an oversized message, or an exit without a report) and
+``timeout`` (the wall-clock limit) are told apart."""
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,8 +84,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     wall_s: float = 60.0
     cpu_s: float = 60.0
     memory_mb: int = 2048
-    output_kb: int = 64
+    output_kb: int = 4
     """Captured stdout/stderr of the design, kept up to this size (the rest is counted)."""
+    trusted: bool = False
+    """Run the design without the OS boundary (a fresh, empty process all the same): only for
+    designs you wrote or trust, on machines where the boundary cannot be set up."""
 
 
 class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
