@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -69,10 +68,10 @@ class _Sandbox:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.wall_s
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.wall_s
         self.decoder = msgspec.msgpack.Decoder(p.FromSandbox)
         self.encoder = msgspec.msgpack.Encoder()
-        self.rusage: resource.struct_rusage | None = None
         ours, theirs = socket.socketpair()
         self.sock = ours
         self._workdir = tempfile.TemporaryDirectory(prefix="glia-design-")
@@ -165,12 +164,17 @@ class _Sandbox:
     def _died(self) -> NoReturn:
         """The process closed its channel without reporting: say why, from how it ended."""
         code = self.wait(_EXIT_WAIT_S)
-        used = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0.0
-        if used >= self.limits.cpu_s - 0.05 or code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
             kind: FailureKind = "cpu"
             message = (
                 f"the design used more than {self.limits.cpu_s:g} s of CPU time: look for an "
                 "endless loop, or make each call cheaper"
+            )
+        elif code in (-signal.SIGKILL, 128 + signal.SIGKILL) and self.alive_s() >= self.limits.cpu_s:
+            kind = "cpu"  # the hard CPU limit (the soft one's signal could not be handled)
+            message = (
+                f"the design used more than {self.limits.cpu_s:g} s of CPU time (it was "
+                "killed inside a long native call): make each call cheaper"
             )
         elif code in (-signal.SIGKILL, 128 + signal.SIGKILL):
             kind, message = "memory", "the design's process was killed, out of memory"
@@ -184,6 +188,9 @@ class _Sandbox:
             if detail:
                 message += f"; it said: {detail}"
         raise _Stopped(DesignFailure(kind=kind, message=message))
+
+    def alive_s(self) -> float:
+        return time.monotonic() - self.started
 
     def stderr(self) -> str:
         """What the process wrote before it was sealed (bubblewrap's or Python's errors)."""
@@ -199,9 +206,8 @@ class _Sandbox:
             return self.proc.returncode
         end = time.monotonic() + timeout
         while True:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
             if pid:
-                self.rusage = usage
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
                 return self.proc.returncode
             if time.monotonic() >= end:
@@ -237,6 +243,7 @@ class _Answerer:
         self.views: dict[int, ReplicaView] = {}
         self.shown: dict[int, tuple[int, ...]] = {}  # replica -> queue ids last shown
         self.last_arrival = -1  # highest request id shown in the global queue
+        self.blocks = False  # whether the design reads block counts (then sent with each call)
 
     def _show(self, r: Request, into: list[WireRequest]) -> None:
         if r.id not in self.requests:
@@ -255,8 +262,11 @@ class _Answerer:
                 self.shown[v.id] = ids
                 for q in queue:
                     self._show(q, new)
-            out.append(p.ReplicaState(v.id, v.num_allocated_blocks, v.num_running,
-                                      v.prefix_cache_blocks, list(ids) if changed else None))  # fmt: skip
+            allocated, cache = (
+                (v.num_allocated_blocks, v.prefix_cache_blocks) if self.blocks else (-1, -1)
+            )
+            out.append(p.ReplicaState(v.id, allocated, v.num_running, cache,
+                                      list(ids) if changed else None))  # fmt: skip
         return out
 
     def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
@@ -278,6 +288,9 @@ class _Answerer:
         view = self.views.get(msg.replica)
         if view is None:
             self.box._protocol(f"a request for replica {msg.replica}, which it was never shown")
+        if msg.what == "blocks":
+            self.blocks = True
+            return p.Answer(blocks=(view.num_allocated_blocks, view.prefix_cache_blocks))
         if msg.what == "cached":
             req = self.requests.get(msg.request)
             return p.Answer(cached=view.cached_prefix(req) if req is not None else 0)
@@ -293,9 +306,31 @@ class _Answerer:
 
 
 class _Router(_Answerer):
-    """A router to the simulator; its decisions come from the sandbox."""
+    """A router to the simulator; its decisions come from the sandbox.
+
+    A call with an empty global queue can only route nothing, so its answer is not waited
+    for: it is read (and must be empty) before the next call, or at the end. The design still
+    sees every call, in order; a field it fetches meanwhile shows the simulator's state at
+    that next call's time, which is no more than it learns at that call.
+    """
+
+    pending_at = -1.0  # the time of a call whose answer is still to be read
+
+    def settle(self) -> None:
+        """Read the answer to a call not waited for: it must route nothing."""
+        if self.pending_at < 0.0:
+            return
+        at, self.pending_at = self.pending_at, -1.0
+        routed = self.box.expect(p.Routed, self)
+        if routed.pairs:
+            rid, i = routed.pairs[0]
+            raise DesignError(
+                f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in the "
+                "global queue: route only requests from cluster.queue"
+            )
 
     def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
+        self.settle()
         queue = cluster.queue
         start = len(queue)
         while start > 0 and queue[start - 1].id > self.last_arrival:
@@ -309,6 +344,9 @@ class _Router(_Answerer):
         states = self.states(cluster.replicas, new)
         self.box.send(p.Call(method="schedule", now=cluster.now, trigger=cluster.trigger,
                              arrived=arrived, known=new, replicas=states))  # fmt: skip
+        if not queue:
+            self.pending_at = cluster.now
+            return []
         routed = self.box.expect(p.Routed, self)
         return [(rid, self.request(i)) for rid, i in routed.pairs]
 
@@ -380,7 +418,8 @@ _PROXIES: dict[str, type[_Answerer]] = {
     "router": _Router, "scheduler": _Scheduler, "autoscaler": _Autoscaler,
 }  # fmt: skip
 
-_CAPS = {"message": 2000, "traceback": 4000, "output": 4000}
+_CAPS = {"message": 2000, "traceback": 4000, "output": 9000}
+"""Characters kept of a failure's texts, so that a failure stays small on the bus."""
 
 
 def _capped(f: DesignFailure) -> DesignFailure:
@@ -398,7 +437,7 @@ def _start(source: str, task: str, limits: Limits, check_only: bool) -> tuple[_S
     box = _Sandbox(limits)
     try:
         box.send(p.Start(task=task, source=source, check_only=check_only,  # type: ignore[arg-type]
-                         output_kb=min(limits.output_kb, 4)))  # fmt: skip
+                         output_kb=limits.output_kb))  # fmt: skip
         name = box.expect(p.Loaded).name
     except BaseException:
         box.close()
@@ -440,9 +479,12 @@ def run_sandboxed(
         "scheduler": resolve_scheduler(scheduler) if scheduler is not None else None,
         "autoscaler": resolve_autoscaler(autoscaler) if autoscaler is not None else None,
     }
-    policies[slot] = _PROXIES[slot](box, name)
+    policies[slot] = proxy = _PROXIES[slot](box, name)
     try:
-        return simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
+        result = simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
+        if isinstance(proxy, _Router):
+            proxy.settle()
+        return result
     except _Stopped as e:
         return msgspec.structs.replace(e.failure, partial=e.partial)
     except DesignError as e:

@@ -111,6 +111,8 @@ def _design_builtins() -> dict[str, Any]:
 _PROCESS = ("os.system", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn",
             "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill")  # fmt: skip
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_READABLE = tuple(os.path.normpath(p) + "/" for p in {sys.prefix, sys.base_prefix, sys.path[0]})
+"""Where imports read (the Python installation, the design-side libraries)."""
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
@@ -122,11 +124,13 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
     if event.startswith("ctypes."):
         raise Forbidden(f"{event} is not allowed: a design may not load native code")
     if event == "open":
-        mode, flags = args[1], args[2]
-        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            isinstance(flags, int) and flags & _WRITES
-        ):
-            raise Forbidden(f"open({args[0]!r}) is not allowed: a design has no file access")
+        path, mode, flags = args
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and bool(flags & _WRITES)
+        )
+        inside = isinstance(path, str) and os.path.normpath(path).startswith(_READABLE)
+        if writing or not inside:
+            raise Forbidden(f"open({path!r}) is not allowed: a design has no file access")
 
 
 class _Capture(io.TextIOBase):
@@ -187,27 +191,28 @@ def _trimmed_traceback(e: BaseException) -> str:
     return "\n".join(["Traceback (the design's lines):", *lines, f"{type(e).__name__}: {e}"])
 
 
-def _failed(e: BaseException, what: str) -> p.Failed:
-    """What the design raised, as a failure: ``what`` says where (e.g. "router 'X' ... at t")."""
+def _failed(e: BaseException, who: str, when: str = "") -> p.Failed:
+    """What the design raised, as a failure: ``who`` raised it (e.g. "router 'X'"), ``when``
+    says in which call (e.g. " at t=1.000s")."""
     tb = _trimmed_traceback(e)
     if isinstance(e, ForbiddenImport):
         return p.Failed(kind="import", message=str(e), traceback=tb)
     if isinstance(e, Forbidden):
         return p.Failed(kind="forbidden", message=str(e), traceback=tb)
-    if isinstance(e, PermissionError | OSError) and e.errno in (1, 13, 30):  # EPERM/EACCES/EROFS
+    if isinstance(e, OSError) and e.errno in (1, 13, 30, 38):  # EPERM EACCES EROFS ENOSYS
         return p.Failed(
             kind="forbidden",
-            message=f"{what} tried an operation the sandbox refuses ({type(e).__name__}: {e}): "
-            "a design has no files, network, processes or signals",
+            message=f"{who} tried an operation the sandbox refuses{when} ({type(e).__name__}: "
+            f"{e}): a design has no files, network, processes or signals",
             traceback=tb,
         )
     if isinstance(e, MemoryError):
-        return p.Failed(kind="memory", message=f"{what} ran out of memory (limit reached)",
+        return p.Failed(kind="memory", message=f"{who} ran out of memory{when} (limit reached)",
                         traceback=tb)  # fmt: skip
     if isinstance(e, CpuExceeded):
-        return p.Failed(kind="cpu", message=f"{what} used up its CPU time: look for an endless "
-                        "loop, or make each call cheaper", traceback=tb)  # fmt: skip
-    return p.Failed(kind="exception", message=f"{what} raised {type(e).__name__}: {e}",
+        return p.Failed(kind="cpu", message=f"{who} used up its CPU time{when}: look for an "
+                        "endless loop, or make each call cheaper", traceback=tb)  # fmt: skip
+    return p.Failed(kind="exception", message=f"{who} raised {type(e).__name__}{when}: {e}",
                     traceback=tb)  # fmt: skip
 
 
@@ -232,7 +237,7 @@ def _load(source: str, base: type[Policy]) -> type[Policy] | p.Failed:
     try:
         exec(compile(tree, DESIGN_FILE, "exec"), module.__dict__)
     except BaseException as e:
-        return _failed(e, "loading the design")
+        return _failed(e, "the design", " while loading")
     found = [
         v for v in vars(module).values()
         if isinstance(v, type) and issubclass(v, base) and v is not base
@@ -319,11 +324,21 @@ class _Server:
 
         return fetch
 
+    def _fetch_blocks(self, rid: int) -> Callable[[], tuple[int, int]]:
+        def fetch() -> tuple[int, int]:
+            self.ch.send(p.Fetch(what="blocks", replica=rid))
+            answer = self.ch.recv()
+            assert isinstance(answer, p.Answer)
+            return answer.blocks
+
+        return fetch
+
     def setup(self, msg: p.Setup) -> p.Ready:
         for info in msg.replicas:
             self.replicas[info.id] = ReplicaView(
                 info.id, info.gpu, info.model, info.num_blocks, info.block_size,
                 info.watermark_blocks, self._fetch_running(info.id), self._fetch_cached(info.id),
+                self._fetch_blocks(info.id),
             )  # fmt: skip
         view = ClusterView(0.0, "scale" if self.role == "autoscaler" else "arrival", (),
                            tuple(self.replicas.values()))  # fmt: skip
@@ -365,10 +380,8 @@ class _Server:
         out = []
         for s in msg.replicas:
             v = self.replicas[s.id]
-            v.num_allocated_blocks = s.num_allocated_blocks
             v.num_running = s.num_running
-            v.prefix_cache_blocks = s.prefix_cache_blocks
-            v._running_now = None
+            v._update(s.num_allocated_blocks, s.prefix_cache_blocks)
             if s.queue is not None:
                 v.queue = tuple(self.known[i] for i in s.queue)
             out.append(v)
@@ -469,7 +482,7 @@ def _seal(bpf: bytes) -> None:
 
 
 def _on_xcpu(signum: int, frame: object) -> NoReturn:
-    raise CpuExceeded
+    raise CpuExceeded("the CPU time limit was reached")
 
 
 def main(fd: int, config: str) -> NoReturn:
@@ -494,7 +507,7 @@ def main(fd: int, config: str) -> NoReturn:
     ch = _Channel(fd)
     start = ch.recv()
     assert isinstance(start, p.Start)
-    out = _Capture(start.output_kb * 1024)
+    out = _Capture(min(start.output_kb, 8) * 1024)
     sys.stdout = sys.stderr = out
     sys.addaudithook(_audit)
     role = ROLES[start.task]
@@ -525,16 +538,19 @@ def main(fd: int, config: str) -> NoReturn:
                 raise
             except BaseException as e:
                 where = f" in {msg.method}() on replica {msg.replica}" if msg.replica >= 0 else ""
-                failure = _failed(e, f"{what}{where} at t={msg.now:.3f}s")
+                failure = _failed(e, what, f"{where} at t={msg.now:.3f}s")
                 _finish(ch, msgspec.structs.replace(failure, output=out.text()))
             ch.send(reply)
     except _Invalid as e:
         _finish(ch, p.Failed(kind="invalid-decision", message=str(e), output=out.text()))
-    except BaseException as e:
-        _finish(ch, msgspec.structs.replace(_failed(e, what), output=out.text()))
+    except BaseException as e:  # in setup()
+        _finish(ch, msgspec.structs.replace(_failed(e, what, " in setup()"), output=out.text()))
 
 
 def _finish(ch: _Channel, failure: p.Failed | None) -> NoReturn:
-    if failure is not None:
-        ch.send(failure)
+    if failure is not None:  # cut to a few KB (the trusted side cuts again)
+        ch.send(msgspec.structs.replace(
+            failure, message=failure.message[:4000], traceback=failure.traceback[:8000],
+            output=failure.output[:9000],
+        ))  # fmt: skip
     os._exit(0)  # no teardown: nothing the design registered runs

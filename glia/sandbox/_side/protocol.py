@@ -69,7 +69,9 @@ class ReplicaInfo(msgspec.Struct, frozen=True, array_like=True):
 
 
 class ReplicaState(msgspec.Struct, frozen=True, array_like=True):
-    """A replica now; ``queue`` (request ids) is ``None`` when unchanged since the last call."""
+    """A replica now; ``queue`` (request ids) is ``None`` when unchanged since the last call,
+    and the block counts are -1 until the policy first reads them (reading them costs the
+    simulator, which advances lazily, a replica's exact state)."""
 
     id: int
     num_allocated_blocks: int
@@ -130,6 +132,8 @@ class Answer(_Msg, tag="answer"):
 
     running: list[Running] = []
     cached: int = 0
+    blocks: tuple[int, int] = (0, 0)
+    """``(num_allocated_blocks, prefix_cache_blocks)``."""
 
 
 class Finish(_Msg, tag="finish"):
@@ -157,7 +161,7 @@ class Ready(_Msg, tag="ready"):
 
 
 class Fetch(_Msg, tag="fetch"):
-    what: Literal["running", "cached"]
+    what: Literal["running", "cached", "blocks"]
     replica: int
     request: int = -1
 

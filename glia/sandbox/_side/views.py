@@ -43,17 +43,18 @@ class ReplicaView:
     """One replica as a policy sees it (see ``glia.sim.ReplicaView``)."""
 
     __slots__ = (
+        "_allocated",
+        "_blocks",
         "_cached",
+        "_prefix_blocks",
         "_running",
         "_running_now",
         "block_size",
         "gpu",
         "id",
         "model",
-        "num_allocated_blocks",
         "num_blocks",
         "num_running",
-        "prefix_cache_blocks",
         "queue",
         "watermark_blocks",
     )
@@ -68,6 +69,7 @@ class ReplicaView:
         watermark_blocks: int,
         fetch_running: Callable[[], tuple[RunningRequest, ...]],
         fetch_cached: Callable[[Request], int],
+        fetch_blocks: Callable[[], tuple[int, int]],
     ) -> None:
         self.id = id
         self.gpu = gpu
@@ -75,14 +77,33 @@ class ReplicaView:
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.watermark_blocks = watermark_blocks
-        self.num_allocated_blocks = 0
         self.num_running = 0
-        self.prefix_cache_blocks = 0
+        self._allocated = -1  # -1: not sent with this call, fetched on first read
+        self._prefix_blocks = -1
         self.queue: tuple[Request, ...] = ()
         """Requests routed here but not yet admitted, in the order the replica admits them."""
         self._running = fetch_running
         self._cached = fetch_cached
+        self._blocks = fetch_blocks
         self._running_now: tuple[RunningRequest, ...] | None = None
+
+    def _update(self, allocated: int, prefix_blocks: int) -> None:
+        self._allocated, self._prefix_blocks = allocated, prefix_blocks
+        self._running_now = None
+
+    @property
+    def num_allocated_blocks(self) -> int:
+        """KV blocks held by running requests now."""
+        if self._allocated < 0:
+            self._allocated, self._prefix_blocks = self._blocks()
+        return self._allocated
+
+    @property
+    def prefix_cache_blocks(self) -> int:
+        """KV blocks the replica's prefix cache holds now (0 without prefix caching)."""
+        if self._prefix_blocks < 0:
+            self._allocated, self._prefix_blocks = self._blocks()
+        return self._prefix_blocks
 
     @property
     def num_free_blocks(self) -> int:
