@@ -392,11 +392,6 @@ class _Autoscaler(_Answerer):
 
     interval_s = 15.0
 
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
-        ready = super().setup(cluster, rng)
-        self.interval_s = ready.interval_s
-        return ready
-
     def scale(self, load: LoadView) -> int:
         new: list[WireRequest] = []
         states = self.states(load.cluster.replicas, new)
@@ -432,19 +427,21 @@ def _capped(f: DesignFailure) -> DesignFailure:
     return msgspec.structs.replace(f, **changes) if changes else f
 
 
-def _start(source: str, task: str, limits: Limits, check_only: bool) -> tuple[_Sandbox, str]:
-    """A sandbox with the design loaded, and the design's name."""
+def _start(
+    source: str, task: str, limits: Limits, check_only: bool
+) -> tuple[_Sandbox, p.Loaded]:
+    """A sandbox with the design loaded, and what it said of itself."""
     box = _Sandbox(limits)
     try:
         box.send(p.Start(task=task, source=source, check_only=check_only,  # type: ignore[arg-type]
                          output_kb=limits.output_kb))  # fmt: skip
-        name = box.expect(p.Loaded).name
+        loaded = box.expect(p.Loaded)
     except BaseException:
         box.close()
         raise
-    if not (name.isidentifier() and len(name) <= 64):
-        name = "design"
-    return box, name
+    if not (loaded.name.isidentifier() and len(loaded.name) <= 64):
+        loaded = msgspec.structs.replace(loaded, name="design")
+    return box, loaded
 
 
 def run_sandboxed(
@@ -471,7 +468,7 @@ def run_sandboxed(
     slot = _slot(task)
     lim = limits or Limits()
     try:
-        box, name = _start(design_source, task, lim, check_only=False)
+        box, loaded = _start(design_source, task, lim, check_only=False)
     except _Stopped as e:
         return e.failure
     policies: dict[str, object] = {
@@ -479,7 +476,9 @@ def run_sandboxed(
         "scheduler": resolve_scheduler(scheduler) if scheduler is not None else None,
         "autoscaler": resolve_autoscaler(autoscaler) if autoscaler is not None else None,
     }
-    policies[slot] = proxy = _PROXIES[slot](box, name)
+    policies[slot] = proxy = _PROXIES[slot](box, loaded.name)
+    if isinstance(proxy, _Autoscaler):
+        proxy.interval_s = loaded.interval_s
     try:
         result = simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
         if isinstance(proxy, _Router):
@@ -502,11 +501,11 @@ def check_design(
     (``task`` says which base class it must subclass)."""
     _slot(task)
     try:
-        box, name = _start(design_source, task, limits or Limits(wall_s=20.0), check_only=True)
+        box, loaded = _start(design_source, task, limits or Limits(wall_s=20.0), check_only=True)
     except _Stopped as e:
         return e.failure
     box.close()
-    return name
+    return loaded.name
 
 
 def _slot(task: str) -> str:

@@ -245,3 +245,33 @@ def test_the_design_sees_exactly_what_an_in_process_policy_sees() -> None:
     assert sandboxed.summary == msgspec.structs.replace(
         direct.summary, wall_s=sandboxed.summary.wall_s
     )
+
+
+@pytest.mark.parametrize("task", ["scheduling", "autoscaling"])
+def test_every_task_runs_exactly_as_in_process(task: str) -> None:
+    t = glia.tasks.TASKS[task]
+    _, source = t.example
+    if task == "scheduling":  # read everything a scheduler can: order, victim, admitted
+        source = (
+            "from glia.policies import ReplicaScheduler\n"
+            "class Picky(ReplicaScheduler):\n"
+            "    skip_blocked = True\n"
+            "    def setup(self, cluster, rng):\n"
+            "        super().setup(cluster, rng)\n        self.seen = 0\n"
+            "    def order(self, replica, now):\n"
+            "        return sorted(replica.queue, key=lambda q: (q.num_prefill_tokens, q.id))\n"
+            "    def admitted(self, replica, requests):\n        self.seen += len(requests)\n"
+            "    def victim(self, replica, now):\n"
+            "        return min(replica.running, key=lambda r: (r.num_generated_tokens,"
+            " r.request.id)).request\n"
+        )
+    cluster, workload = glia.experiment_config(t.preset, duration_s=120.0)
+    out = run_sandboxed(source, cluster, workload, 0, LIMITS, task=task)
+    assert isinstance(out, glia.SimResult), out
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    cls = next(v for v in namespace.values() if isinstance(v, type) and issubclass(v, t.base)
+               and v is not t.base)  # fmt: skip
+    policies: dict[str, object] = {"router": glia.policies.resolve_router("llq"), t.slot: cls()}
+    direct = glia.sim.simulate(cluster, workload, 0, **policies)  # type: ignore[arg-type]
+    assert out.summary == msgspec.structs.replace(direct.summary, wall_s=out.summary.wall_s)

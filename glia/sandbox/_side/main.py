@@ -290,7 +290,8 @@ class _Server:
         self.ch = channel
         self.design = design
         self.role = role
-        self.name = str(design.name) if isinstance(design.name, str) else type(design).__name__
+        named = design.name
+        self.name = named if isinstance(named, str) and named else type(design).__name__
         self.queue: dict[int, Request] = {}
         self.known: dict[int, Request] = {}  # every request seen, by id
         self.replicas: dict[int, ReplicaView] = {}
@@ -355,17 +356,19 @@ class _Server:
                 )
             ready = msgspec.structs.replace(ready, token_budget=budget,
                                             skip_blocked=bool(d.skip_blocked))  # fmt: skip
-        if isinstance(d, Autoscaler):
-            interval = d.interval_s
-            if not isinstance(interval, int | float) or isinstance(interval, bool) or not (
-                1.0 <= interval < float("inf")
-            ):
-                raise _Invalid(
-                    f"autoscaler {self.name!r} has interval_s = {interval!r}: give the seconds "
-                    "between its calls, at least 1.0"
-                )
-            ready = msgspec.structs.replace(ready, interval_s=float(interval))
         return ready
+
+    def interval(self) -> float:
+        """An autoscaler's ``interval_s``, checked."""
+        interval = getattr(self.design, "interval_s", 15.0)
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or not (
+            1.0 <= interval < float("inf")
+        ):
+            raise _Invalid(
+                f"autoscaler {self.name!r} has interval_s = {interval!r}: give the seconds "
+                "between its calls, at least 1.0"
+            )
+        return float(interval)
 
     def _views(self, msg: p.Call) -> tuple[ReplicaView, ...]:
         if msg.full:
@@ -514,16 +517,14 @@ def main(fd: int, config: str) -> NoReturn:
     loaded = _load(start.source, BASES[start.task])
     if isinstance(loaded, p.Failed):
         _finish(ch, msgspec.structs.replace(loaded, output=out.text()))
-    named = loaded.name
-    ch.send(p.Loaded(name=named if isinstance(named, str) and named else loaded.__name__))
-    if start.check_only:
-        _finish(ch, None)
-    server: _Server | None = None
     what = f"the {role}"
+    server: _Server | None = None
     try:
-        design = loaded()
-        server = _Server(ch, design, role)
+        server = _Server(ch, loaded(), role)
         what = f"{role} {server.name!r}"
+        ch.send(p.Loaded(name=server.name, interval_s=server.interval()))
+        if start.check_only:
+            _finish(ch, None)
         msg = ch.recv()
         assert isinstance(msg, p.Setup)
         ch.send(server.setup(msg))
@@ -543,8 +544,9 @@ def main(fd: int, config: str) -> NoReturn:
             ch.send(reply)
     except _Invalid as e:
         _finish(ch, p.Failed(kind="invalid-decision", message=str(e), output=out.text()))
-    except BaseException as e:  # in setup()
-        _finish(ch, msgspec.structs.replace(_failed(e, what, " in setup()"), output=out.text()))
+    except BaseException as e:  # in __init__() or setup()
+        failure = _failed(e, what, " in setup()" if server is not None else " in __init__()")
+        _finish(ch, msgspec.structs.replace(failure, output=out.text()))
 
 
 def _finish(ch: _Channel, failure: p.Failed | None) -> NoReturn:

@@ -145,9 +145,11 @@ ToSandbox = Start | Setup | Call | Answer | Finish
 
 # -- sandbox -> trusted side -----------------------------------------------------------------
 class Loaded(_Msg, tag="loaded"):
-    """The design loaded: its policy's name (``name``, else the class's)."""
+    """The design loaded: its policy's name (``name``, else the class's), and an autoscaler's
+    ``interval_s`` (read, as the simulator does, before ``setup()``)."""
 
     name: str
+    interval_s: float = 15.0
 
 
 class Ready(_Msg, tag="ready"):
@@ -155,7 +157,6 @@ class Ready(_Msg, tag="ready"):
 
     token_budget: int | None = None
     skip_blocked: bool = False
-    interval_s: float = 15.0
     admitted: bool = False
     """Whether the design overrides ``admitted()`` (else its notices are not sent)."""
 
