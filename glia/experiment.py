@@ -91,6 +91,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     designs you wrote or trust, on machines where the boundary cannot be set up."""
 
 
+_CAPS = {"message": 2000, "traceback": 4000, "output": 9000}
+"""Characters a failure keeps of each text (see :meth:`DesignFailure.capped`)."""
+
+
 class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
     """A design that could not be evaluated.
 
@@ -106,6 +110,16 @@ class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
     partial: Summary | None = None
     """Metrics of the requests completed before the failure, as the design's own process
     computed them (informative only: not verified by a replay)."""
+
+    def capped(self) -> DesignFailure:
+        """This failure with its texts cut to a few KB (each cut says how much it dropped), so
+        that it stays small on the bus whatever the design printed or raised."""
+        changes = {}
+        for field, cap in _CAPS.items():
+            text: str = getattr(self, field)
+            if len(text) > cap:
+                changes[field] = text[:cap] + f"\n[... {len(text) - cap} more characters cut]"
+        return msgspec.structs.replace(self, **changes) if changes else self
 
     def one_line(self) -> str:
         """Kind, message and the design's innermost line, on one line."""

@@ -20,7 +20,7 @@ from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinishe
 from glia.presets import PRESETS
 from glia.tasks import DEFAULT_TASK, resolve_task
 
-from ._app import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors
+from ._app import CredsOpt, JsonOpt, NatsOpt, TrustOpt, _fail, _user_errors
 
 if TYPE_CHECKING:
     from glia._design import DesignStop
@@ -137,8 +137,9 @@ def design(
             "--seeds",
             min=1,
             max=20,
-            help="Seeds each simulation averages over (and "
-            "held-out seeds the best design is validated on).",
+            help="Seeds each simulation averages over (and held-out seeds the best design is "
+            "validated on), drawn from a secret made for the run and written to run.json at "
+            "its end.",
         ),
     ] = 5,
     settings: Annotated[
@@ -171,6 +172,7 @@ def design(
     ] = None,
     nats_url: NatsOpt = None,
     creds: CredsOpt = None,
+    trust_design: TrustOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Let the agents design a policy by experiment, then validate it and write a report.
@@ -202,8 +204,7 @@ def design(
                     base_url=base_url, budget=b, contexts=contexts, sequential=sequential,
                     out=out, nats=nats_url, creds=str(creds) if creds else None,
                     workers=workers, resume=resume, on_event=progress,
-                    search_seeds=tuple(range(seeds)), holdout_seeds=tuple(range(100, 100 + seeds)),
-                    settings=overrides, stop=stop,
+                    seeds=seeds, settings=overrides, stop=stop, trust_design=trust_design,
                 )  # fmt: skip
                 summary = run.summary()
             except GliaError as e:  # raised below, as itself rather than in a group

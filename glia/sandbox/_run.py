@@ -135,10 +135,10 @@ class _Sandbox:
             if isinstance(msg, kind):
                 return msg
             if isinstance(msg, p.Failed):
-                raise _Stopped(_capped(DesignFailure(
+                raise _Stopped(DesignFailure(
                     kind=msg.kind, message=msg.message, traceback=msg.traceback,
                     output=msg.output,
-                )))  # fmt: skip
+                ).capped())  # fmt: skip
             if isinstance(msg, p.Fetch) and answer is not None:
                 self.send(answer.fetch(msg))
                 continue
@@ -413,20 +413,6 @@ _PROXIES: dict[str, type[_Answerer]] = {
     "router": _Router, "scheduler": _Scheduler, "autoscaler": _Autoscaler,
 }  # fmt: skip
 
-_CAPS = {"message": 2000, "traceback": 4000, "output": 9000}
-"""Characters kept of a failure's texts, so that a failure stays small on the bus."""
-
-
-def _capped(f: DesignFailure) -> DesignFailure:
-    """``f`` with its texts cut to a few KB (each cut says how much it dropped)."""
-    changes = {}
-    for field, cap in _CAPS.items():
-        text: str = getattr(f, field)
-        if len(text) > cap:
-            changes[field] = text[:cap] + f"\n[... {len(text) - cap} more characters cut]"
-    return msgspec.structs.replace(f, **changes) if changes else f
-
-
 def _start(
     source: str, task: str, limits: Limits, check_only: bool
 ) -> tuple[_Sandbox, p.Loaded]:
@@ -487,9 +473,9 @@ def run_sandboxed(
     except _Stopped as e:
         return msgspec.structs.replace(e.failure, partial=e.partial)
     except DesignError as e:
-        return _capped(DesignFailure(kind="invalid-decision", message=str(e), partial=e.partial))
+        return DesignFailure(kind="invalid-decision", message=str(e), partial=e.partial).capped()
     except SimulationError as e:  # the only one the engine raises: requests left unserved
-        return _capped(DesignFailure(kind="invalid-decision", message=str(e)))
+        return DesignFailure(kind="invalid-decision", message=str(e)).capped()
     finally:
         box.close()
 
@@ -510,7 +496,7 @@ def check_design(
 
 def _slot(task: str) -> str:
     if task not in SLOTS:
-        from glia._errors import InputError  # noqa: PLC0415
+        from glia._errors import InputError
 
         raise InputError(f"unknown task {task!r}: choose one of {', '.join(SLOTS)}")
     return SLOTS[task]

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from glia.sandbox._child import _SchedulerRecorder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from glia.policies import (
     resolve_router,
     resolve_scheduler,
 )
-from glia.sandbox._child import _SchedulerRecorder
 from glia.sim import (
     ClusterConfig,
     IterationRecord,

@@ -12,9 +12,10 @@ import glia
 from glia import Client, Experiment
 from glia.bus import ExperimentFailure, ExperimentResult, MemoryBus
 from glia.runtime import SimWorker
-from glia.sandbox import DesignFailure, Limits, check_design, run_sandboxed
+from glia.sandbox import DesignFailure, check_design, run_sandboxed
 
 from ._designs import CLUSTER, LIMITS, WORKLOAD, design, failure, run
+
 
 def test_a_good_design_gives_exactly_the_in_process_result() -> None:
     out = run(design(""))

@@ -268,7 +268,7 @@ class _LazyRng:
 
     def __getattr__(self, name: str) -> Any:
         if self._rng is None:
-            import numpy as np  # noqa: PLC0415  (costly: only for designs that draw numbers)
+            import numpy as np
 
             state = json.loads(self._state)
             bits = getattr(np.random, state["bit_generator"])()
@@ -472,7 +472,7 @@ def _seal(bpf: bytes) -> None:
     """Install the seccomp filter the trusted side compiled (see
     :func:`glia.sandbox._boundary.seccomp_filter`): from here on this process and its threads
     cannot start processes or programs, trace, open sockets or send signals."""
-    import ctypes  # noqa: PLC0415
+    import ctypes
 
     class Program(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
