@@ -191,7 +191,8 @@ async def design_async(
     cluster and workload (e.g. ``{"qps": 9.0}``, see :func:`glia.experiment_config`).
     Seeds not given are drawn (``seeds`` of each) from a secret made for this run, so that no
     design can rebuild the workload it is judged on; they are written to ``run.json`` when the
-    run ends, for reproduction. ``on_event`` sees every event the run publishes; ``client`` uses an existing
+    run ends, for reproduction. ``on_event`` sees every event the run publishes; ``client``
+    uses an existing
     connection instead of ``nats``; ``stop`` ends the run early when called (see
     :class:`DesignStop`). ``trust_design`` lets the local workers run designs without the
     OS sandbox where it cannot be set up (see :mod:`glia.sandbox`).

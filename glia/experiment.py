@@ -70,8 +70,15 @@ class DesignFailed(DesignError):
 
 
 FailureKind = Literal[
-    "syntax", "import", "exception", "timeout", "memory", "invalid-decision", "forbidden",
-    "cpu", "protocol",
+    "syntax",
+    "import",
+    "exception",
+    "timeout",
+    "memory",
+    "invalid-decision",
+    "forbidden",
+    "cpu",
+    "protocol",
 ]
 """Why a design failed: ``cpu`` (its CPU time ran out), ``protocol`` (its process broke the
 sandbox's protocol: garbage, an oversized message, or an exit without a report) and

@@ -155,7 +155,9 @@ class Lab:
                 continue
             data = await self.client.requests(r.artifact)
             path = csv_dir / (
-                f"{policy.name}-run{k + 1}.csv" if self.hide_seeds else f"{policy.name}-seed{seed}.csv"
+                f"{policy.name}-run{k + 1}.csv"
+                if self.hide_seeds
+                else f"{policy.name}-seed{seed}.csv"
             )
             await anyio.to_thread.run_sync(path.write_bytes, data)
             paths.append(str(path.relative_to(self.run_dir)))

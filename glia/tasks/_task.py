@@ -160,8 +160,8 @@ pure-computation modules. Designs run in a sandbox.
 
 ## Objective and budget
 {objective}. `run_simulation` returns `cost` (the objective, lower is better; mean over seeds
-{seeds_text}), a score of 20 / cost, the metrics behind it, and per-request CSVs you can analyse with
-`run_analysis` (numpy is available; columns include request_e2e_time, prefill_e2e_time,
+{seeds_text}), a score of 20 / cost, the metrics behind it, and per-request CSVs you can analyse
+with `run_analysis` (numpy is available; columns include request_e2e_time, prefill_e2e_time,
 decode_time_per_token, request_scheduling_delay, request_num_restarts,
 request_num_prefill_tokens, replica_id). You have {budget} simulations in this context: each
 `run_simulation` call uses one, whatever the outcome. Baselines on the same seeds (cost):

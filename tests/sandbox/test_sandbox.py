@@ -194,7 +194,9 @@ def test_lists_as_pairs_and_numpy_indices_are_accepted() -> None:
 
 
 def test_a_name_that_is_not_a_string_falls_back_to_the_class_name() -> None:
-    source = design("").replace("class Hostile(Router):\n", "class Hostile(Router):\n    name = 5\n")
+    source = design("").replace(
+        "class Hostile(Router):\n", "class Hostile(Router):\n    name = 5\n"
+    )
     out = run(source)
     assert isinstance(out, glia.SimResult)
     assert out.router == "Hostile"
@@ -216,8 +218,9 @@ def test_an_absurd_replica_count_is_clamped_like_any_other() -> None:
         def scale(self, load: object) -> int:
             return 10**40
 
-    direct = glia.sim.simulate(cluster, WORKLOAD, 0, glia.policies.resolve_router("llq"),
-                               autoscaler=Huge())
+    direct = glia.sim.simulate(
+        cluster, WORKLOAD, 0, glia.policies.resolve_router("llq"), autoscaler=Huge()
+    )
     assert out.summary == msgspec.structs.replace(direct.summary, wall_s=out.summary.wall_s)
 
 

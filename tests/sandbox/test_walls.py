@@ -92,15 +92,21 @@ def inside(code: str) -> str:
     ("code", "refused"),
     [
         ("import socket; socket.socket()", "PermissionError: [Errno 1] Operation not permitted"),
-        ("import socket; socket.socketpair()",
-         "PermissionError: [Errno 1] Operation not permitted"),
+        (
+            "import socket; socket.socketpair()",
+            "PermissionError: [Errno 1] Operation not permitted",
+        ),
         ("import ctypes; print(ctypes.CDLL(None).fork())", "-1"),
         ("import ctypes; print(ctypes.CDLL(None).syscall(57))", "-1"),  # raw fork
         ("import ctypes; print(ctypes.CDLL(None).kill(1, 19))", "-1"),
-        ("import os; os.execv('/usr/bin/true', ['true'])",
-         "PermissionError: [Errno 1] Operation not permitted"),
-        ("import os; print(sorted(os.listdir('/')))",
-         "['bin', 'dev', 'glia', 'lib', 'lib64', 'root', 'sbin', 'usr', 'work']"),
+        (
+            "import os; os.execv('/usr/bin/true', ['true'])",
+            "PermissionError: [Errno 1] Operation not permitted",
+        ),
+        (
+            "import os; print(sorted(os.listdir('/')))",
+            "['bin', 'dev', 'glia', 'lib', 'lib64', 'root', 'sbin', 'usr', 'work']",
+        ),
         ("import os; print(os.getuid(), os.getpid() < 10)", "65534 True"),
     ],
 )
@@ -111,8 +117,10 @@ def test_the_kernel_refuses_without_the_audit_hook(code: str, refused: str) -> N
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("os.open('/work/made', os.O_CREAT | os.O_WRONLY)", "(OSError: [Errno 30] Read-only "
-         "file system: '/work/made')"),
+        (
+            "os.open('/work/made', os.O_CREAT | os.O_WRONLY)",
+            "(OSError: [Errno 30] Read-only file system: '/work/made')",
+        ),
         ("os.mkfifo('/dev/fifo')", "(PermissionError: [Errno 1] Operation not permitted)"),
     ],
 )
@@ -139,8 +147,7 @@ def test_the_file_system_holds_nothing_of_glia_but_the_design_side(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     f = failure(escape("raise RuntimeError(repr(sorted(os.listdir('/'))))"))
-    assert f.message.endswith("['bin', 'dev', 'glia', 'lib', 'lib64', 'root', 'sbin', 'usr', 'work']"
-                              ) or "'etc'" not in f.message  # fmt: skip
+    assert "'etc'" not in f.message and "'proc'" not in f.message
     f = failure(escape("raise RuntimeError(repr(sorted(os.listdir('/glia/lib/glia'))))"))
     assert "sim" not in f.message and "'policies.py'" in f.message
     walk = "raise RuntimeError(repr([n for _, _, fs in os.walk('/') for n in fs]))"
@@ -152,7 +159,9 @@ def test_the_file_system_holds_nothing_of_glia_but_the_design_side(
 
 def test_the_environment_and_proc_are_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLIA_TEST_SECRET", "sk-do-not-leak")
-    f = failure(escape("raise RuntimeError(repr(dict(os.environ)) + repr(os.path.exists('/proc')))"))
+    f = failure(
+        escape("raise RuntimeError(repr(dict(os.environ)) + repr(os.path.exists('/proc')))")
+    )
     assert f.message == "the design raised RuntimeError while loading: {}False"
 
 
@@ -225,9 +234,8 @@ def test_cpu_time_is_limited_and_reported_as_cpu() -> None:
         "each call cheaper"
     )
     # Inside one long native call the soft limit's signal cannot be handled: the hard limit.
-    f = failure(design("import numpy\n", "numpy.ones(10**7).cumsum().sum() if False else None\n"
-                                          "x = [numpy.sort(numpy.ones(10**7)) for _ in range(10**6)]"),
-                Limits(wall_s=20.0, cpu_s=1.0))  # fmt: skip
+    busy = "x = [numpy.sort(numpy.ones(10**7)) for _ in range(10**6)]"
+    f = failure(design("import numpy\n", busy), Limits(wall_s=20.0, cpu_s=1.0))
     assert f.kind == "cpu"
 
 

@@ -108,8 +108,10 @@ def _design_builtins() -> dict[str, Any]:
     return table
 
 
-_PROCESS = ("os.system", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn",
-            "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill")  # fmt: skip
+_PROCESS = (
+    "os.system", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn",
+    "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill",
+)  # fmt: skip
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _READABLE = tuple(os.path.normpath(p) + "/" for p in {sys.prefix, sys.base_prefix, sys.path[0]})
 """Where imports read (the Python installation, the design-side libraries)."""
@@ -280,7 +282,7 @@ class _LazyRng:
 def _index(x: object) -> int:
     if isinstance(x, bool | float):
         raise TypeError
-    return operator.index(x)
+    return operator.index(x)  # type: ignore[arg-type]
 
 
 class _Server:
@@ -304,11 +306,13 @@ class _Server:
             assert isinstance(answer, p.Answer)
             return tuple(
                 RunningRequest(
-                    request=r.request, num_processed_tokens=r.num_processed_tokens,
+                    request=r.request,
+                    num_processed_tokens=r.num_processed_tokens,
                     num_generated_tokens=r.num_generated_tokens,
-                    num_allocated_blocks=r.num_allocated_blocks, in_prefill=r.in_prefill,
+                    num_allocated_blocks=r.num_allocated_blocks,
+                    in_prefill=r.in_prefill,
                     num_restarts=r.num_restarts,
-                )  # fmt: skip
+                )
                 for r in answer.running
             )
 
@@ -361,8 +365,10 @@ class _Server:
     def interval(self) -> float:
         """An autoscaler's ``interval_s``, checked."""
         interval = getattr(self.design, "interval_s", 15.0)
-        if not isinstance(interval, int | float) or isinstance(interval, bool) or not (
-            1.0 <= interval < float("inf")
+        if (
+            not isinstance(interval, int | float)
+            or isinstance(interval, bool)
+            or not (1.0 <= interval < float("inf"))
         ):
             raise _Invalid(
                 f"autoscaler {self.name!r} has interval_s = {interval!r}: give the seconds "
@@ -437,6 +443,8 @@ class _Server:
     def _routed(self, decisions: Iterable[object] | None, at: str) -> p.Routed:
         pairs = []
         for pair in list(decisions) if decisions is not None else []:
+            rid: object
+            req: object
             try:
                 rid, req = pair  # type: ignore[misc]
             except (TypeError, ValueError):

@@ -50,7 +50,7 @@ class _Msg(msgspec.Struct, frozen=True, tag_field="t", array_like=True):
 
 
 # -- trusted side -> sandbox -----------------------------------------------------------------
-class Start(_Msg, tag="start"):
+class Start(_Msg, frozen=True, tag="start"):
     task: Literal["routing", "scheduling", "autoscaling"]
     source: str
     check_only: bool = False
@@ -80,7 +80,7 @@ class ReplicaState(msgspec.Struct, frozen=True, array_like=True):
     queue: list[int] | None = None
 
 
-class Setup(_Msg, tag="setup"):
+class Setup(_Msg, frozen=True, tag="setup"):
     replicas: list[ReplicaInfo]
     rng: str
     """The policy's generator: ``numpy.random.Generator.bit_generator.state`` as JSON."""
@@ -98,7 +98,7 @@ class Load(msgspec.Struct, frozen=True, array_like=True):
     num_ongoing: int
 
 
-class Call(_Msg, tag="call"):
+class Call(_Msg, frozen=True, tag="call"):
     method: Method
     now: float
     trigger: str = "arrival"
@@ -127,7 +127,7 @@ class Running(msgspec.Struct, frozen=True, array_like=True):
     num_restarts: int
 
 
-class Answer(_Msg, tag="answer"):
+class Answer(_Msg, frozen=True, tag="answer"):
     """The answer to a :class:`Fetch`."""
 
     running: list[Running] = []
@@ -136,7 +136,7 @@ class Answer(_Msg, tag="answer"):
     """``(num_allocated_blocks, prefix_cache_blocks)``."""
 
 
-class Finish(_Msg, tag="finish"):
+class Finish(_Msg, frozen=True, tag="finish"):
     pass
 
 
@@ -144,7 +144,7 @@ ToSandbox = Start | Setup | Call | Answer | Finish
 
 
 # -- sandbox -> trusted side -----------------------------------------------------------------
-class Loaded(_Msg, tag="loaded"):
+class Loaded(_Msg, frozen=True, tag="loaded"):
     """The design loaded: its policy's name (``name``, else the class's), and an autoscaler's
     ``interval_s`` (read, as the simulator does, before ``setup()``)."""
 
@@ -152,7 +152,7 @@ class Loaded(_Msg, tag="loaded"):
     interval_s: float = 15.0
 
 
-class Ready(_Msg, tag="ready"):
+class Ready(_Msg, frozen=True, tag="ready"):
     """``setup()`` returned: the settings the simulator reads once."""
 
     token_budget: int | None = None
@@ -161,30 +161,30 @@ class Ready(_Msg, tag="ready"):
     """Whether the design overrides ``admitted()`` (else its notices are not sent)."""
 
 
-class Fetch(_Msg, tag="fetch"):
+class Fetch(_Msg, frozen=True, tag="fetch"):
     what: Literal["running", "cached", "blocks"]
     replica: int
     request: int = -1
 
 
-class Routed(_Msg, tag="routed"):
+class Routed(_Msg, frozen=True, tag="routed"):
     pairs: list[tuple[int, int]]
     """``(replica index, request id)``."""
 
 
-class Ordered(_Msg, tag="ordered"):
+class Ordered(_Msg, frozen=True, tag="ordered"):
     ids: list[int]
 
 
-class Victim(_Msg, tag="victim"):
+class Victim(_Msg, frozen=True, tag="victim"):
     id: int
 
 
-class Scaled(_Msg, tag="scaled"):
+class Scaled(_Msg, frozen=True, tag="scaled"):
     count: int
 
 
-class Failed(_Msg, tag="failed"):
+class Failed(_Msg, frozen=True, tag="failed"):
     kind: Literal["syntax", "import", "exception", "memory", "cpu", "forbidden", "invalid-decision"]
     message: str
     traceback: str = ""
