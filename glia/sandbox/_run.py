@@ -178,6 +178,14 @@ class _Sandbox:
             )
         elif code in (-signal.SIGKILL, 128 + signal.SIGKILL):
             kind, message = "memory", "the design's process was killed, out of memory"
+        elif code is not None and (code < 0 or code > 128):  # a signal (bwrap: 128 + signal)
+            number = -code if code < 0 else code - 128
+            name = signal.Signals(number).name if number in signal.valid_signals() else number
+            kind = "exception"
+            message = (
+                f"the design's process died of {name}: native code it called crashed (e.g. "
+                "numpy reading out of bounds)"
+            )
         else:
             kind = "protocol"
             message = (

@@ -91,9 +91,10 @@ def _design_builtins() -> dict[str, Any]:
         fromlist: Sequence[str] = (),
         level: int = 0,
     ) -> Any:
+        # numpy's own lazy imports of its private modules come through here too (they run
+        # with the calling design's builtins): only the top-level module is checked.
         top = name.partition(".")[0]
-        private = any(part.startswith("_") for part in name.split(".")[1:])
-        if level != 0 or private or top not in ALLOWED_IMPORTS:
+        if level != 0 or top not in ALLOWED_IMPORTS:
             raise _refuse_import(name if level == 0 else "." * level + name)
         if top == "glia" and name not in DESIGN_SIDE:
             raise _refuse_import(name)
