@@ -37,7 +37,9 @@ is the operating system and the protocol; Python-level rules are only a friendly
 Not covered: bugs in the kernel, bubblewrap or the interpreter; timing side channels within
 a run; the CPU and memory a design uses up to its limits.
 
-:func:`run_analysis` runs an agent's analysis scripts inside the same kind of boundary.
+:func:`run_analysis` (an agent's analysis scripts) does not run inside this boundary yet: it
+keeps its own fresh ``python -I`` process, limits and audit hook (see :mod:`._script`), which a
+determined script can get around.
 """
 
 from glia.experiment import DesignFailure, FailureKind, Limits
