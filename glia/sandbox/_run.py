@@ -74,20 +74,26 @@ class _Sandbox:
         self.encoder = msgspec.msgpack.Encoder()
         ours, theirs = socket.socketpair()
         self.sock = ours
-        self._workdir = tempfile.TemporaryDirectory(prefix="glia-design-")
+        # Only a trusted design's process needs a folder here (inside the boundary its working
+        # directory is the sandbox's own, empty /work).
+        self._workdir = (
+            tempfile.TemporaryDirectory(prefix="glia-design-") if limits.trusted else None
+        )
         try:
+            workdir = self._workdir.name if self._workdir is not None else "/"
             argv = _boundary.command(
                 theirs.fileno(), cpu_s=limits.cpu_s, memory_mb=limits.memory_mb,
-                trusted=limits.trusted, workdir=self._workdir.name,
+                trusted=limits.trusted, workdir=workdir,
             )  # fmt: skip
             self.proc = subprocess.Popen(
-                argv, pass_fds=(theirs.fileno(),), env={}, cwd=self._workdir.name,
+                argv, pass_fds=(theirs.fileno(),), env={}, cwd=workdir,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 start_new_session=True,
             )  # fmt: skip
         except BaseException:
             ours.close()
-            self._workdir.cleanup()
+            if self._workdir is not None:
+                self._workdir.cleanup()
             raise
         finally:
             theirs.close()
@@ -238,7 +244,8 @@ class _Sandbox:
         self.sock.close()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
-        self._workdir.cleanup()
+        if self._workdir is not None:
+            self._workdir.cleanup()
 
 
 class _Answerer:
@@ -251,6 +258,7 @@ class _Answerer:
         self.views: dict[int, ReplicaView] = {}
         self.shown: dict[int, tuple[int, ...]] = {}  # replica -> queue ids last shown
         self.last_arrival = -1  # highest request id shown in the global queue
+        self.introduced: list[p.ReplicaInfo] = []  # replicas to show with the next call
         self.blocks = False  # whether the design reads block counts (then sent with each call)
 
     def _show(self, r: Request, into: list[WireRequest]) -> None:
@@ -262,6 +270,8 @@ class _Answerer:
     def states(self, views: Iterable[ReplicaView], new: list[WireRequest]) -> list[p.ReplicaState]:
         out = []
         for v in views:
+            if v.id not in self.views:
+                self.introduced.append(_info(v))
             self.views[v.id] = v
             queue = v.queue
             ids = tuple(q.id for q in queue)
@@ -281,11 +291,14 @@ class _Answerer:
         infos = []
         for v in cluster.replicas:
             self.views[v.id] = v
-            infos.append(p.ReplicaInfo(v.id, v.gpu, v.model, v.num_blocks, v.block_size,
-                                       v.watermark_blocks))  # fmt: skip
+            infos.append(_info(v))
         state = json.dumps(rng.bit_generator.state)
         self.box.send(p.Setup(replicas=infos, rng=state))
         return self.box.expect(p.Ready)
+
+    def _introduced(self) -> list[p.ReplicaInfo]:
+        out, self.introduced = self.introduced, []
+        return out
 
     def request(self, i: int) -> Request:
         """The request the design named by id (a stand-in the simulator refuses if unknown)."""
@@ -311,6 +324,10 @@ class _Answerer:
             for r in view.running
         ]  # fmt: skip
         return p.Answer(running=running)
+
+
+def _info(v: ReplicaView) -> p.ReplicaInfo:
+    return p.ReplicaInfo(v.id, v.gpu, v.model, v.num_blocks, v.block_size, v.watermark_blocks)
 
 
 class _Router(_Answerer):
@@ -351,7 +368,8 @@ class _Router(_Answerer):
         new: list[WireRequest] = []
         states = self.states(cluster.replicas, new)
         self.box.send(p.Call(method="schedule", now=cluster.now, trigger=cluster.trigger,
-                             arrived=arrived, known=new, replicas=states))  # fmt: skip
+                             arrived=arrived, known=new, replicas=states,
+                             introduced=self._introduced()))  # fmt: skip
         if not queue:
             self.pending_at = cluster.now
             return []
@@ -380,7 +398,8 @@ class _Scheduler(_Answerer):
         states = self.states([replica], new)
         notices, self.notices = self.notices, [] if self.notices is not None else None
         return p.Call(method=method, now=now, known=new, replicas=states,
-                      replica=replica.id, admitted=notices or [])  # fmt: skip
+                      introduced=self._introduced(), replica=replica.id,
+                      admitted=notices or [])  # fmt: skip
 
     def order(self, replica: ReplicaView, now: float) -> list[Request]:
         self.box.send(self._call("order", replica, now))
@@ -409,7 +428,8 @@ class _Autoscaler(_Answerer):
                       load.num_ongoing)  # fmt: skip
         # The queue is sent whole: a baseline router, not this policy, empties it.
         self.box.send(p.Call(method="scale", now=load.now, trigger="scale", arrived=whole,
-                             full=True, known=new, replicas=states, load=info))  # fmt: skip
+                             full=True, known=new, replicas=states, load=info,
+                             introduced=self._introduced()))  # fmt: skip
         return self.box.expect(p.Scaled, self).count
 
     @staticmethod

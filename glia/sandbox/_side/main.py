@@ -339,13 +339,16 @@ class _Server:
 
         return fetch
 
-    def setup(self, msg: p.Setup) -> p.Ready:
-        for info in msg.replicas:
+    def introduce(self, infos: list[p.ReplicaInfo]) -> None:
+        for info in infos:
             self.replicas[info.id] = ReplicaView(
                 info.id, info.gpu, info.model, info.num_blocks, info.block_size,
                 info.watermark_blocks, self._fetch_running(info.id), self._fetch_cached(info.id),
                 self._fetch_blocks(info.id),
             )  # fmt: skip
+
+    def setup(self, msg: p.Setup) -> p.Ready:
+        self.introduce(msg.replicas)
         view = ClusterView(0.0, "scale" if self.role == "autoscaler" else "arrival", (),
                            tuple(self.replicas.values()))  # fmt: skip
         self.design.setup(view, _LazyRng(msg.rng))
@@ -378,6 +381,7 @@ class _Server:
         return float(interval)
 
     def _views(self, msg: p.Call) -> tuple[ReplicaView, ...]:
+        self.introduce(msg.introduced)
         if msg.full:
             self.queue = {r.id: r for r in msg.arrived}
         else:

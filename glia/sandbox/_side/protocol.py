@@ -116,6 +116,8 @@ class Call(_Msg, frozen=True, tag="call"):
     admitted: list[list[int]] = []
     """A scheduler's pending ``admitted()`` notices: ``[replica, id, id, ...]`` each."""
     load: Load | None = None
+    introduced: list[ReplicaInfo] = []
+    """Replicas the policy has not been shown yet (an autoscaler turned them on)."""
 
 
 class Running(msgspec.Struct, frozen=True, array_like=True):
