@@ -173,6 +173,14 @@ def design(
     nats_url: NatsOpt = None,
     creds: CredsOpt = None,
     trust_design: TrustOpt = False,
+    known_seeds: Annotated[
+        bool,
+        typer.Option(
+            "--known-seeds",
+            help="Use seeds 0.. and held-out seeds 100.. instead of secret ones, to compare two "
+            "runs (a design could then rebuild the workload it is judged on).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Let the agents design a policy by experiment, then validate it and write a report.
@@ -205,6 +213,8 @@ def design(
                     out=out, nats=nats_url, creds=str(creds) if creds else None,
                     workers=workers, resume=resume, on_event=progress,
                     seeds=seeds, settings=overrides, stop=stop, trust_design=trust_design,
+                    search_seeds=tuple(range(seeds)) if known_seeds else None,
+                    holdout_seeds=tuple(range(100, 100 + seeds)) if known_seeds else None,
                 )  # fmt: skip
                 summary = run.summary()
             except GliaError as e:  # raised below, as itself rather than in a group
