@@ -2,11 +2,11 @@
 
 Usage: python benchmarks/sandbox.py [--repeats 30]
 
-* fixed overhead: a one-request experiment, in-process vs sandboxed (a fresh forked process
-  with limits and the guard, the design loaded and checked, the decision log sent back, and
-  the replay in the parent);
-* a whole glia-routing run: the sandbox's cost there is dominated by the replay (a second
-  simulation in the parent, the price of never trusting the design's own metrics).
+* fixed overhead: a one-request experiment, in-process vs sandboxed (a fresh ``python -I``
+  process behind bubblewrap namespaces and seccomp, the design loaded and checked, setup);
+* a whole glia-routing run: the simulator runs here and asks the sandboxed design for each
+  routing decision over the channel (a plain-data snapshot out, decisions back), so the cost
+  is one round trip per call that can route something.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ directory) is checked before any model is called or any simulation is queued.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from pydantic_ai.models import Model
 
 from glia._client import Client, connect, new_run_id
@@ -25,7 +27,7 @@ from glia.actors._lab import Lab
 from glia.actors._models import resolve_models
 from glia.actors._offline import OFFLINE_LABEL
 from glia.bus import Event
-from glia.experiment import experiment_config
+from glia.experiment import Limits, experiment_config
 from glia.presets import PRESETS, for_task
 from glia.report import Budget, RunRecord
 from glia.report._records import StopKind
@@ -163,13 +165,15 @@ async def design_async(
     creds: str | None = None,
     workers: int | None = None,
     resume: str | None = None,
-    search_seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
-    holdout_seeds: tuple[int, ...] = (100, 101, 102, 103, 104),
+    search_seeds: tuple[int, ...] | None = None,
+    holdout_seeds: tuple[int, ...] | None = None,
+    seeds: int = 5,
     second_workload: str | None = None,
     settings: dict[str, Any] | None = None,
     on_event: Callable[[Event], None] | None = None,
     client: Client | None = None,
     stop: DesignStop | None = None,
+    trust_design: bool = False,
 ) -> DesignRun:
     """Let the agents design a ``task`` policy on ``preset`` within ``budget`` simulations.
 
@@ -185,9 +189,13 @@ async def design_async(
     every baseline are compared on ``holdout_seeds`` of the preset's workload and of
     ``second_workload`` (a preset name); ``settings`` override single fields of the preset's
     cluster and workload (e.g. ``{"qps": 9.0}``, see :func:`glia.experiment_config`).
-    ``on_event`` sees every event the run publishes; ``client`` uses an existing
+    Seeds not given are drawn (``seeds`` of each) from a secret made for this run, so that no
+    design can rebuild the workload it is judged on; they are written to ``run.json`` when the
+    run ends, for reproduction. ``on_event`` sees every event the run publishes; ``client``
+    uses an existing
     connection instead of ``nats``; ``stop`` ends the run early when called (see
-    :class:`DesignStop`).
+    :class:`DesignStop`). ``trust_design`` lets the local workers run designs without the
+    OS sandbox where it cannot be set up (see :mod:`glia.sandbox`).
     """
     # Absolute from here on: workspaces resolve their paths, and results are stored relative
     # to the run directory, so a relative --out must not reach them as it is.
@@ -200,13 +208,16 @@ async def design_async(
         config = cp.config
     else:
         b = budget if isinstance(budget, Budget) else Budget(simulations=budget)
+        drawn = secret_seeds(2 * seeds)
         config = DesignConfig(
             task=task, model=_name(model), base_url=base_url,
             preset=preset or (TASKS[task].preset if task in TASKS else "glia-routing"),
             supervisor_model=None if supervisor_model is None else _name(supervisor_model),
             budget=b, contexts=contexts, sequential=sequential,
-            search_seeds=tuple(search_seeds), holdout_seeds=tuple(holdout_seeds),
+            search_seeds=tuple(search_seeds) if search_seeds is not None else drawn[:seeds],
+            holdout_seeds=tuple(holdout_seeds) if holdout_seeds is not None else drawn[seeds:],
             second_workload=second_workload, settings=dict(settings or {}),
+            secret_seeds=search_seeds is None or holdout_seeds is None,
         )  # fmt: skip
         _check(config)
     # An unknown model or a missing key fails here, before anything is created.
@@ -224,7 +235,7 @@ async def design_async(
         )  # fmt: skip
         cp = new_checkpoint(config, record)
     run_dir.mkdir(parents=True, exist_ok=True)
-    async with _client(client, nats, creds, run_dir, workers) as c:
+    async with _client(client, nats, creds, run_dir, workers, trust_design) as c:
 
         async def publish(ev: Event) -> None:
             await c.bus.publish_event(ev)
@@ -232,7 +243,8 @@ async def design_async(
                 on_event(ev)
 
         coordinator = Coordinator(
-            cp, run_dir, Lab(c, cp.record.run_id, run_dir), publish,
+            cp, run_dir, Lab(c, cp.record.run_id, run_dir, hide_seeds=cp.config.secret_seeds),
+            publish,
             researcher=researcher, supervisor=supervisor,
         )  # fmt: skip
         async with AsyncExitStack() as models:  # closes the providers' HTTP clients
@@ -248,6 +260,14 @@ async def design_async(
                 record = await coordinator.run()
                 tg.cancel_scope.cancel()
     return DesignRun(record.run_id, run_dir, record)
+
+
+def secret_seeds(n: int) -> tuple[int, ...]:
+    """``n`` seeds drawn from a fresh 128-bit secret (non-negative, below 2**63)."""
+    if n < 1:
+        raise InputError(f"seeds is {n}: give at least 1 seed per set")
+    state = np.random.SeedSequence(secrets.randbits(128)).generate_state(n, dtype=np.uint64)
+    return tuple(int(x) >> 1 for x in state)
 
 
 def _name(model: str | Model) -> str:
@@ -317,7 +337,7 @@ async def _find_run(
             return d, (d / "checkpoint.json").read_bytes()
     run_id = Path(resume).name
     if client is not None or nats is not None:
-        async with _client(client, nats, creds, out / run_id, None) as c:
+        async with _client(client, nats, creds, out / run_id, None, False) as c:
             data = await c.bus.load_checkpoint(run_id)
         if data is not None:
             return out / run_id, data
@@ -329,8 +349,9 @@ async def _find_run(
 
 @asynccontextmanager
 async def _client(
-    client: Client | None, nats: str | None, creds: str | None, run_dir: Path, workers: int | None
-) -> AsyncIterator[Client]:
+    client: Client | None, nats: str | None, creds: str | None, run_dir: Path,
+    workers: int | None, trust_design: bool,
+) -> AsyncIterator[Client]:  # fmt: skip
     if client is not None:
         yield client
     elif nats is not None:
@@ -340,5 +361,8 @@ async def _client(
         # The private server keeps its JetStream state in the run directory, so a resumed
         # run finds its queue, its cached results and its checkpoints again.
         store = run_dir / "nats"
-        async with local_cluster(workers=workers or os.cpu_count(), store_dir=str(store)) as c:
+        limits = Limits(trusted=True) if trust_design else None
+        async with local_cluster(
+            workers=workers or os.cpu_count(), store_dir=str(store), limits=limits
+        ) as c:
             yield c

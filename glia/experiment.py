@@ -70,8 +70,19 @@ class DesignFailed(DesignError):
 
 
 FailureKind = Literal[
-    "syntax", "import", "exception", "timeout", "memory", "invalid-decision", "forbidden"
+    "syntax",
+    "import",
+    "exception",
+    "timeout",
+    "memory",
+    "invalid-decision",
+    "forbidden",
+    "cpu",
+    "protocol",
 ]
+"""Why a design failed: ``cpu`` (its CPU time ran out), ``protocol`` (its process broke the
+sandbox's protocol: garbage, an oversized message, or an exit without a report) and
+``timeout`` (the wall-clock limit) are told apart."""
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,8 +91,15 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     wall_s: float = 60.0
     cpu_s: float = 60.0
     memory_mb: int = 2048
-    output_kb: int = 64
+    output_kb: int = 4
     """Captured stdout/stderr of the design, kept up to this size (the rest is counted)."""
+    trusted: bool = False
+    """Run the design without the OS boundary (a fresh, empty process all the same): only for
+    designs you wrote or trust, on machines where the boundary cannot be set up."""
+
+
+_CAPS = {"message": 2000, "traceback": 4000, "output": 9000}
+"""Characters a failure keeps of each text (see :meth:`DesignFailure.capped`)."""
 
 
 class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,6 +117,16 @@ class DesignFailure(msgspec.Struct, frozen=True, kw_only=True):
     partial: Summary | None = None
     """Metrics of the requests completed before the failure, as the design's own process
     computed them (informative only: not verified by a replay)."""
+
+    def capped(self) -> DesignFailure:
+        """This failure with its texts cut to a few KB (each cut says how much it dropped), so
+        that it stays small on the bus whatever the design printed or raised."""
+        changes = {}
+        for field, cap in _CAPS.items():
+            text: str = getattr(self, field)
+            if len(text) > cap:
+                changes[field] = text[:cap] + f"\n[... {len(text) - cap} more characters cut]"
+        return msgspec.structs.replace(self, **changes) if changes else self
 
     def one_line(self) -> str:
         """Kind, message and the design's innermost line, on one line."""

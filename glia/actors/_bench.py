@@ -146,7 +146,8 @@ class TrialBench:
             ok=True, trial=t.index, experiment=f"trial-{t.index:03d}",
             score=round(t.score or 0.0, 4), mean_e2e_s=round(t.mean_e2e_s, 3),
             vs_llq=round(t.mean_e2e_s / llq, 3) if llq else None,
-            per_seed_mean_e2e_s=[round(x, 3) for x in t.per_seed_e2e_s], seeds=t.seeds,
+            per_seed_mean_e2e_s=[round(x, 3) for x in t.per_seed_e2e_s],
+            seeds=None if self._secret(t.seeds) else t.seeds,
             first_seed=first, csv_paths=csvs, simulations_left=left,
             prefix_caching=self.cluster.prefix_cache > 0,
         )  # fmt: skip
@@ -178,6 +179,10 @@ class TrialBench:
 
     async def publish(self, context: int, text: str) -> None:
         await self._notes(context, "researcher", text)
+
+    def _secret(self, seeds: list[int]) -> bool:
+        """Whether ``seeds`` are the run's secret search seeds (not told to the agents)."""
+        return self.cp.config.secret_seeds and seeds == list(self.cp.config.search_seeds)
 
     def trials(self, pending: bool = False) -> list[Trial]:
         extra = [t for ts in self.pending.values() for t in ts] if pending else []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
@@ -186,7 +187,8 @@ class Coordinator:
         ws = self._workspace(cs)
         instructions = brief(
             preset=self.config.preset, description=self.description, budget=cs.budget,
-            seeds=list(self.config.search_seeds), previous=self._previous(cs),
+            seeds=[] if self.config.secret_seeds else list(self.config.search_seeds),
+            previous=self._previous(cs),
             baselines=self.record.baselines if self.task.cost_is_latency
             else self.record.baseline_costs,
             task=self.task, slo=self.slo,
@@ -337,7 +339,10 @@ class Coordinator:
             await self.lab.client.bus.save_checkpoint(self.record.run_id, data)
 
     def _save(self) -> bytes:
-        save_record(self.record, str(self.run_dir / "run.json"))
+        record = self.record
+        if self.config.secret_seeds and record.finished_at is None:
+            record = _without_seeds(record)  # the secret stays in the checkpoint until the end
+        save_record(record, str(self.run_dir / "run.json"))
         self.cp.files = workspace_files(self.run_dir)
         return save_checkpoint(self.cp, self.run_dir)
 
@@ -366,3 +371,13 @@ def new_checkpoint(config: DesignConfig, record: RunRecord) -> Checkpoint:
         config=config, record=record,
         contexts=[ContextState(index=i, budget=b) for i, b in enumerate(shares)],
     )  # fmt: skip
+
+
+def _without_seeds(record: RunRecord) -> RunRecord:
+    """``record`` as ``run.json`` shows it while the run's seeds are secret."""
+    return msgspec.structs.replace(
+        record,
+        search_seeds=[],
+        trials=[msgspec.structs.replace(t, seeds=[]) for t in record.trials],
+        validation=[msgspec.structs.replace(v, seeds=[]) for v in record.validation],
+    )

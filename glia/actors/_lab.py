@@ -101,11 +101,14 @@ class Lab:
         run_dir: Path,
         *,
         timeout_s: float = 3600.0,
+        hide_seeds: bool = False,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.run_dir = run_dir
         self.timeout_s = timeout_s
+        self.hide_seeds = hide_seeds
+        """Name CSVs by the seed's position, not its value (the run's seeds are secret)."""
 
     async def evaluate(
         self,
@@ -147,11 +150,15 @@ class Lab:
         results = tuple(m for m in got if isinstance(m, ExperimentResult))
         csv_dir.mkdir(parents=True, exist_ok=True)
         paths = []
-        for seed, r in list(zip(seeds, results, strict=True))[:csv_seeds]:
+        for k, (seed, r) in enumerate(list(zip(seeds, results, strict=True))[:csv_seeds]):
             if r.artifact is None:
                 continue
             data = await self.client.requests(r.artifact)
-            path = csv_dir / f"{policy.name}-seed{seed}.csv"
+            path = csv_dir / (
+                f"{policy.name}-run{k + 1}.csv"
+                if self.hide_seeds
+                else f"{policy.name}-seed{seed}.csv"
+            )
             await anyio.to_thread.run_sync(path.write_bytes, data)
             paths.append(str(path.relative_to(self.run_dir)))
         return Outcome(policy.name, seeds, results, None, tuple(paths))

@@ -226,6 +226,16 @@ InProcessOpt = Annotated[
         ),
     ),
 ]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-design",
+        help=(
+            "Run designs without the OS sandbox (namespaces, seccomp) on a machine where it "
+            "cannot be set up: only for designs you wrote or trust."
+        ),
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print the results as JSON on stdout, and nothing else there."),

@@ -20,7 +20,7 @@ from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinishe
 from glia.presets import PRESETS
 from glia.tasks import DEFAULT_TASK, resolve_task
 
-from ._app import CredsOpt, JsonOpt, NatsOpt, _fail, _user_errors
+from ._app import CredsOpt, JsonOpt, NatsOpt, TrustOpt, _fail, _user_errors
 
 if TYPE_CHECKING:
     from glia._design import DesignStop
@@ -137,8 +137,9 @@ def design(
             "--seeds",
             min=1,
             max=20,
-            help="Seeds each simulation averages over (and "
-            "held-out seeds the best design is validated on).",
+            help="Seeds each simulation averages over (and held-out seeds the best design is "
+            "validated on), drawn from a secret made for the run and written to run.json at "
+            "its end.",
         ),
     ] = 5,
     settings: Annotated[
@@ -171,6 +172,15 @@ def design(
     ] = None,
     nats_url: NatsOpt = None,
     creds: CredsOpt = None,
+    trust_design: TrustOpt = False,
+    known_seeds: Annotated[
+        bool,
+        typer.Option(
+            "--known-seeds",
+            help="Use seeds 0.. and held-out seeds 100.. instead of secret ones, to compare two "
+            "runs (a design could then rebuild the workload it is judged on).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Let the agents design a policy by experiment, then validate it and write a report.
@@ -202,8 +212,9 @@ def design(
                     base_url=base_url, budget=b, contexts=contexts, sequential=sequential,
                     out=out, nats=nats_url, creds=str(creds) if creds else None,
                     workers=workers, resume=resume, on_event=progress,
-                    search_seeds=tuple(range(seeds)), holdout_seeds=tuple(range(100, 100 + seeds)),
-                    settings=overrides, stop=stop,
+                    seeds=seeds, settings=overrides, stop=stop, trust_design=trust_design,
+                    search_seeds=tuple(range(seeds)) if known_seeds else None,
+                    holdout_seeds=tuple(range(100, 100 + seeds)) if known_seeds else None,
                 )  # fmt: skip
                 summary = run.summary()
             except GliaError as e:  # raised below, as itself rather than in a group

@@ -14,7 +14,7 @@ import typer
 import glia
 from glia._errors import GliaError
 from glia._logging import get_logger
-from glia.experiment import DesignFailed, Experiment
+from glia.experiment import DesignFailed, Experiment, Limits
 from glia.policies import (
     baseline_router,
 )
@@ -81,15 +81,17 @@ def _no_jit(flag: bool) -> None:
         os.environ["GLIA_NO_JIT"] = "1"  # read by the kernels at each call, also in children
 
 
-def _validate(experiments: list[Experiment]) -> None:
+def _validate(experiments: list[Experiment], limits: Limits | None = None) -> None:
     """Raise the error a worker would for a bad name, setting or design file, without
-    simulating (a design is loaded and checked in the sandbox)."""
+    simulating (a design is loaded and checked in the sandbox, as its task's policy)."""
     from glia.sandbox import DesignFailure, check_design
 
     for exp in experiments:
         if exp.design_source is None:
             baseline_router(exp.router)
-        elif isinstance(checked := check_design(exp.design_source), DesignFailure):
+        elif isinstance(
+            checked := check_design(exp.design_source, limits, task=exp.task), DesignFailure
+        ):
             raise DesignFailed(checked)
     for cluster, workload, seed in {(e.cluster, e.workload, e.seed) for e in experiments}:
         build_trace(workload, seed, max_context=cluster.resolve().max_context)
@@ -102,15 +104,17 @@ def _on_bus(
     jobs: int | None,
     experiments: list[Experiment],
     labels: list[str],
+    limits: Limits | None = None,
 ) -> list[SimResult]:
     """Run experiments on the workers behind ``url`` or, with no URL, on a private server
-    and local workers started for this command; results in order, tables fetched."""
+    and local workers started for this command (designs run under ``limits``); results in
+    order, tables fetched."""
 
-    _validate(experiments)  # bad input fails here, before any server or worker starts
+    _validate(experiments, limits)  # bad input fails here, before any server or worker starts
 
     async def go() -> list[SimResult]:
         if url is None:
-            cluster = glia.local_cluster(workers=jobs)
+            cluster = glia.local_cluster(workers=jobs, limits=limits)
         else:
             cluster = glia.connect(
                 url, creds=str(creds) if creds else None, tls_ca=str(tls_ca) if tls_ca else None
@@ -136,10 +140,11 @@ def _run(
     autoscaler: str | None = None,
     task: str | None = None,
     design: Path | None = None,
+    limits: Limits | None = None,
 ) -> SimResult:
     result = glia.simulate(
         router, preset, seed=seed, cluster=cluster, workload=workload, scheduler=scheduler,
-        autoscaler=autoscaler, task=task, design=design,
+        autoscaler=autoscaler, task=task, design=design, limits=limits,
     )  # fmt: skip
     _log_finished(result, preset, seed)
     return result

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from glia._errors import InputError
 from glia._logging import configure_logging
-from glia.experiment import DesignFailed, Experiment, design_source
+from glia.experiment import DesignFailed, Experiment, Limits, design_source
 from glia.policies import (
     AUTOSCALERS,
     BASELINES,
@@ -48,6 +48,7 @@ from ._app import (
     TlsCaOpt,
     TpOpt,
     TraceOpt,
+    TrustOpt,
     _cannot_write,
     _fail,
     _prepare_out,
@@ -131,6 +132,7 @@ def simulate(
     tls_ca: TlsCaOpt = None,
     no_jit: NoJitOpt = False,
     in_process: InProcessOpt = False,
+    trust_design: TrustOpt = False,
     out: OutOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -183,6 +185,7 @@ def simulate(
             kv_precision=kv_precision,
         )
         _prepare_out(out)
+        limits = Limits(trusted=True) if trust_design else None
         if in_process and nats is not None:
             raise InputError("give either --nats URL or --in-process, not both")
         with err.status(f"Simulating {design or router} on {preset} ...", spinner="dots"):
@@ -190,7 +193,7 @@ def simulate(
                 if in_process:
                     result = _run(
                         router, preset, seed, cluster, workload, scheduler, autoscaler,
-                        the_task.name, design,
+                        the_task.name, design, limits,
                     )  # fmt: skip
                 else:
                     exp = Experiment(
@@ -200,7 +203,7 @@ def simulate(
                     if design is not None:
                         source = design_source(design)
                         exp = msgspec.structs.replace(exp, design_source=source)
-                    (result,) = _on_bus(nats, creds, tls_ca, 1, [exp], [label])
+                    (result,) = _on_bus(nats, creds, tls_ca, 1, [exp], [label], limits)
                     _log_finished(result, preset, seed)
             except DesignFailed as e:
                 _fail(f"{design}: {e.failure.one_line()}")
@@ -225,6 +228,7 @@ def check(
         str,
         typer.Option("--task", "-t", help=f"The task the design is for: {', '.join(TASKS)}."),
     ] = DEFAULT_TASK.name,
+    trust_design: TrustOpt = False,
 ) -> None:
     """Validate a design fast (syntax, rules, imports, one policy subclass) without simulating."""
     from glia.sandbox import DesignFailure, check_design
@@ -232,7 +236,8 @@ def check(
     with _user_errors():
         the_task = resolve_task(task)
         source = design_source(design)
-        out = check_design(source, task=the_task.name)
+        limits = Limits(wall_s=20.0, trusted=True) if trust_design else None
+        out = check_design(source, limits, task=the_task.name)
     if isinstance(out, DesignFailure):
         _fail(f"{design}: {out.one_line()}")
     typer.echo(f"ok: {design} defines the {the_task.slot} {out}")

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import anyio
 import structlog
+from nats.errors import MaxPayloadError
 
 from glia._batch import run_experiment
 from glia._errors import DesignError, GliaError, InputError
@@ -58,6 +59,8 @@ from glia.sim import Summary
 __all__ = ["SimWorker", "WorkerStatistics"]
 
 log = get_logger("glia.worker")
+_MAX_MESSAGE = 4000
+"""Characters of a failure's message published (a design's failure is capped by its own)."""
 T = TypeVar("T")
 
 
@@ -89,8 +92,8 @@ class _Patient:
                 out: T = await fn(*args)
                 return out
             except Exception as e:
-                if anyio.current_time() + delay > deadline:
-                    raise
+                if isinstance(e, MaxPayloadError) or anyio.current_time() + delay > deadline:
+                    raise  # too large for the server: no retry can help
                 log.warning("bus_retry", operation=fn.__name__, error=str(e) or type(e).__name__)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -389,10 +392,13 @@ class SimWorker:
         design: DesignFailure | None = None,
     ) -> None:
         self._failed += 1
+        if len(message) > _MAX_MESSAGE:  # small on the bus, whatever produced it
+            message = message[:_MAX_MESSAGE] + f"\n[... {len(message) - _MAX_MESSAGE} more cut]"
         await self.bus.publish_result(
             ExperimentFailure(
                 run_id=req.run_id, key=key, label=req.label, kind=kind, message=message,
-                worker=self.name, attempts=attempts, design=design,
+                worker=self.name, attempts=attempts,
+                design=design.capped() if design is not None else None,
             )
         )  # fmt: skip
         await self.bus.publish_event(

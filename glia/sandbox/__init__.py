@@ -1,28 +1,58 @@
-"""Running untrusted design code: a separate, limited process whose results are replayed.
+"""Running untrusted design code: the simulator here, the design in a sealed process.
 
-Threat model (what is enforced, and what is not):
+Threat model. A design is code written by a language model that is rewarded for a low score,
+so assume it tries everything: reading hidden state (true output lengths, future arrivals,
+the trace), rebuilding the workload, reporting its own score, attacking the process that
+judges it, or escaping to the machine. CPython has no in-process isolation, so the boundary
+is the operating system and the protocol; Python-level rules are only a friendly first layer.
 
-* **Enforced.** Each design runs in a fresh process with limits on CPU time, address space and
-  file size, killed from outside after a wall-clock timeout; its environment is emptied (no
-  inherited keys or credentials); an audit hook refuses process creation, sockets, native-code
-  loading, file writes and reads outside the Python installation, and new imports outside an
-  allow-list; the design's own imports pass the allow-list; a static check rejects private and
-  dunder attribute access and the introspection builtins. The metrics come from replaying the
-  design's routing decisions through the simulator in the *parent* process, so a design cannot
-  report a score it did not earn.
-* **Not enforced.** Python offers no true in-process isolation: a determined design may find
-  an introspection path the static rules miss and read simulator state it should not see (such
-  as true output lengths) to make better decisions. No seccomp filter or namespaces are used
-  (they need privileges this tool does not assume). Run untrusted designs from unknown sources
-  in a container or VM as well.
+* **Trusted simulator, untrusted policy.** The simulator, the trace and every object with
+  hidden fields stay in the caller's process (:mod:`._run`). The design's process holds the
+  design and the design-side package (:mod:`._side`: the policy bases and view types) and
+  nothing else. At each policy call it receives a plain-data snapshot of exactly the public
+  view fields (those a router in front of real engines can know) and answers with plain-data
+  decisions, which the simulator validates and applies. Nothing it sends is unpickled: each
+  message is decoded against a schema and capped in size; anything else ends the run as a
+  ``protocol`` failure. The metrics are computed here.
+* **A fresh, empty process** (:mod:`._boundary`): spawned, never forked from a worker or the
+  coordinator; ``python -I -S -B``; no inherited descriptor but its channel; an empty
+  environment and working directory; the simulator, the API and the shipped traces are not
+  in its file system, so not importable or readable.
+* **A kernel-enforced boundary** (:mod:`._boundary`): bubblewrap puts it in new user, PID,
+  network, IPC, UTS, cgroup and mount namespaces as an unprivileged user with no
+  capabilities, dying with its parent, on a read-only file system holding only ``/usr``, the
+  Python installation (its site-packages hidden), the design-side libraries and a minimal
+  ``/dev``; no ``/proc``, ``/etc``, ``/tmp`` or home; no network interface. Before the
+  design's code runs, the process limits its CPU time, address space, file size (0),
+  descriptors and processes, and installs a seccomp filter that refuses new processes and
+  programs, tracing, sockets and every signal syscall.
+* **Friendly first layer** (inside the boundary, not relied on): static rules on the
+  source (:mod:`._side.rules`), an import allow-list, an audit hook naming refused operations.
+* **Where the boundary cannot be set up** (not Linux, no user namespaces, no bubblewrap),
+  untrusted designs are refused with :class:`SandboxUnavailable`; ``Limits(trusted=True)``
+  (``--trust-design``) runs designs one trusts in the same fresh, empty process without it.
+* **Judged on secret seeds** (see :mod:`glia.actors`): a design run's search and held-out
+  seeds come from a per-run secret, so no design can rebuild the workload it is judged on.
+
+Not covered: bugs in the kernel, bubblewrap or the interpreter; timing side channels within
+a run; the CPU and memory a design uses up to its limits.
+
+:func:`run_analysis` (an agent's analysis scripts) does not run inside this boundary yet: it
+keeps its own fresh ``python -I`` process, limits and audit hook (see :mod:`._script`), which a
+determined script can get around.
 """
 
 from glia.experiment import DesignFailure, FailureKind, Limits
+from glia.policies import Policy
+from glia.tasks import TASKS
 
-from ._child import BASES, SLOTS
-from ._guard import ALLOWED_IMPORTS
-from ._run import check_design, run_sandboxed
+from ._boundary import SandboxUnavailable, boundary
+from ._run import SLOTS, check_design, run_sandboxed
 from ._script import AnalysisResult, run_analysis
+from ._side.main import ALLOWED_IMPORTS
+
+BASES: dict[str, type[Policy]] = {t.name: t.base for t in TASKS.values()}
+"""The policy base class a design subclasses, by task."""
 
 __all__ = [
     "ALLOWED_IMPORTS",
@@ -32,6 +62,8 @@ __all__ = [
     "DesignFailure",
     "FailureKind",
     "Limits",
+    "SandboxUnavailable",
+    "boundary",
     "check_design",
     "run_analysis",
     "run_sandboxed",

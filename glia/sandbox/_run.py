@@ -1,26 +1,33 @@
-"""The parent side: run a design in a fresh, limited process and trust only the replay.
+"""The trusted side: run the simulator here, and ask a design's sandbox for each decision.
 
-The sandbox process reports its design's decisions; :func:`run_sandboxed` replays them through
-the simulator in this process, so the summary and per-request table come from code the design
-never touched. A replay that disagrees with what the sandbox reported means the design changed
-the simulation, and the run fails as ``forbidden``.
+The simulator, the trace and every object with hidden fields stay in this process. The design
+runs in its own process behind the OS boundary (:mod:`._boundary`), holding only the design
+and the design-side package; at each policy call it receives a plain-data snapshot of the
+public view fields (:mod:`._side.protocol`) and answers with plain-data decisions, which the
+simulator checks and applies like any policy's. Nothing the design's process sends is
+unpickled or trusted beyond its schema and size; anything else ends the run as a ``protocol``
+failure. The metrics are this process's: the design cannot report its own.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import json
+import os
 import signal
-import threading
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterable, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkContext, ForkServerContext
+from typing import NoReturn, TypeVar
 
 import msgspec
 import numpy as np
 
-from glia._errors import DesignError
-from glia._lifeline import Lifeline, adopt, lifeline, watchers
-from glia.experiment import DesignFailure, Limits
+from glia._errors import DesignError, SimulationError
+from glia.experiment import DesignFailure, FailureKind, Limits
+from glia.policies import resolve_autoscaler, resolve_router, resolve_scheduler
 from glia.sim import (
     ClusterConfig,
     ClusterView,
@@ -31,158 +38,423 @@ from glia.sim import (
     WorkloadConfig,
     simulate,
 )
-from glia.tasks import DEFAULT_TASK
+from glia.tasks import DEFAULT_TASK, TASKS
 
-from ._child import BASES, SLOTS, Decisions, SandboxOutput, SandboxRequest, _policies, child_main
+from . import _boundary
+from ._side import protocol as p
+from ._side.views import Request as WireRequest
 
 __all__ = ["check_design", "run_sandboxed"]
 
-_warmed = False
+SLOTS = {t.name: t.slot for t in TASKS.values()}
+"""Where a task's policy goes, by task: the :func:`~glia.sim.run_simulation` argument (and
+:class:`~glia.Experiment` field) it fills."""
+
+_EXIT_WAIT_S = 2.0
+"""How long a finished design's process may take to exit before it is killed."""
+M = TypeVar("M", bound=p.FromSandbox)
 
 
-def _context() -> ForkContext | ForkServerContext:
-    """How to start a sandbox process: fork this one when it is single-threaded (after warming
-    the simulator here once, so every child starts warm), else via a fork server. (The lifeline
-    watcher of a pool process holds no locks: forking beside it is safe.)"""
-    global _warmed
-    if threading.active_count() <= 1 + watchers():
-        if not _warmed:
-            import glia.sandbox._warm  # noqa: F401  (runs the warm-up once per process)
+class _Stopped(DesignError):
+    """The design's run ended with ``failure`` (raised through the simulator)."""
 
-            _warmed = True
-        return multiprocessing.get_context("fork")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["glia.sandbox._warm"])
-    return ctx
+    def __init__(self, failure: DesignFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
 
 
-class _Replay:
-    """Routes exactly as the sandboxed design did, call by call."""
+class _Sandbox:
+    """One design's process and the channel to it."""
 
-    def __init__(self, name: str, d: Decisions) -> None:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.wall_s
+        self.decoder = msgspec.msgpack.Decoder(p.FromSandbox)
+        self.encoder = msgspec.msgpack.Encoder()
+        ours, theirs = socket.socketpair()
+        self.sock = ours
+        # Only a trusted design's process needs a folder here (inside the boundary its working
+        # directory is the sandbox's own, empty /work).
+        self._workdir = (
+            tempfile.TemporaryDirectory(prefix="glia-design-") if limits.trusted else None
+        )
+        try:
+            workdir = self._workdir.name if self._workdir is not None else "/"
+            argv = _boundary.command(
+                theirs.fileno(), cpu_s=limits.cpu_s, memory_mb=limits.memory_mb,
+                trusted=limits.trusted, workdir=workdir,
+            )  # fmt: skip
+            self.proc = subprocess.Popen(
+                argv, pass_fds=(theirs.fileno(),), env={}, cwd=workdir,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            ours.close()
+            if self._workdir is not None:
+                self._workdir.cleanup()
+            raise
+        finally:
+            theirs.close()
+
+    # -- the channel ---------------------------------------------------------------------------
+    def send(self, msg: p.ToSandbox) -> None:
+        body = self.encoder.encode(msg)
+        try:
+            self.sock.sendall(len(body).to_bytes(4, "big") + body)
+        except OSError:
+            self._died()
+
+    def _read(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self._timed_out()
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(min(n - len(data), 1 << 20))
+            except TimeoutError:
+                self._timed_out()
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._died()
+            data += chunk
+        return bytes(data)
+
+    def recv(self) -> p.FromSandbox:
+        size = int.from_bytes(self._read(4), "big")
+        if size > p.MAX_FRAME:
+            self._protocol(f"a message of {size} bytes (at most {p.MAX_FRAME} are accepted)")
+        try:
+            return self.decoder.decode(self._read(size))
+        except msgspec.DecodeError as e:
+            self._protocol(f"a malformed message ({e})")
+
+    def expect(self, kind: type[M], answer: _Answerer | None = None) -> M:
+        """The next message, which must be a ``kind`` (``Fetch`` requests are answered on the
+        way, by ``answer``); a ``Failed`` report ends the run with its failure."""
+        while True:
+            msg = self.recv()
+            if isinstance(msg, kind):
+                return msg
+            if isinstance(msg, p.Failed):
+                raise _Stopped(DesignFailure(
+                    kind=msg.kind, message=msg.message, traceback=msg.traceback,
+                    output=msg.output,
+                ).capped())  # fmt: skip
+            if isinstance(msg, p.Fetch) and answer is not None:
+                self.send(answer.fetch(msg))
+                continue
+            self._protocol(f"a {type(msg).__name__} message where a {kind.__name__} was due")
+
+    # -- how it ends ---------------------------------------------------------------------------
+    def _protocol(self, what: str) -> NoReturn:
+        self.kill()
+        raise _Stopped(DesignFailure(
+            kind="protocol",
+            message=f"the design's process sent {what}: designs talk to the simulator only "
+            "through the policy methods they implement",
+        ))  # fmt: skip
+
+    def _timed_out(self) -> NoReturn:
+        self.kill()
+        raise _Stopped(DesignFailure(
+            kind="timeout",
+            message=f"the design's simulation did not finish within {self.limits.wall_s:g} s: "
+            "look for an endless loop, or make each call cheaper",
+        ))  # fmt: skip
+
+    def _died(self) -> NoReturn:
+        """The process closed its channel without reporting: say why, from how it ended."""
+        code = self.wait(_EXIT_WAIT_S)
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            kind: FailureKind = "cpu"
+            message = (
+                f"the design used more than {self.limits.cpu_s:g} s of CPU time: look for an "
+                "endless loop, or make each call cheaper"
+            )
+        elif code in (-signal.SIGKILL, 137) and self.alive_s() >= self.limits.cpu_s:
+            kind = "cpu"  # the hard CPU limit (the soft one's signal could not be handled)
+            message = (
+                f"the design used more than {self.limits.cpu_s:g} s of CPU time (it was "
+                "killed inside a long native call): make each call cheaper"
+            )
+        elif code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            kind, message = "memory", "the design's process was killed, out of memory"
+        elif code is not None and (code < 0 or code > 128):  # a signal (bwrap: 128 + signal)
+            number = -code if code < 0 else code - 128
+            name = signal.Signals(number).name if number in signal.valid_signals() else number
+            kind = "exception"
+            message = (
+                f"the design's process died of {name}: native code it called crashed (e.g. "
+                "numpy reading out of bounds)"
+            )
+        else:
+            kind = "protocol"
+            message = (
+                f"the design's process ended without reporting (exit code {code}): a design "
+                "must not exit or close its process's files"
+            )
+            detail = self.stderr()
+            if detail:
+                message += f"; it said: {detail}"
+        raise _Stopped(DesignFailure(kind=kind, message=message))
+
+    def alive_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def stderr(self) -> str:
+        """What the process wrote before it was sealed (bubblewrap's or Python's errors)."""
+        assert self.proc.stderr is not None
+        with contextlib.suppress(OSError):
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            return (self.proc.stderr.read(2000) or b"").decode(errors="replace").strip()
+        return ""
+
+    def wait(self, timeout: float) -> int | None:
+        """Reap the process (killing it after ``timeout``), keeping its resource usage."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        end = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                return self.proc.returncode
+            if time.monotonic() >= end:
+                self.kill()
+                end = float("inf")
+            time.sleep(0.005)
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Tell the process to finish, and make sure it is gone (killed if it lingers)."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(OSError):
+                body = self.encoder.encode(p.Finish())
+                self.sock.sendall(len(body).to_bytes(4, "big") + body)
+        self.wait(0.5)
+        self.sock.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+
+
+class _Answerer:
+    """The trusted side of one design: snapshots out, decisions in, heavy fields on request."""
+
+    def __init__(self, box: _Sandbox, name: str) -> None:
+        self.box = box
         self.name = name
-        self._calls: dict[int, tuple[float, list[tuple[int, int]]]] = {}
-        at = 0
-        for call, when, count in zip(d.calls, d.times, d.counts, strict=True):
-            pairs = list(zip(d.replicas[at : at + count], d.requests[at : at + count], strict=True))
-            self._calls[call] = (when, pairs)
-            at += count
-        self._call = 0
+        self.requests: dict[int, Request] = {}  # every request the design has been shown
+        self.views: dict[int, ReplicaView] = {}
+        self.shown: dict[int, tuple[int, ...]] = {}  # replica -> queue ids last shown
+        self.last_arrival = -1  # highest request id shown in the global queue
+        self.introduced: list[p.ReplicaInfo] = []  # replicas to show with the next call
+        self.blocks = False  # whether the design reads block counts (then sent with each call)
 
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
-        pass
+    def _show(self, r: Request, into: list[WireRequest]) -> None:
+        if r.id not in self.requests:
+            self.requests[r.id] = r
+            into.append(WireRequest(r.id, r.arrived_at, r.num_prefill_tokens, r.prefix_id,
+                                    r.prefix_len))  # fmt: skip
 
-    def schedule(self, cluster: ClusterView) -> Iterable[tuple[int, Request]]:
-        self._call += 1
-        logged = self._calls.get(self._call)
-        if logged is None:
+    def states(self, views: Iterable[ReplicaView], new: list[WireRequest]) -> list[p.ReplicaState]:
+        out = []
+        for v in views:
+            if v.id not in self.views:
+                self.introduced.append(_info(v))
+            self.views[v.id] = v
+            queue = v.queue
+            ids = tuple(q.id for q in queue)
+            changed = self.shown.get(v.id) != ids
+            if changed:
+                self.shown[v.id] = ids
+                for q in queue:
+                    self._show(q, new)
+            allocated, cache = (
+                (v.num_allocated_blocks, v.prefix_cache_blocks) if self.blocks else (-1, -1)
+            )
+            out.append(p.ReplicaState(v.id, allocated, v.num_running, cache,
+                                      list(ids) if changed else None))  # fmt: skip
+        return out
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
+        infos = []
+        for v in cluster.replicas:
+            self.views[v.id] = v
+            infos.append(_info(v))
+        state = json.dumps(rng.bit_generator.state)
+        self.box.send(p.Setup(replicas=infos, rng=state))
+        return self.box.expect(p.Ready)
+
+    def _introduced(self) -> list[p.ReplicaInfo]:
+        out, self.introduced = self.introduced, []
+        return out
+
+    def request(self, i: int) -> Request:
+        """The request the design named by id (a stand-in the simulator refuses if unknown)."""
+        known = self.requests.get(i)
+        return known if known is not None else Request(i, float("nan"), -1)
+
+    def fetch(self, msg: p.Fetch) -> p.Answer:
+        view = self.views.get(msg.replica)
+        if view is None:
+            self.box._protocol(f"a request for replica {msg.replica}, which it was never shown")
+        if msg.what == "blocks":
+            self.blocks = True
+            return p.Answer(blocks=(view.num_allocated_blocks, view.prefix_cache_blocks))
+        if msg.what == "cached":
+            req = self.requests.get(msg.request)
+            return p.Answer(cached=view.cached_prefix(req) if req is not None else 0)
+        running = [
+            p.Running(WireRequest(r.request.id, r.request.arrived_at,
+                                  r.request.num_prefill_tokens, r.request.prefix_id,
+                                  r.request.prefix_len),
+                      r.num_processed_tokens, r.num_generated_tokens, r.num_allocated_blocks,
+                      r.in_prefill, r.num_restarts)
+            for r in view.running
+        ]  # fmt: skip
+        return p.Answer(running=running)
+
+
+def _info(v: ReplicaView) -> p.ReplicaInfo:
+    return p.ReplicaInfo(v.id, v.gpu, v.model, v.num_blocks, v.block_size, v.watermark_blocks)
+
+
+class _Router(_Answerer):
+    """A router to the simulator; its decisions come from the sandbox.
+
+    A call with an empty global queue can only route nothing, so its answer is not waited
+    for: it is read (and must be empty) before the next call, or at the end. The design still
+    sees every call, in order; a field it fetches meanwhile shows the simulator's state at
+    that next call's time, which is no more than it learns at that call.
+    """
+
+    pending_at = -1.0  # the time of a call whose answer is still to be read
+
+    def settle(self) -> None:
+        """Read the answer to a call not waited for: it must route nothing."""
+        if self.pending_at < 0.0:
+            return
+        at, self.pending_at = self.pending_at, -1.0
+        routed = self.box.expect(p.Routed, self)
+        if routed.pairs:
+            i = routed.pairs[0][1]
+            raise DesignError(
+                f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in the "
+                "global queue: route only requests from cluster.queue"
+            )
+
+    def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
+        self.settle()
+        queue = cluster.queue
+        start = len(queue)
+        while start > 0 and queue[start - 1].id > self.last_arrival:
+            start -= 1
+        arrived: list[WireRequest] = []
+        for r in queue[start:]:
+            self._show(r, arrived)
+        if arrived:
+            self.last_arrival = queue[-1].id
+        new: list[WireRequest] = []
+        states = self.states(cluster.replicas, new)
+        self.box.send(p.Call(method="schedule", now=cluster.now, trigger=cluster.trigger,
+                             arrived=arrived, known=new, replicas=states,
+                             introduced=self._introduced()))  # fmt: skip
+        if not queue:
+            self.pending_at = cluster.now
             return []
-        when, pairs = logged
-        queue = {r.id: r for r in cluster.queue}
-        if when != cluster.now or any(q not in queue for _, q in pairs):
-            raise DesignError("the replay diverged from the sandbox's run")
-        return [(r, queue[q]) for r, q in pairs]
+        routed = self.box.expect(p.Routed, self)
+        return [(rid, self.request(i)) for rid, i in routed.pairs]
 
 
-class _ScheduleReplay:
-    """Admits and preempts exactly as the sandboxed scheduler did, call by call."""
+class _Scheduler(_Answerer):
+    """A replica scheduler to the simulator; its decisions come from the sandbox."""
 
-    def __init__(self, name: str, d: Decisions) -> None:
-        self.name = name
-        self.token_budget = d.token_budget
-        self.skip_blocked = d.skip_blocked
-        self._counts = iter(d.order_counts)
-        self._ordered = iter(d.ordered)
-        self._victims = iter(d.victims)
+    token_budget: int | None = None
+    skip_blocked = False
 
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
-        pass
+    def __init__(self, box: _Sandbox, name: str) -> None:
+        super().__init__(box, name)
+        self.notices: list[list[int]] | None = None
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
+        ready = super().setup(cluster, rng)
+        self.token_budget, self.skip_blocked = ready.token_budget, ready.skip_blocked
+        self.notices = [] if ready.admitted else None
+        return ready
+
+    def _call(self, method: p.Method, replica: ReplicaView, now: float) -> p.Call:
+        new: list[WireRequest] = []
+        states = self.states([replica], new)
+        notices, self.notices = self.notices, [] if self.notices is not None else None
+        return p.Call(method=method, now=now, known=new, replicas=states,
+                      introduced=self._introduced(), replica=replica.id,
+                      admitted=notices or [])  # fmt: skip
 
     def order(self, replica: ReplicaView, now: float) -> list[Request]:
-        queue = {r.id: r for r in replica.queue}
-        ids = [next(self._ordered, -1) for _ in range(next(self._counts, 0))]
-        if any(i not in queue for i in ids):
-            raise DesignError("the replay diverged from the sandbox's run")
-        return [queue[i] for i in ids]
-
-    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
-        pass
+        self.box.send(self._call("order", replica, now))
+        return [self.request(i) for i in self.box.expect(p.Ordered, self).ids]
 
     def victim(self, replica: ReplicaView, now: float) -> Request:
-        chosen = next(self._victims, -1)
-        for r in replica.running:
-            if r.request.id == chosen:
-                return r.request
-        raise DesignError("the replay diverged from the sandbox's run")
+        self.box.send(self._call("victim", replica, now))
+        return self.request(self.box.expect(p.Victim, self).id)
+
+    def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
+        if self.notices is not None and requests:
+            self.notices.append([replica.id, *(q.id for q in requests)])
 
 
-class _ScaleReplay:
-    """Asks for exactly the replica counts the sandboxed autoscaler did."""
+class _Autoscaler(_Answerer):
+    """An autoscaler to the simulator; its decisions come from the sandbox."""
 
-    def __init__(self, name: str, d: Decisions) -> None:
-        self.name = name
-        self.interval_s = d.interval_s
-        self._scales = iter(d.scales)
-
-    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
-        pass
+    interval_s = 15.0
 
     def scale(self, load: LoadView) -> int:
-        want = next(self._scales, None)
-        if want is None:
-            raise DesignError("the replay diverged from the sandbox's run")
-        return want
+        new: list[WireRequest] = []
+        states = self.states(load.cluster.replicas, new)
+        whole = [self._wire(r) for r in load.cluster.queue]
+        info = p.Load(load.window_s, load.arrivals, load.completions, load.min_replicas,
+                      load.max_replicas, load.num_active, load.num_starting, load.num_draining,
+                      load.num_ongoing)  # fmt: skip
+        # The queue is sent whole: a baseline router, not this policy, empties it.
+        self.box.send(p.Call(method="scale", now=load.now, trigger="scale", arrived=whole,
+                             full=True, known=new, replicas=states, load=info,
+                             introduced=self._introduced()))  # fmt: skip
+        return self.box.expect(p.Scaled, self).count
+
+    @staticmethod
+    def _wire(r: Request) -> WireRequest:
+        return WireRequest(r.id, r.arrived_at, r.num_prefill_tokens, r.prefix_id, r.prefix_len)
 
 
-_REPLAYS = {"router": _Replay, "scheduler": _ScheduleReplay, "autoscaler": _ScaleReplay}
-"""The replay of a design's decisions, by the place it takes (its task's slot)."""
+_PROXIES: dict[str, type[_Answerer]] = {
+    "router": _Router, "scheduler": _Scheduler, "autoscaler": _Autoscaler,
+}  # fmt: skip
 
 
-def _sandbox_main(line: Lifeline, conn: Connection, payload: bytes) -> None:
-    """The sandbox process: first tied to this process and the root Glia process (it dies with
-    either, however they die), then :func:`child_main`."""
-    adopt(line)
-    child_main(conn, payload)
-
-
-def _spawn(req: SandboxRequest) -> SandboxOutput | DesignFailure:
-    ctx = _context()
-    line = lifeline(ctx.get_start_method())
-    receiver, sender = ctx.Pipe(duplex=False)
-    payload = msgspec.msgpack.encode(req)
-    proc = ctx.Process(target=_sandbox_main, args=(line, sender, payload), daemon=True)
-    proc.start()
-    sender.close()
-    data: bytes | None = None
+def _start(source: str, task: str, limits: Limits, check_only: bool) -> tuple[_Sandbox, p.Loaded]:
+    """A sandbox with the design loaded, and what it said of itself."""
+    box = _Sandbox(limits)
     try:
-        timed_out = not receiver.poll(req.limits.wall_s)
-        if not timed_out:
-            try:
-                data = receiver.recv_bytes()
-            except EOFError:  # the process died without reporting
-                data = None
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        receiver.close()
-    if data is not None:
-        return msgspec.msgpack.decode(data, type=SandboxOutput)
-    code = proc.exitcode
-    if timed_out or code == -signal.SIGXCPU:
-        limit = f"{req.limits.wall_s:g} s" if timed_out else f"{req.limits.cpu_s:g} s of CPU"
-        return DesignFailure(
-            kind="timeout",
-            message=f"the design's simulation did not finish within {limit}: look for an "
-            "endless loop, or make schedule() cheaper",
-        )
-    if code == -signal.SIGKILL:  # not ours: the kernel's out-of-memory killer
-        return DesignFailure(kind="memory", message="the design's process was killed for memory")
-    if code == -signal.SIGXFSZ:
-        return DesignFailure(kind="forbidden", message="the design tried to write a file")
-    return DesignFailure(
-        kind="exception", message=f"the design's process died with exit code {code}"
-    )
+        box.send(p.Start(task=task, source=source, check_only=check_only,  # type: ignore[arg-type]
+                         output_kb=limits.output_kb))  # fmt: skip
+        loaded = box.expect(p.Loaded)
+    except BaseException:
+        box.close()
+        raise
+    if not (loaded.name.isidentifier() and len(loaded.name) <= 64):
+        loaded = msgspec.structs.replace(loaded, name="design")
+    return box, loaded
 
 
 def run_sandboxed(
@@ -197,58 +469,61 @@ def run_sandboxed(
     scheduler: str | None = None,
     autoscaler: str | None = None,
 ) -> SimResult | DesignFailure:
-    """Simulate a design given as source code, isolated; its trusted result or why it failed.
+    """Simulate a design given as source code, its decisions made in the sandbox; the result
+    (computed here) or why it failed.
 
     The design is the ``task``'s policy (a Router, ReplicaScheduler or Autoscaler subclass);
     ``router``, ``scheduler`` and ``autoscaler`` name the baselines in the other places (the
-    one of the design's task is ignored).
+    one of the design's task is ignored). Raises
+    :class:`~glia.sandbox.SandboxUnavailable` when the OS boundary cannot be set up and
+    ``limits.trusted`` is not set.
     """
-    if task not in BASES:
-        raise ValueError(f"unknown task {task!r}")
+    slot = _slot(task)
     lim = limits or Limits()
-    req = SandboxRequest(
-        design_source=design_source, cluster=cluster, workload=workload, seed=seed, limits=lim,
-        task=task, router=router, scheduler=scheduler, autoscaler=autoscaler,
-    )  # fmt: skip
-    out = _spawn(req)
-    if isinstance(out, DesignFailure):
-        return out
-    if out.failure is not None:
-        return msgspec.structs.replace(out.failure, output=out.output)
-    assert out.summary is not None and out.decisions is not None
-    name = out.router if out.router.isidentifier() and len(out.router) <= 64 else "design"
     try:
-        replay = simulate(
-            cluster, workload, seed,
-            **_policies(req, _REPLAYS[SLOTS[task]](name, out.decisions)),  # type: ignore[arg-type]
-        )  # fmt: skip
-    except DesignError:
-        replay = None
-    reported = msgspec.structs.replace(out.summary, wall_s=0.0)
-    if replay is None or msgspec.structs.replace(replay.summary, wall_s=0.0) != reported:
-        return DesignFailure(
-            kind="forbidden",
-            message="the design changed the simulation: its reported results differ from a "
-            "replay of its own decisions",
-            output=out.output,
-        )
-    return replay
+        box, loaded = _start(design_source, task, lim, check_only=False)
+    except _Stopped as e:
+        return e.failure
+    policies: dict[str, object] = {
+        "router": resolve_router(router),
+        "scheduler": resolve_scheduler(scheduler) if scheduler is not None else None,
+        "autoscaler": resolve_autoscaler(autoscaler) if autoscaler is not None else None,
+    }
+    policies[slot] = proxy = _PROXIES[slot](box, loaded.name)
+    if isinstance(proxy, _Autoscaler):
+        proxy.interval_s = loaded.interval_s
+    try:
+        result = simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
+        if isinstance(proxy, _Router):
+            proxy.settle()
+        return result
+    except _Stopped as e:
+        return msgspec.structs.replace(e.failure, partial=e.partial)
+    except DesignError as e:
+        return DesignFailure(kind="invalid-decision", message=str(e), partial=e.partial).capped()
+    except SimulationError as e:  # the only one the engine raises: requests left unserved
+        return DesignFailure(kind="invalid-decision", message=str(e)).capped()
+    finally:
+        box.close()
 
 
 def check_design(
     design_source: str, limits: Limits | None = None, task: str = DEFAULT_TASK.name
 ) -> str | DesignFailure:
-    """Load a design in the sandbox without simulating: its policy class's name, or what is
-    wrong (``task`` says which base class it must subclass)."""
-    if task not in BASES:
-        raise ValueError(f"unknown task {task!r}")
-    req = SandboxRequest(
-        design_source=design_source, cluster=ClusterConfig(), workload=WorkloadConfig(),
-        seed=0, limits=limits or Limits(wall_s=20.0), check_only=True, task=task,
-    )  # fmt: skip
-    out = _spawn(req)
-    if isinstance(out, DesignFailure):
-        return out
-    if out.failure is not None:
-        return msgspec.structs.replace(out.failure, output=out.output)
-    return out.router
+    """Load a design in the sandbox without simulating: its policy's name, or what is wrong
+    (``task`` says which base class it must subclass)."""
+    _slot(task)
+    try:
+        box, loaded = _start(design_source, task, limits or Limits(wall_s=20.0), check_only=True)
+    except _Stopped as e:
+        return e.failure
+    box.close()
+    return loaded.name
+
+
+def _slot(task: str) -> str:
+    if task not in SLOTS:
+        from glia._errors import InputError
+
+        raise InputError(f"unknown task {task!r}: choose one of {', '.join(SLOTS)}")
+    return SLOTS[task]

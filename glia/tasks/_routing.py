@@ -40,6 +40,7 @@ class _Routing(Task):
         slo: Slo | None,
     ) -> str:
         table = "\n".join(f"  - {name}: {e2e:.2f} s" for name, e2e in baselines.items())
+        seeds_text = str(seeds) if seeds else "(the run's secret search seeds)"
         return f"""\
 You are a systems researcher designing the request router of an LLM-serving cluster. Work like
 one: look at the data, form a hypothesis, write a router that tests it, simulate it, read the
@@ -71,7 +72,7 @@ A working example is in `example_router.py` (least requests in flight).
 
 ## Objective and budget
 Minimise the mean end-to-end latency (E2E) of requests. `run_simulation` returns a score of
-20 / mean E2E (higher is better), the mean E2E over seeds {seeds}, per-seed values and summary
+20 / mean E2E (higher is better), the mean E2E over seeds {seeds_text}, per-seed values and summary
 metrics, and per-request CSVs you can analyse with `run_analysis` (numpy is available; columns
 include request_e2e_time, request_scheduling_delay, prefill_e2e_time, request_num_restarts,
 request_num_prefill_tokens, request_num_decode_tokens, replica_id). You have {budget}

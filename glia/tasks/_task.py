@@ -138,7 +138,9 @@ reply with a last remark followed by a line containing only {end}.
         previous: str,
         slo: Slo | None,
     ) -> str:
-        """The researcher's instructions: the brief a colleague would give."""
+        """The researcher's instructions: the brief a colleague would give (``seeds`` empty:
+        the run's seeds are secret)."""
+        seeds_text = str(seeds) if seeds else "(the run's secret search seeds)"
         table = "\n".join(f"  - {name}: {cost:.3f}" for name, cost in baselines.items())
         objective, design = self.objective_text(slo), self.design_text
         return f"""\
@@ -158,8 +160,8 @@ pure-computation modules. Designs run in a sandbox.
 
 ## Objective and budget
 {objective}. `run_simulation` returns `cost` (the objective, lower is better; mean over seeds
-{seeds}), a score of 20 / cost, the metrics behind it, and per-request CSVs you can analyse with
-`run_analysis` (numpy is available; columns include request_e2e_time, prefill_e2e_time,
+{seeds_text}), a score of 20 / cost, the metrics behind it, and per-request CSVs you can analyse
+with `run_analysis` (numpy is available; columns include request_e2e_time, prefill_e2e_time,
 decode_time_per_token, request_scheduling_delay, request_num_restarts,
 request_num_prefill_tokens, replica_id). You have {budget} simulations in this context: each
 `run_simulation` call uses one, whatever the outcome. Baselines on the same seeds (cost):

@@ -364,7 +364,17 @@ async def test_a_batch_on_3_nodes_survives_losing_the_stream_leader_and_a_worker
 
 # Each simulation takes a good fraction of a second, so a worker killed as it starts one is
 # killed while running it.
-DESIGN = ["design", "--budget", "3", "--seeds", "1", "--set", "duration_s=300", "--json"]
+DESIGN = [
+    "design",
+    "--budget",
+    "3",
+    "--seeds",
+    "1",
+    "--known-seeds",
+    "--set",
+    "duration_s=300",
+    "--json",
+]
 
 
 @pytest.mark.timeout(420)

@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,11 +14,9 @@ from hypothesis import strategies as st
 import glia
 from glia.policies import (
     ReplicaScheduler,
-    ShortestPromptScheduler,
     resolve_router,
     resolve_scheduler,
 )
-from glia.sandbox._child import _SchedulerRecorder
 from glia.sim import (
     ClusterConfig,
     IterationRecord,
@@ -166,24 +163,3 @@ def test_schedulers_from_python_and_the_command_line(tmp_path: Path) -> None:
     assert json.loads(both.stdout)["mean_e2e_s"] == pytest.approx(trusted, abs=1e-5)
     alone = glia.simulate(glia.policies.load_design(design), duration_s=120.0)
     assert alone.summary.mean_e2e_s != pytest.approx(trusted, abs=1e-5)
-
-
-def test_the_sandbox_records_only_what_a_scheduler_admitted() -> None:
-    """A scheduler's orders may list a long queue at every iteration; the sandbox keeps just
-    the admissions (each request once, plus once per restart), and the design is told them."""
-    told: list[int] = []
-
-    class Telling(ShortestPromptScheduler):
-        def admitted(self, replica: ReplicaView, requests: Sequence[Request]) -> None:
-            told.extend(q.id for q in requests)
-
-    recorder = _SchedulerRecorder(Telling())
-    trace = build_trace(WORKLOAD, 0, max_context=8192)
-    r = run_simulation(trace, CLUSTER, resolve_router("llq"), scheduler=recorder)
-    d = recorder.decisions()
-    assert len(d.ordered) == sum(d.order_counts) == r.summary.num_requests + r.summary.restarts
-    assert d.ordered == told
-    plain = run(0, "spf").summary
-    assert msgspec.structs.replace(r.summary, wall_s=0.0) == msgspec.structs.replace(
-        plain, wall_s=0.0
-    )

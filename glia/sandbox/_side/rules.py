@@ -1,11 +1,11 @@
 """Static rules a design's source must follow, checked before it runs.
 
-Code in the simulator's process could otherwise reach the simulator's internals through object
-references (a view's private fields lead to requests' true output lengths) or switch off the
-guards through introspection. So a design may not read private attributes (``x._name``) of
-anything but its own ``self``/``cls``, may not use the attributes that lead from an object to
-interpreter internals (``__class__``, ``__globals__``, frames, ...), and may not call the
-introspection and dynamic-code builtins.
+A friendly first layer, not the boundary: the design runs in a process that holds nothing
+worth reaching (see :mod:`glia.sandbox`), so these rules only turn the usual attempts into a
+clear ``forbidden`` message before anything runs. A design may not read private attributes
+(``x._name``) of anything but its own ``self``/``cls``, may not use the attributes that lead
+from an object to interpreter internals (``__class__``, ``__globals__``, frames, ...), and may
+not call the introspection and dynamic-code builtins.
 """
 
 from __future__ import annotations
