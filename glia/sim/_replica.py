@@ -445,15 +445,7 @@ class Replica:
         status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
         if x == c:  # that first iteration completes a request: an ordinary iteration end
             return float(start) + float(duration)
-        if status == NEEDS_MEMORY:
-            self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
-            event_time = float(start)
-        else:
-            self._event = (int(x), int(free))
-            event_time = float(start) + float(duration)
-        self._seen = self.clock.stamp  # stale from the clock's next move
-        self.lazy = True
-        return event_time
+        return self._enter_lazy(status, x, start, duration, free)
 
     def go_lazy(self, end: float, run: DecodeRun, coef: np.ndarray) -> float:
         """Run ahead from the decode-only iteration in flight (ending at ``end``); return the
@@ -467,6 +459,10 @@ class Replica:
         self._lead = True  # iteration c is in flight until then
         self._run, self._coef = run, coef
         status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
+        return self._enter_lazy(status, x, start, duration, free)
+
+    def _enter_lazy(self, status: int, x: int, start: float, duration: float, free: int) -> float:
+        """Become lazy until the run's event (from the kernel's answer); return its time."""
         if status == NEEDS_MEMORY:
             self._event = (int(x) - 1, int(free))  # the iteration ending when x should start
             event_time = float(start)
