@@ -6,6 +6,8 @@ All are deterministic given the simulation seed; ties go to the lowest replica i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +29,17 @@ __all__ = [
     "RandomRouter",
     "RoundRobinRouter",
 ]
+
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def _idle_when_queue_empty(schedule: _F) -> _F:
+    """Mark a ``schedule`` that returns nothing and changes nothing when the global queue is
+    empty: the simulator may then skip calling it (half the calls: completions). A subclass
+    that overrides ``schedule`` does not inherit the mark."""
+    schedule.__dict__["idle_when_queue_empty"] = True
+    return schedule
 
 
 def _prompt_blocks(tokens: float, block_size: int) -> int:
@@ -64,9 +77,8 @@ class RoundRobinRouter(Router):
 def _greedy(cluster: ClusterView, load: list[int]) -> list[Assignment]:
     """Route every queued request, in arrival order, to the least ``load`` (then lowest id)."""
     out = []
-    idx = range(len(load))
     for req in cluster.queue:
-        best = min(idx, key=load.__getitem__)
+        best = load.index(min(load))  # the first minimum: the lowest id among the least loaded
         out.append((best, req))
         load[best] += 1
     return out
@@ -77,6 +89,7 @@ class LeastOutstandingRouter(Router):
 
     name = "lor"
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:  # nothing to route: skip reading the replicas
             return []
@@ -88,6 +101,7 @@ class LeastLoadedQueueRouter(Router):
 
     name = "llq"
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:  # nothing to route: skip reading the replicas
             return []
@@ -99,6 +113,7 @@ class PowerOfTwoRouter(Router):
 
     name = "power-of-two"
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:
             return []
@@ -129,6 +144,7 @@ class LeastKvRouter(Router):
 
     name = "least-kv"
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:
             return []
@@ -156,6 +172,7 @@ class LlmdScorerRouter(Router):
     kv_weight = 1.0
     prefix_weight = 0.0
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:
             return []
@@ -199,6 +216,7 @@ class CacheAwareRouter(Router):
     balance_abs = 32
     balance_rel = 1.0001
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:
             return []
@@ -235,6 +253,7 @@ class ExpertRouter(Router):
     name = "expert"
     limit_fraction = 2100 / 2240
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         if not cluster.num_queued:
             return []
@@ -269,6 +288,7 @@ class HeadRoomAdmissionRouter(Router):
     decode_ratio = 0.6
     safety = 0.03
 
+    @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         reps = cluster.replicas
         if not cluster.num_queued:
