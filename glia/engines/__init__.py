@@ -9,5 +9,17 @@ by the simulator's replica model in scaled real time.
 
 from ._bench import BenchFailure, BenchOutcome, bench
 from ._emulate import DEFAULT_MAX_TOKENS, Emulated, emulate
+from ._scrape import EngineMetrics, MetricsError, parse_metrics, scrape
 
-__all__ = ["DEFAULT_MAX_TOKENS", "BenchFailure", "BenchOutcome", "Emulated", "bench", "emulate"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "BenchFailure",
+    "BenchOutcome",
+    "Emulated",
+    "EngineMetrics",
+    "MetricsError",
+    "bench",
+    "emulate",
+    "parse_metrics",
+    "scrape",
+]
