@@ -4,10 +4,24 @@
 llama.cpp server) and measures every request from its stream, into the simulator's own table
 and summary, so that a measured run and a simulated one compare column for column.
 :func:`emulate` serves a cluster's replicas as engines that speak vLLM's API and metrics, timed
-by the simulator's replica model in scaled real time.
+by the simulator's replica model in scaled real time. :func:`scrape` reads an engine's
+Prometheus ``/metrics`` (vLLM, SGLang or llama.cpp names) as a routing proxy sees it, with its
+age.
 """
 
 from ._bench import BenchFailure, BenchOutcome, bench
 from ._emulate import DEFAULT_MAX_TOKENS, Emulated, emulate
+from ._scrape import EngineMetrics, MetricsError, parse_metrics, scrape
 
-__all__ = ["DEFAULT_MAX_TOKENS", "BenchFailure", "BenchOutcome", "Emulated", "bench", "emulate"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "BenchFailure",
+    "BenchOutcome",
+    "Emulated",
+    "EngineMetrics",
+    "MetricsError",
+    "bench",
+    "emulate",
+    "parse_metrics",
+    "scrape",
+]
