@@ -69,6 +69,13 @@ def bench(
     vocab: Annotated[
         int, typer.Option("--vocab", min=2, help="Prompt token ids are drawn below this.")
     ] = 1000,
+    text_prompts: Annotated[
+        bool,
+        typer.Option(
+            "--text-prompts",
+            help="Send prompts as text, a word w<id> per token (servers without token-id prompts).",
+        ),
+    ] = False,
     api_key: Annotated[
         str,
         typer.Option(
@@ -108,6 +115,7 @@ def bench(
                     seed=seed,
                     vocab=vocab,
                     api_key=api_key,
+                    text_prompts=text_prompts,
                 )
             )
     record = _record(outcome, endpoint, preset, seed, workload)

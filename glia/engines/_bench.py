@@ -72,11 +72,14 @@ async def bench(
     vocab: int = 1000,
     api_key: str = "EMPTY",
     timeout_s: float = 600.0,
+    text_prompts: bool = False,
 ) -> BenchOutcome:
     """Send ``trace``'s requests to the OpenAI-compatible server at ``endpoint``; time them.
 
     ``endpoint`` is the server's base URL (``http://host:8000``, with or without ``/v1``);
-    ``model`` defaults to the first one it lists.
+    ``model`` defaults to the first one it lists. ``text_prompts`` sends each prompt as text,
+    one word ``w<id>`` per token id, for servers that take no token-id prompts (llama.cpp's
+    Python server); its prompt length is then the engine's count when it reports usage.
     """
     if not (math.isfinite(speed) and speed > 0):
         raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
@@ -94,7 +97,8 @@ async def bench(
         async def one(i: int) -> None:
             prompt = rng.integers(1, vocab, int(trace.num_prefill_tokens[i])).tolist()
             try:
-                await _send(c, name, prompt, int(trace.num_decode_tokens[i]), timings[i])
+                text = " ".join(f"w{t}" for t in prompt) if text_prompts else None
+                await _send(c, name, prompt, int(trace.num_decode_tokens[i]), timings[i], text)
             except (OpenAIError, ValueError) as e:  # ValueError: a malformed stream
                 failures.append(BenchFailure(i, _short(e)))
 
@@ -144,12 +148,17 @@ async def _first_model(client: AsyncOpenAI, base: str) -> str:
 
 
 async def _send(
-    client: AsyncOpenAI, model: str, prompt: list[int], output: int, t: _Timing
+    client: AsyncOpenAI,
+    model: str,
+    prompt: list[int],
+    output: int,
+    t: _Timing,
+    text: str | None = None,
 ) -> None:
     t.sent = time.monotonic()
     stream = await client.completions.create(
         model=model,
-        prompt=prompt,
+        prompt=prompt if text is None else text,
         max_tokens=output,
         stream=True,
         stream_options={"include_usage": True},

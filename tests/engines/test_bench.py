@@ -107,3 +107,17 @@ def test_the_cli_writes_the_simulators_columns(tmp_path: Path) -> None:
     # The same workload, simulated: the same trace (lengths and order) from the same seed.
     w = WorkloadConfig(concurrency=3, isl=64, osl=4, max_requests=9)
     assert len(build_trace(w, 0)) == 9
+
+
+@pytest.mark.anyio
+async def test_text_prompts_send_one_word_per_token_id() -> None:
+    with EngineStub(ttft_s=0.01, tpot_s=0.001) as engine:
+        out = await bench(engine.url, _closed([5, 7], [2, 2], 1), vocab=50, text_prompts=True)
+    prompts = [body["prompt"] for body in engine.requests]
+    assert all(isinstance(p, str) for p in prompts)
+    words = [p.split(" ") for p in prompts]
+    assert [len(w) for w in words] == [5, 7]
+    assert all(w.startswith("w") and 1 <= int(w[1:]) < 50 for ws in words for w in ws)
+    # A text prompt's length is the engine's own count (the stub's: a token per 4 characters).
+    counted = [max(1, len(p) // 4) for p in prompts]
+    assert out.requests.request_num_prefill_tokens.tolist() == counted
