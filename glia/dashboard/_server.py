@@ -1,0 +1,137 @@
+"""The dashboard's HTTP server: a runs page and a run page read from ``glia-runs/<id>/run.json``.
+
+aiohttp is used because Glia already depends on it (no new package; it serves HTTP and SSE).
+Safe by default: on 127.0.0.1 no token is needed; on any other host every request must carry the
+token (``?token=`` or ``Authorization: Bearer``) or gets 401. Pages show only what ``run.json``
+holds, which never contains keys (the coordinator writes it with secret seeds hidden).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from glia._errors import InputError
+from glia.report import RunRecord, load_record
+
+__all__ = ["TokenRequired", "make_app"]
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class TokenRequired(InputError):
+    """A host other than loopback was asked for without a token."""
+
+
+def make_app(
+    runs_dir: Path, *, host: str = "127.0.0.1", token: str | None = None
+) -> web.Application:
+    """The dashboard's aiohttp application over ``runs_dir`` (one folder per run).
+
+    ``token`` is required when ``host`` is not loopback (the caller prints it once at start).
+    """
+    if host not in _LOOPBACK and not token:
+        raise TokenRequired(
+            f"host {host!r} is not loopback: pass a token (or bind 127.0.0.1) "
+            "so strangers cannot read or steer runs"
+        )
+
+    @web.middleware
+    async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if token is not None:
+            given = request.query.get("token") or request.headers.get(
+                "Authorization", ""
+            ).removeprefix("Bearer ")
+            # compare_digest: the time taken does not tell how much of a guess was right
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise web.HTTPUnauthorized(text="401: missing or wrong token")
+        return await handler(request)
+
+    app = web.Application(middlewares=[_auth])
+
+    async def runs(request: web.Request) -> web.StreamResponse:
+        return await _runs_page(runs_dir)
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await _run_page(runs_dir, request.match_info["run_id"])
+
+    async def report(request: web.Request) -> web.StreamResponse:
+        return await _report(runs_dir, request.match_info["run_id"])
+
+    app.router.add_get("/", runs)
+    app.router.add_get("/runs/{run_id}", run)
+    app.router.add_get("/runs/{run_id}/report", report)
+    return app
+
+
+def _records(runs_dir: Path) -> list[RunRecord]:
+    out = []
+    for path in sorted(runs_dir.glob("*/run.json")):
+        try:
+            out.append(load_record(path.read_bytes()))
+        except (OSError, msgspec.DecodeError):
+            continue  # a run still being written or not a run: the page lists the rest
+    return out
+
+
+def _page(title: str, body: str) -> web.Response:
+    t = html.escape(title)
+    doc = f"<!doctype html><meta charset=utf-8><title>{t}</title><h1>{t}</h1>{body}"
+    return web.Response(text=doc, content_type="text/html")
+
+
+async def _runs_page(runs_dir: Path) -> web.Response:
+    rows = "".join(
+        f"<tr><td><a href='runs/{html.escape(r.run_id)}'>{html.escape(r.run_id)}</a></td>"
+        f"<td>{html.escape(r.task)}</td><td>{html.escape(r.status)}</td><td>{len(r.trials)}</td></tr>"
+        for r in _records(runs_dir)
+    )
+    return _page("Glia runs", f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>")
+
+
+def _known(runs_dir: Path, run_id: str) -> None:
+    # only names that are folders of runs_dir: '..' or '/' can not reach other files
+    if run_id not in {p.parent.name for p in runs_dir.glob("*/run.json")}:
+        raise web.HTTPNotFound(text=f"no run {run_id!r} in {runs_dir}")
+
+
+async def _report(runs_dir: Path, run_id: str) -> web.StreamResponse:
+    _known(runs_dir, run_id)
+    path = runs_dir / run_id / "report.html"
+    if not path.is_file():
+        raise web.HTTPNotFound(text=f"run {run_id!r} has no report yet")
+    return web.FileResponse(path)
+
+
+async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
+    _known(runs_dir, run_id)
+    r = load_record((runs_dir / run_id / "run.json").read_bytes())
+
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.4g}"
+
+    rows = "".join(
+        f"<tr><td>{t.index}</td><td>{t.context}</td><td>{num(t.score)}</td><td>{num(t.mean_e2e_s)}</td>"
+        f"<td>{html.escape(t.failure or '')}</td></tr>"
+        for t in r.trials
+    )
+    log = "".join(
+        f"<li>[{e.context}] {html.escape(e.role)}: {html.escape(e.text)}</li>" for e in r.log
+    )
+    report = (
+        f"<p><a href='/runs/{html.escape(run_id)}/report'>report</a></p>" if r.report_path else ""
+    )
+    body = (
+        f"<p>status {html.escape(r.status)} {html.escape(r.stop_reason)}; "
+        f"best trial {r.best_trial}; "
+        f"cost ${r.cost_usd:.4f}</p>{report}"
+        f"<table><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>failure</tr>{rows}</table>"
+        f"<h2>Research log</h2><ul>{log}</ul>"
+    )
+    return _page(f"Run {run_id}", body)

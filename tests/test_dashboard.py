@@ -1,0 +1,81 @@
+"""``glia.dashboard``: finished runs from disk over real HTTP on 127.0.0.1, token off loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from glia.dashboard import TokenRequired, make_app
+from glia.report import Budget, LogEntry, RunRecord, Trial, save_record
+
+pytestmark = pytest.mark.anyio
+
+
+def _run(tmp_path: Path, run_id: str = "r1") -> Path:
+    d = tmp_path / run_id
+    d.mkdir()
+    record = RunRecord(
+        run_id=run_id, task="routing", preset="small", model="offline",
+        supervisor_model="offline", contexts=1, sequential=False, budget=Budget(),
+        search_seeds=[1], started_at=0.0, status="finished", best_trial=0,
+        trials=[
+            Trial(index=0, context=0, design_path="d.py", seeds=[1], score=2.5, mean_e2e_s=8.0),
+            Trial(index=1, context=0, design_path="e.py", seeds=[1], failure="crash <x>"),
+        ],
+        log=[LogEntry(context=0, role="supervisor", text="try <prefix> affinity", at=0.0)],
+    )  # fmt: skip
+    save_record(record, str(d / "run.json"))
+    (d / "report.html").write_text("<p>the report</p>")
+    return tmp_path
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_finished_run_from_disk_without_a_bus(tmp_path: Path) -> None:
+    runner, url = await _serve(make_app(_run(tmp_path)))
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/") as r:
+                assert r.status == 200
+                assert "<a href='runs/r1'>r1</a>" in await r.text()
+            async with s.get(url + "/runs/r1") as r:
+                page = await r.text()
+            assert "<td>2.5</td><td>8</td>" in page
+            assert "crash &lt;x&gt;" in page  # escaped: a design's error text is not markup
+            assert "supervisor: try &lt;prefix&gt; affinity" in page
+            async with s.get(url + "/runs/r1/report") as r:
+                assert await r.text() == "<p>the report</p>"
+            for missing in ("/runs/nope", "/runs/r1x"):
+                async with s.get(url + missing) as r:
+                    assert r.status == 404
+    finally:
+        await runner.cleanup()
+
+
+async def test_token_required_off_loopback(tmp_path: Path) -> None:
+    with pytest.raises(TokenRequired, match=r"^host '0\.0\.0\.0' is not loopback: pass a token"):
+        make_app(tmp_path, host="0.0.0.0")
+    runner, url = await _serve(make_app(_run(tmp_path), host="0.0.0.0", token="s3cret"))
+    try:
+        async with aiohttp.ClientSession() as s:
+            for bad in ("", "?token=wrong"):
+                async with s.get(url + "/runs/r1" + bad) as r:
+                    assert r.status == 401
+                    assert await r.text() == "401: missing or wrong token"
+            async with s.get(url + "/runs/r1?token=s3cret") as r:
+                assert r.status == 200
+            headers = {"Authorization": "Bearer s3cret"}
+            async with s.get(url + "/", headers=headers) as r:
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
