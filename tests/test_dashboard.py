@@ -79,3 +79,41 @@ async def test_token_required_off_loopback(tmp_path: Path) -> None:
                 assert r.status == 200
     finally:
         await runner.cleanup()
+
+
+async def test_cli_prints_the_token_once_and_requires_it(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import anyio
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "glia", "dashboard", "--runs", str(_run(tmp_path))]
+    argv += ["--host", "0.0.0.0", "--port", str(port)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = await anyio.to_thread.run_sync(proc.stderr.readline)
+        assert line.startswith(f"dashboard: http://0.0.0.0:{port}/?token=")
+        token = line.strip().rsplit("=", 1)[1]
+        url = f"http://127.0.0.1:{port}/runs/r1"
+        async with aiohttp.ClientSession() as s:
+            for _ in range(100):  # the line is printed just before the port is bound
+                try:
+                    async with s.get(url) as r:
+                        assert r.status == 401
+                    break
+                except aiohttp.ClientConnectionError:
+                    await anyio.sleep(0.05)
+            else:
+                raise AssertionError("the dashboard never listened")
+            async with s.get(f"{url}?token={token}") as r:
+                assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stderr is not None
+        proc.stderr.close()

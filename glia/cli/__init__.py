@@ -17,6 +17,7 @@ from ._app import app
 from ._baselines import baselines
 from ._bench import bench
 from ._cluster import monitor, nats, worker
+from ._dashboard import dashboard
 from ._design import design, report
 from ._emulate import emulate
 from ._latency import calibrate, latency
@@ -38,6 +39,7 @@ for _command in (
     monitor,
     design,
     report,
+    dashboard,
 ):
     app.command()(_command)
 
