@@ -28,6 +28,8 @@ def _run(tmp_path: Path, run_id: str = "r1") -> Path:
         log=[LogEntry(context=0, role="supervisor", text="try <prefix> affinity", at=0.0)],
     )  # fmt: skip
     save_record(record, str(d / "run.json"))
+    (d / "d.py").write_text("def route():\n    return 1\n")
+    (d / "e.py").write_text("def route():\n    return 2\n")
     (d / "report.html").write_text("<p>the report</p>")
     return tmp_path
 
@@ -53,6 +55,12 @@ async def test_finished_run_from_disk_without_a_bus(tmp_path: Path) -> None:
             assert "<td>2.5</td><td>8</td>" in page
             assert "crash &lt;x&gt;" in page  # escaped: a design's error text is not markup
             assert "supervisor: try &lt;prefix&gt; affinity" in page
+            async with s.get(url + "/runs/r1/trials/1") as r:
+                page = await r.text()
+            assert "-    return 1\n+    return 2" in page
+            assert "--- trial 0 (best before)\n+++ trial 1" in page
+            async with s.get(url + "/runs/r1/trials/7") as r:
+                assert (r.status, await r.text()) == (404, "run 'r1' has no trial '7'")
             async with s.get(url + "/runs/r1/report") as r:
                 assert await r.text() == "<p>the report</p>"
             for missing in ("/runs/nope", "/runs/r1x"):

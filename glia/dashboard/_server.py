@@ -8,6 +8,7 @@ holds, which never contains keys (the coordinator writes it with secret seeds hi
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import html
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,11 @@ def make_app(
     app.router.add_get("/", runs)
     app.router.add_get("/runs/{run_id}", run)
     app.router.add_get("/runs/{run_id}/report", report)
+
+    async def trial(request: web.Request) -> web.StreamResponse:
+        return await _trial_page(runs_dir, request.match_info["run_id"], request.match_info["n"])
+
+    app.router.add_get("/runs/{run_id}/trials/{n}", trial)
     return app
 
 
@@ -117,7 +123,8 @@ async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
         return "" if x is None else f"{x:.4g}"
 
     rows = "".join(
-        f"<tr><td>{t.index}</td><td>{t.context}</td><td>{num(t.score)}</td><td>{num(t.mean_e2e_s)}</td>"
+        f"<tr><td><a href='/runs/{html.escape(run_id)}/trials/{t.index}'>{t.index}</a></td>"
+        f"<td>{t.context}</td><td>{num(t.score)}</td><td>{num(t.mean_e2e_s)}</td>"
         f"<td>{html.escape(t.failure or '')}</td></tr>"
         for t in r.trials
     )
@@ -135,3 +142,40 @@ async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
         f"<h2>Research log</h2><ul>{log}</ul>"
     )
     return _page(f"Run {run_id}", body)
+
+
+def _code(runs_dir: Path, run_id: str, design_path: str) -> str:
+    run_dir = (runs_dir / run_id).resolve()
+    path = (run_dir / design_path).resolve()
+    # run.json names the file; only files inside the run's folder are shown
+    if not design_path or not path.is_relative_to(run_dir) or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+async def _trial_page(runs_dir: Path, run_id: str, n: str) -> web.Response:
+    """A trial's design code and its diff against the best trial before it (by score)."""
+    _known(runs_dir, run_id)
+    r = load_record((runs_dir / run_id / "run.json").read_bytes())
+    t = next((t for t in r.trials if str(t.index) == n), None)
+    if t is None:
+        raise web.HTTPNotFound(text=f"run {run_id!r} has no trial {n!r}")
+    earlier = [e for e in r.trials if e.index < t.index and e.score is not None]
+    best = max(earlier, key=lambda e: e.score or 0.0, default=None)
+    code = _code(runs_dir, run_id, t.design_path)
+    if best is None:
+        diff = "(no earlier scored trial)"
+    else:
+        lines = difflib.unified_diff(
+            _code(runs_dir, run_id, best.design_path).splitlines(),
+            code.splitlines(),
+            f"trial {best.index} (best before)",
+            f"trial {t.index}",
+            lineterm="",
+        )
+        diff = "\n".join(lines)
+    body = (
+        f"<p>{html.escape(t.note)}</p><h2>Diff</h2><pre class=diff>{html.escape(diff)}</pre>"
+        f"<h2>Code</h2><pre>{html.escape(code)}</pre>"
+    )
+    return _page(f"Run {run_id} trial {t.index}", body)
