@@ -24,6 +24,7 @@ def _run(tmp_path: Path, run_id: str = "r1") -> Path:
         trials=[
             Trial(index=0, context=0, design_path="d.py", seeds=[1], score=2.5, mean_e2e_s=8.0),
             Trial(index=1, context=0, design_path="e.py", seeds=[1], failure="crash <x>"),
+            Trial(index=2, context=0, design_path="../outside.py", seeds=[1], score=1.0),
         ],
         log=[LogEntry(context=0, role="supervisor", text="try <prefix> affinity", at=0.0)],
     )  # fmt: skip
@@ -59,6 +60,9 @@ async def test_finished_run_from_disk_without_a_bus(tmp_path: Path) -> None:
                 page = await r.text()
             assert "-    return 1\n+    return 2" in page
             assert "--- trial 0 (best before)\n+++ trial 1" in page
+            (tmp_path / "outside.py").write_text("NOT IN THE RUN")
+            async with s.get(url + "/runs/r1/trials/2") as r:
+                assert "NOT IN THE RUN" not in await r.text()  # run.json cannot name outside files
             async with s.get(url + "/runs/r1/trials/7") as r:
                 assert (r.status, await r.text()) == (404, "run 'r1' has no trial '7'")
             async with s.get(url + "/runs/r1/report") as r:
@@ -90,6 +94,7 @@ async def test_token_required_off_loopback(tmp_path: Path) -> None:
 
 
 async def test_cli_prints_the_token_once_and_requires_it(tmp_path: Path) -> None:
+    import os
     import socket
     import subprocess
     import sys
@@ -101,7 +106,9 @@ async def test_cli_prints_the_token_once_and_requires_it(tmp_path: Path) -> None
         port = sock.getsockname()[1]
     argv = [sys.executable, "-m", "glia", "dashboard", "--runs", str(_run(tmp_path))]
     argv += ["--host", "0.0.0.0", "--port", str(port)]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    secret = "sk-test-DO-NOT-SHOW-0123456789"
+    env = {**os.environ, "OPENAI_API_KEY": secret, "ANTHROPIC_API_KEY": secret}
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
         line = await anyio.to_thread.run_sync(proc.stderr.readline)
@@ -120,6 +127,12 @@ async def test_cli_prints_the_token_once_and_requires_it(tmp_path: Path) -> None
                 raise AssertionError("the dashboard never listened")
             async with s.get(f"{url}?token={token}") as r:
                 assert r.status == 200
+            pages = [f"http://127.0.0.1:{port}{p}?token={token}" for p in ("/", "/runs/r1")]
+            pages.append(f"http://127.0.0.1:{port}/runs/r1/trials/1?token={token}")
+            for page in pages:
+                async with s.get(page) as r:
+                    assert r.status == 200
+                    assert secret not in await r.text()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
