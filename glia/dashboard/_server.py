@@ -137,7 +137,7 @@ async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
     body = (
         f"<p>status {html.escape(r.status)} {html.escape(r.stop_reason)}; "
         f"best trial {r.best_trial}; "
-        f"cost ${r.cost_usd:.4f}</p>{report}"
+        f"cost ${r.cost_usd:.4f}</p>{report}{_score_chart(r)}"
         f"<table><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>failure</tr>{rows}</table>"
         f"<h2>Research log</h2><ul>{log}</ul>"
     )
@@ -179,3 +179,30 @@ async def _trial_page(runs_dir: Path, run_id: str, n: str) -> web.Response:
         f"<h2>Code</h2><pre>{html.escape(code)}</pre>"
     )
     return _page(f"Run {run_id} trial {t.index}", body)
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _score_chart(r: RunRecord, width: int = 480, height: int = 160) -> str:
+    """Score by trial, one line per context, as inline SVG (no script, no asset to ship)."""
+    scored = [t for t in r.trials if t.score is not None]
+    if not scored:
+        return ""
+    top = max(t.score or 0.0 for t in scored) or 1.0
+    last = max(t.index for t in r.trials) or 1
+    lines = []
+    for ctx in sorted({t.context for t in scored}):
+        pts = " ".join(
+            f"{t.index / last * width:.1f},{height - (t.score or 0.0) / top * height:.1f}"
+            for t in scored
+            if t.context == ctx
+        )
+        colour = _COLOURS[ctx % len(_COLOURS)]
+        lines.append(
+            f"<polyline data-context='{ctx}' points='{pts}' fill='none' stroke='{colour}'/>"
+        )
+    return (
+        f"<svg class=scores width={width} height={height} viewBox='0 0 {width} {height}' "
+        f"role=img aria-label='score by trial'>{''.join(lines)}</svg>"
+    )
