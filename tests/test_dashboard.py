@@ -53,7 +53,7 @@ async def test_finished_run_from_disk_without_a_bus(tmp_path: Path) -> None:
                 assert "<a href='runs/r1'>r1</a>" in await r.text()
             async with s.get(url + "/runs/r1") as r:
                 page = await r.text()
-            assert "<td>2.5</td><td>8</td>" in page
+            assert "<td>2.5</td><td>8</td><td></td>" in page  # no summary: no p99
             # trial 0 scores 2.5 (the top: y=0), trial 2 scores 1.0 at the right edge
             assert "<polyline data-context='0' points='0.0,0.0 480.0,96.0'" in page
             assert "crash &lt;x&gt;" in page  # escaped: a design's error text is not markup

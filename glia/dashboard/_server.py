@@ -125,6 +125,7 @@ async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
     rows = "".join(
         f"<tr><td><a href='/runs/{html.escape(run_id)}/trials/{t.index}'>{t.index}</a></td>"
         f"<td>{t.context}</td><td>{num(t.score)}</td><td>{num(t.mean_e2e_s)}</td>"
+        f"<td>{num(t.summary.p99_e2e_s if t.summary else None)}</td>"
         f"<td>{html.escape(t.failure or '')}</td></tr>"
         for t in r.trials
     )
@@ -138,7 +139,8 @@ async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
         f"<p>status {html.escape(r.status)} {html.escape(r.stop_reason)}; "
         f"best trial {r.best_trial}; "
         f"cost ${r.cost_usd:.4f}</p>{report}{_score_chart(r)}"
-        f"<table><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>failure</tr>{rows}</table>"
+        "<table><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>p99 E2E (s)<th>failure</tr>"
+        f"{rows}</table>"
         f"<h2>Research log</h2><ul>{log}</ul>"
     )
     return _page(f"Run {run_id}", body)
