@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("actors",),
     ("_design",),
+    ("dashboard",),
     ("api",),
     ("__init__",),
     ("cli",),

@@ -5,7 +5,8 @@ baseline of a task on the same setup, side by side; ``glia design`` lets the age
 policy; ``glia nats``, ``glia worker`` and ``glia monitor`` run and watch a cluster; ``glia
 latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it;
 ``glia bench`` replays a workload against a real OpenAI-compatible endpoint, and ``glia
-emulate`` serves a preset's replicas as engines speaking vLLM's API.
+emulate`` serves a preset's replicas as engines speaking vLLM's API; ``glia dashboard`` serves
+design runs to a browser.
 Results go to stdout (a table, or JSON with ``--json``); progress, logs and errors go to stderr.
 Any error Glia raises on purpose prints one line, ``error: <what to fix>``, and exits with
 status 2.
@@ -17,6 +18,7 @@ from ._app import app
 from ._baselines import baselines
 from ._bench import bench
 from ._cluster import monitor, nats, worker
+from ._dashboard import dashboard
 from ._design import design, report
 from ._emulate import emulate
 from ._latency import calibrate, latency
@@ -38,6 +40,7 @@ for _command in (
     monitor,
     design,
     report,
+    dashboard,
 ):
     app.command()(_command)
 

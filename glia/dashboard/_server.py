@@ -1,0 +1,210 @@
+"""The dashboard's HTTP server: a runs page and a run page read from ``glia-runs/<id>/run.json``.
+
+aiohttp is used because Glia already depends on it (no new package; it serves HTTP and SSE).
+Safe by default: on 127.0.0.1 no token is needed; on any other host every request must carry the
+token (``?token=`` or ``Authorization: Bearer``) or gets 401. Pages show only what ``run.json``
+holds, which never contains keys (the coordinator writes it with secret seeds hidden).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import html
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from glia._errors import InputError
+from glia.report import RunRecord, load_record
+
+__all__ = ["TokenRequired", "make_app"]
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class TokenRequired(InputError):
+    """A host other than loopback was asked for without a token."""
+
+
+def make_app(
+    runs_dir: Path, *, host: str = "127.0.0.1", token: str | None = None
+) -> web.Application:
+    """The dashboard's aiohttp application over ``runs_dir`` (one folder per run).
+
+    ``token`` is required when ``host`` is not loopback (the caller prints it once at start).
+    """
+    if host not in _LOOPBACK and not token:
+        raise TokenRequired(
+            f"host {host!r} is not loopback: pass a token (or bind 127.0.0.1) "
+            "so strangers cannot read or steer runs"
+        )
+
+    @web.middleware
+    async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if token is not None:
+            given = request.query.get("token") or request.headers.get(
+                "Authorization", ""
+            ).removeprefix("Bearer ")
+            # compare_digest: the time taken does not tell how much of a guess was right
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise web.HTTPUnauthorized(text="401: missing or wrong token")
+        return await handler(request)
+
+    app = web.Application(middlewares=[_auth])
+
+    async def runs(request: web.Request) -> web.StreamResponse:
+        return await _runs_page(runs_dir)
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await _run_page(runs_dir, request.match_info["run_id"])
+
+    async def report(request: web.Request) -> web.StreamResponse:
+        return await _report(runs_dir, request.match_info["run_id"])
+
+    app.router.add_get("/", runs)
+    app.router.add_get("/runs/{run_id}", run)
+    app.router.add_get("/runs/{run_id}/report", report)
+
+    async def trial(request: web.Request) -> web.StreamResponse:
+        return await _trial_page(runs_dir, request.match_info["run_id"], request.match_info["n"])
+
+    app.router.add_get("/runs/{run_id}/trials/{n}", trial)
+    return app
+
+
+def _records(runs_dir: Path) -> list[RunRecord]:
+    out = []
+    for path in sorted(runs_dir.glob("*/run.json")):
+        try:
+            out.append(load_record(path.read_bytes()))
+        except (OSError, msgspec.DecodeError):
+            continue  # a run still being written or not a run: the page lists the rest
+    return out
+
+
+def _page(title: str, body: str) -> web.Response:
+    t = html.escape(title)
+    doc = f"<!doctype html><meta charset=utf-8><title>{t}</title><h1>{t}</h1>{body}"
+    return web.Response(text=doc, content_type="text/html")
+
+
+async def _runs_page(runs_dir: Path) -> web.Response:
+    rows = "".join(
+        f"<tr><td><a href='runs/{html.escape(r.run_id)}'>{html.escape(r.run_id)}</a></td>"
+        f"<td>{html.escape(r.task)}</td><td>{html.escape(r.status)}</td><td>{len(r.trials)}</td></tr>"
+        for r in _records(runs_dir)
+    )
+    return _page("Glia runs", f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>")
+
+
+def _known(runs_dir: Path, run_id: str) -> None:
+    # only names that are folders of runs_dir: '..' or '/' can not reach other files
+    if run_id not in {p.parent.name for p in runs_dir.glob("*/run.json")}:
+        raise web.HTTPNotFound(text=f"no run {run_id!r} in {runs_dir}")
+
+
+async def _report(runs_dir: Path, run_id: str) -> web.StreamResponse:
+    _known(runs_dir, run_id)
+    path = runs_dir / run_id / "report.html"
+    if not path.is_file():
+        raise web.HTTPNotFound(text=f"run {run_id!r} has no report yet")
+    return web.FileResponse(path)
+
+
+async def _run_page(runs_dir: Path, run_id: str) -> web.Response:
+    _known(runs_dir, run_id)
+    r = load_record((runs_dir / run_id / "run.json").read_bytes())
+
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.4g}"
+
+    rows = "".join(
+        f"<tr><td><a href='/runs/{html.escape(run_id)}/trials/{t.index}'>{t.index}</a></td>"
+        f"<td>{t.context}</td><td>{num(t.score)}</td><td>{num(t.mean_e2e_s)}</td>"
+        f"<td>{num(t.summary.p99_e2e_s if t.summary else None)}</td>"
+        f"<td>{html.escape(t.failure or '')}</td></tr>"
+        for t in r.trials
+    )
+    log = "".join(
+        f"<li>[{e.context}] {html.escape(e.role)}: {html.escape(e.text)}</li>" for e in r.log
+    )
+    report = (
+        f"<p><a href='/runs/{html.escape(run_id)}/report'>report</a></p>" if r.report_path else ""
+    )
+    body = (
+        f"<p>status {html.escape(r.status)} {html.escape(r.stop_reason)}; "
+        f"best trial {r.best_trial}; "
+        f"cost ${r.cost_usd:.4f}</p>{report}{_score_chart(r)}"
+        "<table><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>p99 E2E (s)<th>failure</tr>"
+        f"{rows}</table>"
+        f"<h2>Research log</h2><ul>{log}</ul>"
+    )
+    return _page(f"Run {run_id}", body)
+
+
+def _code(runs_dir: Path, run_id: str, design_path: str) -> str:
+    run_dir = (runs_dir / run_id).resolve()
+    path = (run_dir / design_path).resolve()
+    # run.json names the file; only files inside the run's folder are shown
+    if not design_path or not path.is_relative_to(run_dir) or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+async def _trial_page(runs_dir: Path, run_id: str, n: str) -> web.Response:
+    """A trial's design code and its diff against the best trial before it (by score)."""
+    _known(runs_dir, run_id)
+    r = load_record((runs_dir / run_id / "run.json").read_bytes())
+    t = next((t for t in r.trials if str(t.index) == n), None)
+    if t is None:
+        raise web.HTTPNotFound(text=f"run {run_id!r} has no trial {n!r}")
+    earlier = [e for e in r.trials if e.index < t.index and e.score is not None]
+    best = max(earlier, key=lambda e: e.score or 0.0, default=None)
+    code = _code(runs_dir, run_id, t.design_path)
+    if best is None:
+        diff = "(no earlier scored trial)"
+    else:
+        lines = difflib.unified_diff(
+            _code(runs_dir, run_id, best.design_path).splitlines(),
+            code.splitlines(),
+            f"trial {best.index} (best before)",
+            f"trial {t.index}",
+            lineterm="",
+        )
+        diff = "\n".join(lines)
+    body = (
+        f"<p>{html.escape(t.note)}</p><h2>Diff</h2><pre class=diff>{html.escape(diff)}</pre>"
+        f"<h2>Code</h2><pre>{html.escape(code)}</pre>"
+    )
+    return _page(f"Run {run_id} trial {t.index}", body)
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _score_chart(r: RunRecord, width: int = 480, height: int = 160) -> str:
+    """Score by trial, one line per context, as inline SVG (no script, no asset to ship)."""
+    scored = [t for t in r.trials if t.score is not None]
+    if not scored:
+        return ""
+    top = max(t.score or 0.0 for t in scored) or 1.0
+    last = max(t.index for t in r.trials) or 1
+    lines = []
+    for ctx in sorted({t.context for t in scored}):
+        pts = " ".join(
+            f"{t.index / last * width:.1f},{height - (t.score or 0.0) / top * height:.1f}"
+            for t in scored
+            if t.context == ctx
+        )
+        colour = _COLOURS[ctx % len(_COLOURS)]
+        lines.append(
+            f"<polyline data-context='{ctx}' points='{pts}' fill='none' stroke='{colour}'/>"
+        )
+    return (
+        f"<svg class=scores width={width} height={height} viewBox='0 0 {width} {height}' "
+        f"role=img aria-label='score by trial'>{''.join(lines)}</svg>"
+    )
