@@ -12,6 +12,7 @@ from __future__ import annotations
 from glia._errors import unknown_name
 
 from ._autoscaling import AUTOSCALING
+from ._objective import OBJECTIVE_TERMS, Objective, parse_objective
 from ._routing import ROUTING
 from ._scheduling import SCHEDULING
 from ._task import HOW_TO_WORK, SLO_PENALTY, Preset, Slo, Task, pooled_mean_e2e_s, slo_excess
@@ -20,13 +21,16 @@ __all__ = [
     "AUTOSCALING",
     "DEFAULT_TASK",
     "HOW_TO_WORK",
+    "OBJECTIVE_TERMS",
     "ROUTING",
     "SCHEDULING",
     "SLO_PENALTY",
     "TASKS",
+    "Objective",
     "Preset",
     "Slo",
     "Task",
+    "parse_objective",
     "pooled_mean_e2e_s",
     "resolve_task",
     "slo_excess",
