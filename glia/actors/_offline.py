@@ -296,6 +296,12 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
         return
     if b.order == "arrival":
         yield "order", r(b, order="shortest-prompt")
+    elif not st.task.cost_is_latency:  # the objective weighs the tail: bound the longest waits
+        if b.starve_s == 0:
+            yield "starve", r(b, starve_s=120.0)
+        else:
+            for v in _neighbours(b.starve_s, (30.0, 60.0, 120.0, 240.0, 480.0)):
+                yield "starve", r(b, starve_s=v)
     for v in _neighbours(b.decode_ratio, (0.0, 0.3, 0.6, 1.0, 1.5)):
         yield "decode_ratio", r(b, decode_ratio=v)
     for v in _neighbours(b.headroom, (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15)):
