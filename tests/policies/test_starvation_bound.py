@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 
 import numpy as np
 from hypothesis import given, settings
@@ -79,3 +80,32 @@ def test_the_bound_reads_only_what_a_real_router_knows() -> None:
               "num_outstanding", "num_allocated_blocks", "num_blocks", "block_size", "ceil",
               "append"}  # fmt: skip
     assert attributes <= public
+
+
+def _by_deadline(queue: tuple[Request, ...], deadline_s: float) -> list[Request]:
+    return sorted(queue, key=lambda q: (
+        q.arrived_at + deadline_s * math.log2(q.num_prefill_tokens + 1), q.id))  # fmt: skip
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from([0.1, 1.0, 10.0]))
+def test_size_aware_deadlines_order_the_release(seed: int, deadline_s: float) -> None:
+    spec = Mechanisms(score="queued", order="shortest-prompt", admission=True,
+                      deadline_s=deadline_s, starve_s=5.0)  # fmt: skip
+    described = spec.describe()
+    assert f"deadline_s={deadline_s:g}" in described and "starve" not in described  # replaces it
+    spy = Spy(load_design_source(compose(spec, name="Fair"))())
+    run_simulation(_trace(seed), _CLUSTER, spy, seed=seed)
+    for c in spy.calls:
+        order = _by_deadline(c.queue, deadline_s)
+        assert [req for _, req in c.decisions] == order[: len(c.decisions)]
+
+
+def test_deadlines_read_only_what_a_real_router_knows() -> None:
+    source = compose(Mechanisms(order="shortest-prompt", deadline_s=30.0, admission=True))
+    attributes = {n.attr for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Attribute)}
+    public = {"arrived_at", "num_prefill_tokens", "id", "queue", "replicas", "num_queued",
+              "num_outstanding", "num_allocated_blocks", "num_blocks", "block_size", "ceil",
+              "log2", "append"}  # fmt: skip
+    assert attributes <= public
+    assert compose(Mechanisms(deadline_s=30.0)) == compose(Mechanisms())  # needs shortest-first
