@@ -35,7 +35,7 @@ from glia.runtime import local_cluster
 
 __all__ = ["TASKS", "DesignRun", "DesignStop", "design", "design_async"]
 
-from glia.tasks import DEFAULT_TASK, TASKS
+from glia.tasks import DEFAULT_TASK, TASKS, parse_objective, task_for
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class DesignRun:
             "best_mean_e2e_s": self.best_mean_e2e_s,
             "baselines": self.baselines,
             "task": self.record.task,
+            "objective": self.record.objective,
             "best_cost": self.best_cost,
             "baseline_costs": self.baseline_costs,
             "simulations_used": self.simulations_used,
@@ -174,6 +175,7 @@ async def design_async(
     client: Client | None = None,
     stop: DesignStop | None = None,
     trust_design: bool = False,
+    objective: str = "mean",
 ) -> DesignRun:
     """Let the agents design a ``task`` policy on ``preset`` within ``budget`` simulations.
 
@@ -195,7 +197,10 @@ async def design_async(
     uses an existing
     connection instead of ``nats``; ``stop`` ends the run early when called (see
     :class:`DesignStop`). ``trust_design`` lets the local workers run designs without the
-    OS sandbox where it cannot be set up (see :mod:`glia.sandbox`).
+    OS sandbox where it cannot be set up (see :mod:`glia.sandbox`). ``objective`` is what a
+    routing design is scored on: ``mean`` (the paper's), ``p99``, ``slowdown`` or a weighted
+    mix such as ``mean+p99:1,0.5`` (see :func:`glia.tasks.parse_objective`); held-out
+    validation shows mean and p99 E2E and the mean slowdown whatever it is.
     """
     # Absolute from here on: workspaces resolve their paths, and results are stored relative
     # to the run directory, so a relative --out must not reach them as it is.
@@ -218,6 +223,7 @@ async def design_async(
             holdout_seeds=tuple(holdout_seeds) if holdout_seeds is not None else drawn[seeds:],
             second_workload=second_workload, settings=dict(settings or {}),
             secret_seeds=search_seeds is None or holdout_seeds is None,
+            objective=parse_objective(objective).spec,
         )  # fmt: skip
         _check(config)
     # An unknown model or a missing key fails here, before anything is created.
@@ -231,7 +237,7 @@ async def design_async(
             run_id=run_id, task=task, preset=config.preset, model=_label(config.model),
             supervisor_model=_label(_supervisor_name(config)), contexts=contexts,
             sequential=sequential, budget=config.budget, search_seeds=list(config.search_seeds),
-            started_at=time.time(),
+            started_at=time.time(), objective=config.objective,
         )  # fmt: skip
         cp = new_checkpoint(config, record)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -292,7 +298,7 @@ def _supervisor_name(config: DesignConfig) -> str:
 def _check(config: DesignConfig) -> None:
     if config.task not in TASKS:
         raise unknown_name("task", config.task, TASKS)
-    for_task(TASKS[config.task], config.preset)
+    for_task(task_for(config.task, config.objective), config.preset)
     if config.budget.simulations < 1:
         raise InputError(
             f"a budget of {config.budget.simulations} simulations leaves nothing to do: give "

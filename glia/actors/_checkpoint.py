@@ -53,6 +53,8 @@ class DesignConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     settings: dict[str, Any] = {}
     """Overrides of the preset's cluster and workload fields (see glia.experiment_config),
     applied to both workloads."""
+    objective: str = "mean"
+    """The routing objective's spec (see :func:`glia.tasks.parse_objective`)."""
     secret_seeds: bool = False
     """The seeds were drawn from a per-run secret: no agent or design is told them, and
     ``run.json`` shows them only once the run has ended (for reproduction)."""

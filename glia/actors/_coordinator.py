@@ -29,7 +29,7 @@ from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus
 from glia.experiment import experiment_config
 from glia.presets import preset as get_preset
 from glia.report import LogEntry, RunRecord, save_record, write_report
-from glia.tasks import resolve_task
+from glia.tasks import task_for
 
 from ._bench import TrialBench, trial_cost
 from ._checkpoint import (
@@ -85,7 +85,7 @@ class Coordinator:
         self.cluster, self.workload = experiment_config(self.config.preset, **settings)
         preset = get_preset(self.config.preset)
         self.description = preset.description
-        self.task = resolve_task(self.config.task)
+        self.task = task_for(self.config.task, self.config.objective)
         self.slo, self.router = preset.slo, preset.router
         self.bench = TrialBench(
             checkpoint, run_dir, lab, setup=(self.cluster, self.workload), task=self.task,

@@ -71,6 +71,13 @@ class Outcome:
     def mean_p99_e2e_s(self) -> float:
         return float(np.mean([r.summary.p99_e2e_s for r in self.results]))
 
+    @property
+    def mean_slowdown(self) -> float:
+        """Mean slowdown over every request of every seed (seeds weighted by their requests)."""
+        n = sum(r.summary.num_requests for r in self.results)
+        total: float = sum(r.summary.mean_slowdown * r.summary.num_requests for r in self.results)
+        return total / n
+
     def cost(self, task: Task, slo: Slo | None) -> float:
         """The task's objective over the seeds (see :meth:`glia.tasks.Task.pooled_cost`)."""
         return task.pooled_cost([r.summary for r in self.results], slo)

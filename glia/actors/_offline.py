@@ -119,6 +119,10 @@ _WHY = {
         "request that has waited too long go first, leaving everyone else's order alone"
     ),
     "backfill": "let requests that fit pass one that does not (or not)",
+    "deadline": (
+        "shortest-first starves long prompts and the tail weighs in the objective: release by "
+        "a deadline that grows with the log of the prompt, size-aware but fair"
+    ),
     "token_budget": "tune the tokens per iteration: smaller chunks stall decodes less",
     "victim": "preempt the request holding the most KV blocks, to preempt fewer requests",
     "target": "tune the load per replica: fewer replicas, as long as the SLO holds",
@@ -294,8 +298,21 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
         yield "admission", admit
         yield "order", r(b, order="shortest-prompt")
         return
+    tail = not st.task.cost_is_latency  # the objective weighs the tail
     if b.order == "arrival":
+        if tail:  # shortest-first starves long prompts: size-aware deadlines keep it fair
+            yield "deadline", r(b, order="shortest-prompt", deadline_s=30.0)
         yield "order", r(b, order="shortest-prompt")
+    elif tail:
+        if b.deadline_s == 0 and b.starve_s == 0:
+            yield "deadline", r(b, deadline_s=30.0)
+            yield "starve", r(b, starve_s=120.0)
+        elif b.deadline_s > 0:
+            for v in _neighbours(b.deadline_s, (5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 100.0)):
+                yield "deadline", r(b, deadline_s=v)
+        else:
+            for v in _neighbours(b.starve_s, (30.0, 60.0, 120.0, 240.0, 480.0)):
+                yield "starve", r(b, starve_s=v)
     for v in _neighbours(b.decode_ratio, (0.0, 0.3, 0.6, 1.0, 1.5)):
         yield "decode_ratio", r(b, decode_ratio=v)
     for v in _neighbours(b.headroom, (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15)):

@@ -54,6 +54,7 @@ async def validate(
             workload=name, description=desc, seeds=list(config.holdout_seeds),
             mean_e2e_s={o.policy: o.mean_e2e_s for o in outs if o.ok},
             p99_e2e_s={o.policy: o.mean_p99_e2e_s for o in outs if o.ok},
+            mean_slowdown={o.policy: o.mean_slowdown for o in outs if o.ok},
             cost={o.policy: o.cost(task, get_preset(name).slo or slo) for o in outs if o.ok},
             csv_paths={o.policy: o.csv_paths[0] for o in outs if o.ok and o.csv_paths},
             failure=outs[0].failure_line() or None,

@@ -18,7 +18,7 @@ from glia._errors import GliaError
 from glia._logging import configure_logging
 from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
 from glia.presets import PRESETS
-from glia.tasks import DEFAULT_TASK, resolve_task
+from glia.tasks import DEFAULT_TASK, task_for
 
 from ._app import CredsOpt, JsonOpt, NatsOpt, TrustOpt, _fail, _user_errors
 
@@ -181,6 +181,14 @@ def design(
             "runs (a design could then rebuild the workload it is judged on).",
         ),
     ] = False,
+    objective: Annotated[
+        str,
+        typer.Option(
+            "--objective",
+            help="What a routing design is scored on: mean, p99, slowdown or a '+' mix with "
+            "weights, e.g. mean+p99:1,0.5 (mean E2E + 0.5 x p99 E2E).",
+        ),
+    ] = "mean",
     json_output: JsonOpt = False,
 ) -> None:
     """Let the agents design a policy by experiment, then validate it and write a report.
@@ -215,6 +223,7 @@ def design(
                     seeds=seeds, settings=overrides, stop=stop, trust_design=trust_design,
                     search_seeds=tuple(range(seeds)) if known_seeds else None,
                     holdout_seeds=tuple(range(100, 100 + seeds)) if known_seeds else None,
+                    objective=objective,
                 )  # fmt: skip
                 summary = run.summary()
             except GliaError as e:  # raised below, as itself rather than in a group
@@ -264,7 +273,8 @@ def _print_summary(summary: dict[str, Any], json_output: bool) -> None:
     best = summary["best_mean_e2e_s"]
     c.print(f"run {summary['run_id']}: {summary['status']} ({summary['stop_reason']})")
     costs, cost = summary["baseline_costs"], summary["best_cost"]
-    if not resolve_task(summary["task"]).cost_is_latency and cost is not None and costs:
+    task = task_for(summary["task"], summary.get("objective", "mean"))
+    if not task.cost_is_latency and cost is not None and costs:
         top = min(costs, key=costs.__getitem__)
         c.print(
             f"best design {summary['best_design_path']}: cost {cost:.3f} = "

@@ -7,7 +7,13 @@ turned on:
 
 * **load score** — which replica is least loaded: requests in flight (LLQ), queued only (LOR),
   or KV blocks committed, optionally *projected* to grow by ``decode_ratio`` x the prompt;
-* **queue order** — arrival order, or shortest prompt first;
+* **queue order** — arrival order, or shortest prompt first, optionally with a *starvation
+  bound*: a request that has waited ``starve_s`` seconds in the global queue goes before every
+  younger one (arrival order among them), so shortest-first cannot starve long prompts (it
+  reads only ``arrived_at`` and ``cluster.now``, which a real router knows), or *size-aware
+  deadlines*: release in order of ``arrived_at + deadline_s x log2(prompt tokens + 1)``, so a
+  short prompt passes a long one only while the long one has not waited ``deadline_s`` per
+  doubling of the length difference (fair across sizes: nobody waits forever);
 * **admission head-room** — route only to a replica that keeps ``headroom`` of its KV blocks
   free after the (projected) request; otherwise hold the request in the global queue;
 * **hold** — when the next request fits nowhere, hold the whole queue until a completion
@@ -44,10 +50,21 @@ class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Fraction of the prompt a replica must have cached to attract the request (0: off)."""
     slack: int = 2
     """Extra requests in flight tolerated on the replica with the prefix (with ``affinity``)."""
+    starve_s: float = 0.0
+    """With shortest-prompt order: seconds in the global queue after which a request goes
+    first, in arrival order (0: no bound)."""
+    deadline_s: float = 0.0
+    """With shortest-prompt order: seconds of slack per doubling of the prompt length; release
+    by ``arrived_at + deadline_s x log2(prompt + 1)`` instead of shortest first (0: off;
+    replaces ``starve_s``)."""
 
     def describe(self) -> str:
         """The mechanisms in a few words, e.g. for a trial's note."""
         parts = [f"score={self.score}", f"order={self.order}"]
+        if self.order == "shortest-prompt" and self.deadline_s > 0:
+            parts.append(f"deadline_s={self.deadline_s:g}")
+        elif self.order == "shortest-prompt" and self.starve_s > 0:
+            parts.append(f"starve_s={self.starve_s:g}")
         if self.score == "kv" or self.admission:
             parts.append(f"decode_ratio={self.decode_ratio:g}")
         if self.admission:
@@ -74,6 +91,12 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
         if m.order == "shortest-prompt"
         else "cluster.queue"
     )
+    deadline = m.order == "shortest-prompt" and m.deadline_s > 0
+    starve = m.order == "shortest-prompt" and m.starve_s > 0 and not deadline
+    if starve:  # waited long enough: first, in arrival order; the rest shortest-first
+        order = "sorted(cluster.queue, key=lambda q: priority(q, cluster.now))"
+    if deadline:  # size-aware but fair: a deadline that grows with log2 of the prompt
+        order = "sorted(cluster.queue, key=deadline)"
     uses_blocks = m.score == "kv" or m.admission
     lines = [
         f'"""Router composed by the offline designer: {m.describe()}."""',
@@ -86,6 +109,10 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     ]
     if m.admission:
         lines.append(f"HEADROOM = {m.headroom!r}  # fraction of blocks kept free on admission")
+    if starve:
+        lines.append(f"STARVE_S = {m.starve_s!r}  # a request waiting this long goes first")
+    if deadline:
+        lines.append(f"DEADLINE_S = {m.deadline_s!r}  # slack per doubling of the prompt")
     if m.affinity > 0:
         lines.append(f"AFFINITY = {m.affinity!r}  # cached fraction of a prompt that attracts it")
         lines.append(f"SLACK = {m.slack!r}  # extra requests in flight tolerated for a prefix hit")
@@ -102,6 +129,26 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
         "    return r.num_allocated_blocks + queued",
         "",
         "",
+    ]
+    if deadline:
+        lines += [
+            "def deadline(q):",
+            '    """Release order: arrival plus a slack that grows with log2 of the prompt."""',
+            "    return (q.arrived_at + DEADLINE_S * math.log2(q.num_prefill_tokens + 1), q.id)",
+            "",
+            "",
+        ]
+    if starve:
+        lines += [
+            "def priority(q, now):",
+            '    """Shortest prompt first, but a request that waited STARVE_S goes first."""',
+            "    if now - q.arrived_at >= STARVE_S:",
+            "        return (0, q.arrived_at, 0, q.id)",
+            "    return (1, q.num_prefill_tokens, q.arrived_at, q.id)",
+            "",
+            "",
+        ]
+    lines += [
         f"class {name}(Router):",
         "    def schedule(self, cluster):",
         "        if not cluster.num_queued:",

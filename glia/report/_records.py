@@ -94,6 +94,8 @@ class Validation(msgspec.Struct, frozen=True, kw_only=True):
     """Policy name (``"design"`` for the best design) -> mean E2E over every seed's requests."""
     p99_e2e_s: dict[str, float] = {}
     """Policy -> mean over seeds of the p99 E2E."""
+    mean_slowdown: dict[str, float] = {}
+    """Policy -> mean slowdown over every seed's requests (shown beside any objective)."""
     cost: dict[str, float] = {}
     """Policy -> the task's objective over the seeds."""
     csv_paths: dict[str, str] = {}
@@ -142,6 +144,8 @@ class RunRecord(msgspec.Struct, kw_only=True):
     validation: list[Validation] = []
     usage: list[ModelUsage] = []
     report_path: str | None = None
+    objective: str = "mean"
+    """The routing objective's spec (see :func:`glia.tasks.parse_objective`)."""
 
     @property
     def best(self) -> Trial | None:

@@ -4,29 +4,41 @@ the mean end-to-end latency. The Glia paper's task."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 
 from glia.policies import BASELINES, Mechanisms, Router, compose
 from glia.sim import Summary, WorkloadConfig
 
+from ._objective import Objective
 from ._setups import PAPER_CLUSTER, PAPER_WORKLOAD
-from ._task import HOW_TO_WORK, Preset, Slo, Task, pooled_mean_e2e_s
+from ._task import HOW_TO_WORK, Preset, Slo, Task
 
 __all__ = ["ROUTING"]
 
 NAME = "routing"
+_MEAN = Objective()
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Routing(Task):
+    goal: Objective = _MEAN
+    """What a design is scored on (default: the mean E2E, the paper's objective)."""
+
+    def with_objective(self, goal: Objective) -> _Routing:
+        """This task scored on ``goal``: costs, briefs and reports follow it. A non-mean
+        objective is reported as the task's own cost (like the other tasks'), not as the
+        mean E2E."""
+        return replace(self, goal=goal, objective=goal.text, cost_is_latency=goal.is_mean)
+
     def cost(self, s: Summary, slo: Slo | None = None) -> float:
-        return s.mean_e2e_s
+        return self.goal.cost(s)
 
     def pooled_cost(self, summaries: Sequence[Summary], slo: Slo | None = None) -> float:
-        """The mean E2E over every request of every seed (seeds weighted by their requests)."""
-        return pooled_mean_e2e_s(summaries)
+        """The objective over every request of every seed (means weighted by requests; for
+        the mean objective exactly the pooled mean E2E)."""
+        return self.goal.pooled_cost(summaries)
 
     def brief(
         self,
@@ -39,8 +51,10 @@ class _Routing(Task):
         previous: str,
         slo: Slo | None,
     ) -> str:
-        table = "\n".join(f"  - {name}: {e2e:.2f} s" for name, e2e in baselines.items())
+        unit = " s" if self.goal.in_seconds else ""
+        table = "\n".join(f"  - {name}: {e2e:.2f}{unit}" for name, e2e in baselines.items())
         seeds_text = str(seeds) if seeds else "(the run's secret search seeds)"
+        objective = self._objective_paragraph(seeds_text, budget)
         return f"""\
 You are a systems researcher designing the request router of an LLM-serving cluster. Work like
 one: look at the data, form a hypothesis, write a router that tests it, simulate it, read the
@@ -71,17 +85,34 @@ itertools, functools, dataclasses and similar pure-computation modules. Designs 
 A working example is in `example_router.py` (least requests in flight).
 
 ## Objective and budget
+{objective}
+{table}
+
+{HOW_TO_WORK}{previous}
+"""
+
+
+    def _objective_paragraph(self, seeds_text: str, budget: int) -> str:
+        """The brief's objective paragraph (the paper's wording for the mean objective)."""
+        if self.goal.is_mean:
+            return f"""\
 Minimise the mean end-to-end latency (E2E) of requests. `run_simulation` returns a score of
 20 / mean E2E (higher is better), the mean E2E over seeds {seeds_text}, per-seed values and summary
 metrics, and per-request CSVs you can analyse with `run_analysis` (numpy is available; columns
 include request_e2e_time, request_scheduling_delay, prefill_e2e_time, request_num_restarts,
 request_num_prefill_tokens, request_num_decode_tokens, replica_id). You have {budget}
 simulations in this context: each `run_simulation` call uses one, whatever the outcome, so
-think before you run. Baseline routers on the same seeds (mean E2E):
-{table}
-
-{HOW_TO_WORK}{previous}
-"""
+think before you run. Baseline routers on the same seeds (mean E2E):"""
+        goal = self.goal.text[0].upper() + self.goal.text[1:]
+        return f"""\
+{goal}. The tail counts: an order that starves long prompts loses. `run_simulation` returns
+`cost` (this objective over seeds {seeds_text}, lower is better), a score of 20 / cost, the mean
+and p99 E2E, per-seed values and summary metrics, and per-request CSVs you can analyse with
+`run_analysis` (numpy is available; columns include request_e2e_time, request_slowdown,
+request_scheduling_delay, prefill_e2e_time, request_num_restarts, request_num_prefill_tokens,
+request_num_decode_tokens, replica_id). You have {budget} simulations in this context: each
+`run_simulation` call uses one, whatever the outcome, so think before you run. Baseline routers
+on the same seeds (cost):"""
 
 
 PRESETS = (

@@ -31,6 +31,14 @@ def invoke(*args: str) -> Result:
          "(3): each context needs at least one simulation"),
         (["--set", "qpss=3"], "unknown setting(s) qpss: choose from "),
         (["--set", "qps"], "--set 'qps': give KEY=VALUE, e.g. --set qps=9"),
+        (["--objective", "p95"], "unknown objective term 'p95' in 'p95': join mean, p99 and "
+         "slowdown with '+' (e.g. mean+p99:1,0.5)"),
+        (["--objective", "mean+p99:1"], "objective 'mean+p99:1' has 1 weight(s) for 2 term(s): "
+         "give one weight per term, in order (e.g. mean+p99:1,0.5)"),
+        (["--objective", "mean+p99:1,-1"], "bad weight '-1' in objective 'mean+p99:1,-1': "
+         "weights are positive finite numbers (e.g. mean+p99:1,0.5)"),
+        (["--task", "scheduling", "--objective", "p99"], "--objective 'p99' is for routing "
+         "only: task 'scheduling' has its own objective (drop --objective)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line_before_anything_starts(
@@ -76,7 +84,8 @@ def test_design_json_runs_end_to_end_and_report_rewrites(tmp_path: Path) -> None
     assert set(summary) == {"run_id", "status", "stop_reason", "stop_kind", "best_design_path",
                             "best_mean_e2e_s", "baselines", "task", "best_cost",
                             "baseline_costs", "simulations_used", "cost_usd",
-                            "report_path"}  # fmt: skip
+                            "report_path", "objective"}  # fmt: skip
+    assert summary["objective"] == "mean"
     assert summary["status"] == "finished" and summary["simulations_used"] == 2
     assert summary["stop_kind"] == "finished"
     assert summary["cost_usd"] == 0.0 and "llq" in summary["baselines"]
@@ -115,3 +124,29 @@ def test_the_monitor_shows_a_design_runs_progress() -> None:
                   "33.50 s mean E2E", "HTTP 429, retry 2 in 4 s",
                   "researcher (context 0): next: HRA"):  # fmt: skip
         assert shown in text
+
+
+def test_a_tail_objective_scores_designs_and_the_report_shows_the_tail(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = invoke("design", "--budget", "2", "--seeds", "1", "--set", "duration_s=60",
+                    "--workers", "2", "--out", str(out), "--json", "--known-seeds",
+                    "--objective", "mean+p99:1,0.5")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["objective"] == "mean+p99:1,0.5"
+    run = json.loads((Path(summary["report_path"]).parent / "run.json").read_text())
+    assert run["objective"] == "mean+p99:1,0.5"
+    for trial in run["trials"]:  # one seed: the cost is that seed's mean + 0.5 x p99, exactly
+        s = trial["summary"]
+        assert trial["cost"] == s["mean_e2e_s"] + 0.5 * s["p99_e2e_s"]
+        assert trial["score"] == pytest.approx(20 / trial["cost"])
+    best = min(run["trials"], key=lambda t: t["cost"])  # the lowest cost, not the lowest mean
+    assert run["best_trial"] == best["index"]
+    held_out = run["validation"][0]
+    assert summary["best_cost"] == held_out["cost"]["design"]
+    assert set(held_out["mean_slowdown"]) == set(held_out["mean_e2e_s"]) >= {"design", "llq"}
+    for name, cost in held_out["cost"].items():
+        assert cost == held_out["mean_e2e_s"][name] + 0.5 * held_out["p99_e2e_s"][name]
+    report = Path(summary["report_path"]).read_text()
+    assert "The objective was 'mean+p99:1,0.5', not the mean E2E alone" in report
+    assert "mean slowdown" in report
