@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("actors",),
     ("_design",),
+    ("compare",),
     ("api",),
     ("__init__",),
     ("cli",),
