@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("actors",),
     ("_design",),
+    ("compare",),
     ("dashboard",),
     ("api",),
     ("__init__",),

@@ -1,0 +1,46 @@
+"""Pure statistics for `glia compare`: bootstrap CIs and simulations-to-threshold.
+
+Kept free of I/O and actors so the numbers in a comparison report can be
+hand-checked and property-tested on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from glia._errors import InputError
+
+
+def bootstrap_ci(
+    scores: Sequence[float], *, level: float = 0.9, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of `scores` (seeded, deterministic)."""
+    if len(scores) == 0:
+        raise InputError("bootstrap_ci needs at least one score; got none (run repeats >= 1)")
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1); got {level} (use e.g. 0.9)")
+    data = np.asarray(scores, dtype=np.float64)
+    if len(data) == 1:
+        # One repeat carries no spread: the interval is the point itself.
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(data), size=(resamples, len(data)))
+    means = data[idx].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def sims_to_reach(curve: Sequence[float], target: float) -> int | None:
+    """1-based number of simulations after which the best-so-far `curve` reaches `target`.
+
+    Scores are higher-is-better; None when the target is never reached.
+    """
+    best = -np.inf
+    for i, score in enumerate(curve, start=1):
+        best = max(best, score)
+        if best >= target:
+            return i
+    return None
