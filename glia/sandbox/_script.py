@@ -58,6 +58,8 @@ import msgspec
 from glia._errors import InputError
 from glia._tempstore import temp_store
 
+from . import _boundary
+
 __all__ = ["AnalysisResult", "run_analysis"]
 
 SCRIPT_NAME = "analysis.py"
@@ -159,21 +161,52 @@ async def run_analysis(
         config = {
             "name": SCRIPT_NAME,
             "size": len(payload),
+            "scratch": scratch,
+            "readable": [str(root)],
             "writable": [str(root), scratch],
             "memory_mb": max(1, memory_mb),
             # A backstop (threads can burn CPU faster than the clock); the wall clock acts first.
             "cpu_s": max(1, math.ceil(timeout_s if timeout_s < 1e6 else 1e6)) + 2,
             "fsize": MAX_FILE_MB << 20,
         }
+        boxed = _boundary.boundary() is None
+        if boxed:  # the workspace is read-only there: results are evidence, not scratch paper
+            config["writable"] = [scratch]
+            config["seccomp"] = _boundary.seccomp_filter().hex()
+            config["deadline_s"] = timeout_s  # bwrap does not pass our SIGINT on: it stops itself
+        command = [sys.executable, "-I", "-B", "-c", _bootstrap(), json.dumps(config)]
+        env = _environment(scratch)
+        if boxed:
+            command = _boxed(command, root, scratch, env)
         started = time.monotonic()
         code, timed_out = await _run_child(
-            [sys.executable, "-I", "-B", "-c", _bootstrap(), json.dumps(config)],
-            cwd=root, env=_environment(scratch), payload=payload, timeout_s=timeout_s,
-            output=output, report=report,
+            command, cwd=root, env=env, payload=payload, timeout_s=timeout_s,
+            output=output, report=report, interrupt=not boxed,
         )  # fmt: skip
         wall = time.monotonic() - started
+        if boxed and code is not None and code > 128:
+            code = 128 - code  # bwrap reports a signal's death as 128 + signal
     ok, error = _verdict(code, timed_out, _parse(report), output, timeout_s, memory_mb)
     return AnalysisResult(ok=ok, output=output.text(), error=error, wall_s=wall)
+
+
+def _boxed(command: list[str], root: Path, scratch: str, env: dict[str, str]) -> list[str]:
+    """``command`` inside the kernel boundary: bwrap's new user, PID, network, IPC and mount
+    namespaces (no ``/proc``, no network, no other process visible), a read-only view of the
+    system's libraries and Python (the virtual environment included), the workspace read-only,
+    the scratch directory writable, and nothing else of the file system."""
+    bwrap = _boundary._bwrap()
+    assert bwrap is not None
+    _, base = _boundary._python()
+    args = [bwrap, *_boundary._namespaces(), "--ro-bind", "/usr", "/usr", *_boundary._links()]
+    for path in {base, os.path.realpath(sys.prefix)}:
+        if not path.startswith("/usr/"):
+            args += ["--ro-bind", path, path]
+    args += ["--dev", "/dev", "--ro-bind", str(root), str(root), "--bind", scratch, scratch,
+             "--remount-ro", "/", "--chdir", str(root)]  # fmt: skip
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return [*args, "--", *command]
 
 
 def _environment(scratch: str) -> dict[str, str]:
@@ -200,6 +233,7 @@ async def _run_child(
     timeout_s: float,
     output: _Sink,
     report: _Sink,
+    interrupt: bool = True,
 ) -> tuple[int | None, bool]:
     """Run the child to its end; its return code, and whether it ran out of time."""
     proc = await anyio.open_process(
@@ -218,7 +252,8 @@ async def _run_child(
                 timed_out = True
                 # SIGINT first: the script stops with KeyboardInterrupt, so the agent learns
                 # which line it was stuck on and keeps the output printed so far.
-                _signal(proc.pid, signal.SIGINT, group=False)
+                if interrupt:  # (a boxed child interrupts itself: bwrap would just die of it)
+                    _signal(proc.pid, signal.SIGINT, group=False)
                 with anyio.move_on_after(_GRACE_S):
                     await proc.wait()
                 _signal(proc.pid, signal.SIGKILL, group=True)
@@ -334,7 +369,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     def leave(code: int) -> NoReturn:
         """Remove the scratch directory (the parent may be gone, or go before it can) and exit.
         Absolute paths, bottom up: the guard checks a path as if relative to the cwd."""
-        scratch = os.path.realpath(cfg["writable"][1])
+        scratch = os.path.realpath(cfg["scratch"])
         with contextlib.suppress(BaseException):
             for top, dirs, files in os.walk(scratch, topdown=False):
                 for entry in files:
@@ -389,7 +424,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     # importing it now lets numpy's optional `import ctypes` succeed later while any use of it
     # stays refused.
     import _posixsubprocess
-    import ctypes  # noqa: F401
+    import ctypes
 
     memory_mb, fsize = int(cfg["memory_mb"]), int(cfg["fsize"])
     limit(resource.RLIMIT_AS, memory_mb << 20, memory_mb << 20)
@@ -397,6 +432,27 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     limit(resource.RLIMIT_FSIZE, fsize, fsize)  # writes past it fail with EFBIG (SIGXFSZ ignored)
     limit(resource.RLIMIT_CORE, 0, 0)
     limit(resource.RLIMIT_NOFILE, 256, 256)
+    if cfg.get("seccomp"):  # inside the kernel boundary: no processes, sockets or signals
+        bpf = bytes.fromhex(cfg["seccomp"])
+
+        class Program(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = Program(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+            finish("error", "the analysis sandbox could not install its seccomp filter")
+        del buf, prog, libc
+    if cfg.get("deadline_s"):
+        import _thread
+
+        def deadline() -> None:
+            _thread.interrupt_main(signal.SIGINT)  # a KeyboardInterrupt where the script is
+
+        timer = threading.Timer(float(cfg["deadline_s"]), deadline)
+        timer.daemon = True
+        timer.start()
 
     try:
         code = compile(source, name, "exec", dont_inherit=True)
@@ -425,7 +481,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
 
     writable = (*(os.path.realpath(p) for p in cfg["writable"]), "/dev/null")
     python = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
-    readable = (*writable, *(os.path.realpath(p) for p in python))
+    readable = (*writable, *(os.path.realpath(p) for p in (*cfg["readable"], *python)))
     refused: list[str] = []
     process = ("os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
                "subprocess.Popen", "pty.spawn")  # fmt: skip
