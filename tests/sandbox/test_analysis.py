@@ -220,7 +220,7 @@ async def test_cancelling_the_caller_kills_the_script(workdir: Path) -> None:
             await anyio.sleep(0.3)  # into the script's sleep
             tg.cancel_scope.cancel()
     # run_analysis killed and reaped its child before its task finished; inside the boundary
-    # the script's process follows by the kernel's parent-death signal (bwrap --die-with-parent).
+    # the script's process follows as its stdin closes (its watchdog exits).
     with anyio.fail_after(10):
         while started & _processes_over(workdir):
             await anyio.sleep(0.02)
