@@ -97,7 +97,8 @@ def researcher_agent(model: Model) -> Agent[ResearchDeps, str]:
     @agent.tool
     async def run_analysis(ctx: RunContext[ResearchDeps], script: str) -> str:
         """Run a Python analysis script in your workspace directory (numpy available; 30 s,
-        1 GB; no network). Returns what it prints."""
+        1 GB; no network; your files are read-only to it, use tempfile for its own files).
+        Returns what it prints."""
         out = await run_script(script, ctx.deps.workspace.root)
         if out.ok:
             return out.output or "(no output: print what you want to see)"

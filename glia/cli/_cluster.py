@@ -40,9 +40,9 @@ from glia.bus import (
     to_json,
 )
 from glia.runtime import SimWorker, supervise
-from glia.sandbox import Limits
+from glia.sandbox import Limits, boundary
 
-from ._app import CredsOpt, TlsCaOpt, _user_errors
+from ._app import CredsOpt, TlsCaOpt, TrustOpt, _user_errors
 
 __all__ = ["monitor", "nats", "worker"]
 
@@ -79,6 +79,26 @@ def nats(
 
     with _user_errors():
         anyio.run(serve)
+
+
+def trust_notice(trust_design: bool) -> str | None:
+    """What a worker says at start about the designs it will run, or ``None`` (boundary up).
+
+    Without the OS boundary a worker still serves, but refuses every untrusted design (each
+    fails with the reason); ``--trust-design`` runs them without it, so it is said loudly.
+    """
+    why = boundary()
+    if why is None:
+        return None
+    if trust_design:
+        return (
+            f"warning: {why}; --trust-design: this worker runs designs WITHOUT the OS sandbox "
+            "(only for designs you wrote or trust)"
+        )
+    return (
+        f"warning: {why}; this worker refuses untrusted designs (each fails with this reason); "
+        "pass --trust-design to run designs you trust without the OS sandbox"
+    )
 
 
 def worker(
@@ -122,10 +142,18 @@ def worker(
     design_memory_mb: Annotated[
         int, typer.Option("--design-memory-mb", min=256, help="Memory of a design's sandbox.")
     ] = 4096,
+    trust_design: TrustOpt = False,
 ) -> None:
     """Serve experiments from the NATS queue until SIGINT/SIGTERM (then drain)."""
     configure_logging()
     who = name or f"{socket.gethostname()}-{os.getpid()}"
+    notice = trust_notice(trust_design)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)  # said once at start, not per refused design
+    limits = Limits(
+        wall_s=design_timeout, cpu_s=design_timeout, memory_mb=design_memory_mb,
+        trusted=trust_design,
+    )  # fmt: skip
 
     async def serve() -> None:
         async with NatsBus.connect(
@@ -135,7 +163,6 @@ def worker(
             tls_ca=str(tls_ca) if tls_ca else None,
             replicas=stream_replicas,
         ) as bus:
-            limits = Limits(wall_s=design_timeout, cpu_s=design_timeout, memory_mb=design_memory_mb)
             w = SimWorker(bus, name=who, concurrency=concurrency, ack_wait=ack_wait, limits=limits)
             await supervise([w])  # SIGINT/SIGTERM drain it; a second signal stops it now
 

@@ -37,9 +37,12 @@ is the operating system and the protocol; Python-level rules are only a friendly
 Not covered: bugs in the kernel, bubblewrap or the interpreter; timing side channels within
 a run; the CPU and memory a design uses up to its limits.
 
-:func:`run_analysis` (an agent's analysis scripts) does not run inside this boundary yet: it
-keeps its own fresh ``python -I`` process, limits and audit hook (see :mod:`._script`), which a
-determined script can get around.
+:func:`run_analysis` (an agent's analysis scripts) runs inside the same kernel boundary
+(bubblewrap namespaces, the same seccomp filter, rlimits, an emptied environment, no ``/proc``):
+its workspace is mounted read-only, a private scratch directory is the only writable place, and
+its audit hook stays as the friendly first layer (see :mod:`._script`). Where the boundary
+cannot be set up it falls back to that process, limits and hook alone, which a determined
+script can get around.
 """
 
 from glia.experiment import DesignFailure, FailureKind, Limits

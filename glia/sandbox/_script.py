@@ -7,7 +7,19 @@ runs it in a new ``python -I`` process and returns what it printed, or why it fa
 
 Threat model — what is enforced, and by whom:
 
-* **By the operating system** (holds whatever the script does): the process starts with an
+* **By the kernel** (where :func:`glia.sandbox.boundary` says it can be set up; holds whatever
+  the script does, the audit hook switched off included): bubblewrap starts the process in new
+  user (uid 65534, no capabilities), PID, network, IPC, UTS and mount namespaces (it ends when
+  its stdin closes, as outside the boundary, emptying its scratch directory); its file system
+  is the system's libraries and Python (the virtual environment included) read-only, the
+  **workspace read-only** (results are evidence: a script cannot forge them), the private
+  scratch directory (``TMPDIR``/``HOME``) writable, and nothing else: no ``/proc`` (so no
+  parent's ``environ``), no other workspace, no home. Before the script runs the process
+  installs the designs' seccomp filter (no ``execve``/``fork``/new processes, sockets,
+  signals, tracing, namespaces or mounts). The deadline is kept by the process itself (a
+  ``KeyboardInterrupt`` where the script is, as before), and by the parent killing bwrap a
+  grace period later.
+* **By the operating system, everywhere** (also without the boundary): the process starts with an
   emptied environment (no API keys or tokens; a minimal ``PATH``, one thread for
   OpenMP/BLAS/numba), in its own session; its wall-clock time is bounded (interrupted at
   ``timeout_s``, the whole process group killed a second later, or at once if the caller is
@@ -15,23 +27,18 @@ Threat model — what is enforced, and by whom:
   of any file it writes (``RLIMIT_FSIZE``), open descriptors, and core dumps. If the parent
   dies (even killed outright), the child notices its stdin closing, removes its scratch
   directory and exits. Output is read in bounded memory.
-* **By a Python audit hook** (a guard-rail against the mistakes and naive attempts an LLM
-  makes, *not* a security boundary): refused are sockets and name lookups, starting processes
-  (``subprocess``, ``os.system``/``exec*``/``spawn*``/``posix_spawn``/``fork``), signalling
-  other processes, ``ctypes``, creating links, reading files outside the workspace, a private
-  scratch directory and Python's installation (so not ``/proc/<parent>/environ``, ``~`` or
-  other workspaces), and changing files anywhere but the workspace and the scratch directory.
-  Audit hooks are documented (PEP 578) as unsuitable for sandboxing: code set on escaping can
-  disable this one (through ``gc`` and the hook's closure, native extensions loaded from disk,
-  interpreter bugs), paths are checked before they are used (a symlink swapped in between
-  wins), and ``dir_fd``-relative paths are checked as if relative to the working directory.
-* **Not enforced at all**: the process runs as the caller's user, with the caller's network
-  namespace and file-system view; ``os.stat`` and similar metadata calls work anywhere; the
-  number of files written inside the workspace is not bounded, nor is the disk they use
-  beyond ``RLIMIT_FSIZE`` per file. ``RLIMIT_AS`` is not honoured on macOS.
-
-Running hostile code needs an OS sandbox on top (a container or VM without network, a
-separate user, seccomp); this module is sized for a cooperative but fallible agent.
+* **By a Python audit hook** (the friendly first layer: clear messages for the mistakes and
+  naive attempts an LLM makes, *not* a security boundary): refused are sockets and name
+  lookups, starting processes (``subprocess``, ``os.system``/``exec*``/``spawn*``/
+  ``posix_spawn``/``fork``), signalling other processes, ``ctypes``, creating links, reading
+  files outside the workspace, the scratch directory and Python's installation, and changing
+  files anywhere but the scratch directory (and the workspace, without the boundary). Code set
+  on escaping can disable it (through ``gc`` and the hook's closure, as
+  ``tests/sandbox/test_analysis_walls.py`` does); the kernel boundary then still holds.
+* **Without the boundary** (not Linux, no user namespaces, no bubblewrap) only the last two
+  hold: the process runs as the caller's user, with the caller's network and file system;
+  ``os.stat`` works anywhere; ``RLIMIT_AS`` is not honoured on macOS. Run agents' scripts there
+  only for agents you trust.
 
 Why one module of this size: the parent and the child of an analysis script share one
 protocol, and the child's bootstrap is sent from here as source.
@@ -56,7 +63,9 @@ import anyio.abc
 import msgspec
 
 from glia._errors import InputError
-from glia._tempstore import temp_store
+from glia._tempstore import MARKER, temp_store
+
+from . import _boundary
 
 __all__ = ["AnalysisResult", "run_analysis"]
 
@@ -133,8 +142,10 @@ async def run_analysis(
 ) -> AnalysisResult:
     """Run ``script`` with ``workdir`` as its working directory; what it printed or why it failed.
 
-    The script may read and write files in ``workdir`` and import anything installed (numpy,
-    csv, statistics, json, ...); see the module docstring for what it may not do. It gets
+    The script may read files in ``workdir`` (write them only where the kernel boundary
+    cannot be set up; its own files go to ``tempfile``'s directory) and import anything
+    installed (numpy, csv, statistics, json, ...); see the module docstring for what it may
+    not do. It gets
     ``timeout_s`` seconds of wall-clock time and ``memory_mb`` MB of address space (numpy's
     import alone takes ~150 MB of it). Its output is kept up to ``output_kb`` KB.
 
@@ -159,21 +170,58 @@ async def run_analysis(
         config = {
             "name": SCRIPT_NAME,
             "size": len(payload),
+            "scratch": scratch,
+            "readable": [str(root)],
             "writable": [str(root), scratch],
             "memory_mb": max(1, memory_mb),
             # A backstop (threads can burn CPU faster than the clock); the wall clock acts first.
             "cpu_s": max(1, math.ceil(timeout_s if timeout_s < 1e6 else 1e6)) + 2,
             "fsize": MAX_FILE_MB << 20,
         }
+        boxed = _boundary.boundary() is None
+        if boxed:  # the workspace is read-only there: results are evidence, not scratch paper
+            config["writable"] = [scratch]
+            # A mount point there, so the child cannot remove it: it keeps the store's marker,
+            # and the next temporary store reclaims the empty shell if we die first.
+            config["keep"] = [MARKER]
+            config["seccomp"] = _boundary.seccomp_filter().hex()
+            config["deadline_s"] = timeout_s  # bwrap does not pass our SIGINT on: it stops itself
+        command = [sys.executable, "-I", "-B", "-c", _bootstrap(), json.dumps(config)]
+        env = _environment(scratch)
+        if boxed:
+            command = _boxed(command, root, scratch, env)
         started = time.monotonic()
         code, timed_out = await _run_child(
-            [sys.executable, "-I", "-B", "-c", _bootstrap(), json.dumps(config)],
-            cwd=root, env=_environment(scratch), payload=payload, timeout_s=timeout_s,
-            output=output, report=report,
+            command, cwd=root, env=env, payload=payload, timeout_s=timeout_s,
+            output=output, report=report, interrupt=not boxed,
         )  # fmt: skip
         wall = time.monotonic() - started
+        if boxed and code is not None and code > 128:
+            code = 128 - code  # bwrap reports a signal's death as 128 + signal
     ok, error = _verdict(code, timed_out, _parse(report), output, timeout_s, memory_mb)
     return AnalysisResult(ok=ok, output=output.text(), error=error, wall_s=wall)
+
+
+def _boxed(command: list[str], root: Path, scratch: str, env: dict[str, str]) -> list[str]:
+    """``command`` inside the kernel boundary: bwrap's new user, PID, network, IPC and mount
+    namespaces (no ``/proc``, no network, no other process visible), a read-only view of the
+    system's libraries and Python (the virtual environment included), the workspace read-only,
+    the scratch directory writable, and nothing else of the file system."""
+    bwrap = _boundary._bwrap()
+    assert bwrap is not None
+    _, base = _boundary._python()
+    # Not --die-with-parent: its SIGKILL would leave the scratch directory behind; the child's
+    # own watchdog (stdin closing) removes it and exits, as outside the boundary.
+    spaces = [a for a in _boundary._namespaces() if a != "--die-with-parent"]
+    args = [bwrap, *spaces, "--ro-bind", "/usr", "/usr", *_boundary._links()]
+    for path in {base, os.path.realpath(sys.prefix)}:
+        if not path.startswith("/usr/"):
+            args += ["--ro-bind", path, path]
+    args += ["--dev", "/dev", "--ro-bind", str(root), str(root), "--bind", scratch, scratch,
+             "--remount-ro", "/", "--chdir", str(root)]  # fmt: skip
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return [*args, "--", *command]
 
 
 def _environment(scratch: str) -> dict[str, str]:
@@ -200,6 +248,7 @@ async def _run_child(
     timeout_s: float,
     output: _Sink,
     report: _Sink,
+    interrupt: bool = True,
 ) -> tuple[int | None, bool]:
     """Run the child to its end; its return code, and whether it ran out of time."""
     proc = await anyio.open_process(
@@ -218,7 +267,8 @@ async def _run_child(
                 timed_out = True
                 # SIGINT first: the script stops with KeyboardInterrupt, so the agent learns
                 # which line it was stuck on and keeps the output printed so far.
-                _signal(proc.pid, signal.SIGINT, group=False)
+                if interrupt:  # (a boxed child interrupts itself: bwrap would just die of it)
+                    _signal(proc.pid, signal.SIGINT, group=False)
                 with anyio.move_on_after(_GRACE_S):
                     await proc.wait()
                 _signal(proc.pid, signal.SIGKILL, group=True)
@@ -334,10 +384,12 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     def leave(code: int) -> NoReturn:
         """Remove the scratch directory (the parent may be gone, or go before it can) and exit.
         Absolute paths, bottom up: the guard checks a path as if relative to the cwd."""
-        scratch = os.path.realpath(cfg["writable"][1])
+        scratch = os.path.realpath(cfg["scratch"])
         with contextlib.suppress(BaseException):
             for top, dirs, files in os.walk(scratch, topdown=False):
                 for entry in files:
+                    if top == scratch and entry in cfg.get("keep", ()):
+                        continue
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(top, entry))
                 for entry in dirs:
@@ -389,7 +441,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     # importing it now lets numpy's optional `import ctypes` succeed later while any use of it
     # stays refused.
     import _posixsubprocess
-    import ctypes  # noqa: F401
+    import ctypes
 
     memory_mb, fsize = int(cfg["memory_mb"]), int(cfg["fsize"])
     limit(resource.RLIMIT_AS, memory_mb << 20, memory_mb << 20)
@@ -397,6 +449,27 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
     limit(resource.RLIMIT_FSIZE, fsize, fsize)  # writes past it fail with EFBIG (SIGXFSZ ignored)
     limit(resource.RLIMIT_CORE, 0, 0)
     limit(resource.RLIMIT_NOFILE, 256, 256)
+    if cfg.get("seccomp"):  # inside the kernel boundary: no processes, sockets or signals
+        bpf = bytes.fromhex(cfg["seccomp"])
+
+        class Program(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = Program(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+            finish("error", "the analysis sandbox could not install its seccomp filter")
+        del buf, prog, libc
+    if cfg.get("deadline_s"):
+        import _thread
+
+        def deadline() -> None:
+            _thread.interrupt_main(signal.SIGINT)  # a KeyboardInterrupt where the script is
+
+        timer = threading.Timer(float(cfg["deadline_s"]), deadline)
+        timer.daemon = True
+        timer.start()
 
     try:
         code = compile(source, name, "exec", dont_inherit=True)
@@ -425,7 +498,7 @@ def _child_main() -> NoReturn:  # pragma: no cover  (runs in the analysis proces
 
     writable = (*(os.path.realpath(p) for p in cfg["writable"]), "/dev/null")
     python = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
-    readable = (*writable, *(os.path.realpath(p) for p in python))
+    readable = (*writable, *(os.path.realpath(p) for p in (*cfg["readable"], *python)))
     refused: list[str] = []
     process = ("os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
                "subprocess.Popen", "pty.spawn")  # fmt: skip
