@@ -25,8 +25,7 @@ _EXAMPLE = "e.g. mean+p99:1,0.5"
 _WORDS = {
     "mean": "the mean end-to-end latency",
     "p99": "the 99th-percentile E2E (s)",
-    "slowdown": "the mean slowdown (each request's E2E over its latency alone on an idle "
-    "replica)",
+    "slowdown": "the mean slowdown (each request's E2E over its latency alone on an idle replica)",
 }
 _SHORT = {"mean": "mean E2E (s)", "p99": "p99 E2E (s)", "slowdown": "mean slowdown"}
 

@@ -91,7 +91,6 @@ A working example is in `example_router.py` (least requests in flight).
 {HOW_TO_WORK}{previous}
 """
 
-
     def _objective_paragraph(self, seeds_text: str, budget: int) -> str:
         """The brief's objective paragraph (the paper's wording for the mean objective)."""
         if self.goal.is_mean:
