@@ -280,11 +280,16 @@ class _Answerer:
                 self.shown[v.id] = ids
                 for q in queue:
                     self._show(q, new)
+            stale = bool(v.stale_fields)  # scraped metrics: no prefix cache to show
             allocated, cache = (
-                (v.num_allocated_blocks, v.prefix_cache_blocks) if self.blocks else (-1, -1)
+                (v.num_allocated_blocks, 0 if stale else v.prefix_cache_blocks)
+                if self.blocks
+                else (-1, -1)
             )
             out.append(p.ReplicaState(v.id, allocated, v.num_running, cache,
-                                      list(ids) if changed else None))  # fmt: skip
+                                      list(ids) if changed else None,
+                                      v.metrics_age_s if stale else 0.0,
+                                      v.num_outstanding if stale else -1))  # fmt: skip
         return out
 
     def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
@@ -311,7 +316,8 @@ class _Answerer:
             self.box._protocol(f"a request for replica {msg.replica}, which it was never shown")
         if msg.what == "blocks":
             self.blocks = True
-            return p.Answer(blocks=(view.num_allocated_blocks, view.prefix_cache_blocks))
+            cache = 0 if view.stale_fields else view.prefix_cache_blocks
+            return p.Answer(blocks=(view.num_allocated_blocks, cache))
         if msg.what == "cached":
             req = self.requests.get(msg.request)
             return p.Answer(cached=view.cached_prefix(req) if req is not None else 0)

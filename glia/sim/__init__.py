@@ -31,7 +31,15 @@ from ._metrics import COLUMNS, RequestTable, SimResult, Summary, summarize
 from ._replica import IterationRecord
 from ._request import Request, RunningRequest
 from ._simulate import simulate
-from ._views import ClusterView, ReplicaView, Trigger
+from ._views import (
+    SCRAPED_FIELDS,
+    UNSCRAPABLE_FIELDS,
+    ClusterView,
+    ReplicaView,
+    StaleReplicaView,
+    Trigger,
+    UnscrapableFieldError,
+)
 from ._workload import Trace, build_trace, builtin_traces, load_trace_csv
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "KINDS",
     "MEASUREMENTS",
     "PROFILES",
+    "SCRAPED_FIELDS",
+    "UNSCRAPABLE_FIELDS",
     "ArrivalProcess",
     "Autoscale",
     "CalibrationResult",
@@ -65,9 +75,11 @@ __all__ = [
     "RunningRequest",
     "ScalingPolicy",
     "SimResult",
+    "StaleReplicaView",
     "Summary",
     "Trace",
     "Trigger",
+    "UnscrapableFieldError",
     "WorkloadConfig",
     "build_trace",
     "builtin_traces",

@@ -111,6 +111,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     autoscale: Autoscale | None = None
     """Limits and cold start of an autoscaled cluster; without an autoscaler every replica
     serves all the time and this is not used."""
+    metrics_interval_s: float = 0.0
+    """Seconds of simulated time between scrapes of each replica's metrics, as a router in front
+    of real engines scrapes their ``/metrics`` (0: policies see every replica exactly). Above 0 a
+    router sees queue length, running count and KV usage as of the last scrape; see
+    :class:`glia.sim.StaleReplicaView`."""
 
     def resolve(self) -> ResolvedCluster:
         """Check the config and look up its hardware; raises :class:`InputError` if impossible."""
@@ -126,6 +131,11 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise InputError(
                 f"cluster prefix_cache is {self.prefix_cache}: give a fraction of the KV blocks "
                 "in [0, 1] (0 turns prefix caching off)"
+            )
+        if not (0.0 <= self.metrics_interval_s < float("inf")):
+            raise InputError(
+                f"cluster metrics_interval_s is {self.metrics_interval_s}: give seconds >= 0 "
+                "between metrics scrapes, e.g. 0.5 (0 shows policies exact replica state)"
             )
         groups = self.groups or (ReplicaGroup(count=self.num_replicas),)
         total = sum(g.count for g in groups)

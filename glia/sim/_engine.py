@@ -40,7 +40,7 @@ from ._replica import Clock, IterationRecord, Replica
 from ._request import Job, Request
 from ._scheduling import SchedulingPolicy
 from ._streams import Stream, generator
-from ._views import ClusterView, ReplicaView, Trigger
+from ._views import ClusterView, ReplicaView, Scraper, StaleReplicaView, Trigger
 from ._workload import Trace
 
 __all__ = ["RoutingPolicy", "run_simulation"]
@@ -140,6 +140,17 @@ def run_simulation(
     views = tuple(
         ReplicaView(r, rr.gpu, rr.model) for r, rr in zip(replicas, rc.replicas, strict=True)
     )
+    # Replica schedulers run inside their engine and keep exact views; a router and an
+    # autoscaler see scraped metrics when cluster.metrics_interval_s is above 0.
+    engine_views = views
+    scraper: Scraper | None = None
+    if cluster.metrics_interval_s > 0.0:
+        stale = tuple(
+            StaleReplicaView(r, rr.gpu, rr.model)
+            for r, rr in zip(replicas, rc.replicas, strict=True)
+        )
+        scraper = Scraper(stale, cluster.metrics_interval_s)
+        views = stale
     if autoscaler is not None:
         scaling = cluster.autoscale or Autoscale()
         min_replicas, initial = scaling.check(len(replicas))
@@ -181,13 +192,15 @@ def run_simulation(
     ff = fast_forward and observer is None and scheduler is None
     run = select(decode_run, jit)
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
+    if scraper is not None:
+        scraper.look(0.0)  # the first scrape, as the run starts
     router.setup(ClusterView(0.0, "arrival", waiting, fleet.views), generator(seed, Stream.ROUTER))
     if scheduler is not None:
         scheduler.setup(
-            ClusterView(0.0, "arrival", waiting, views),
+            ClusterView(0.0, "arrival", waiting, engine_views),
             generator(seed, Stream.SCHEDULER),
         )
-        for r, v in zip(replicas, views, strict=True):
+        for r, v in zip(replicas, engine_views, strict=True):
             r.scheduler, r.view = scheduler, v
     if autoscaler is not None:
         autoscaler.setup(
@@ -208,6 +221,8 @@ def run_simulation(
             return
         clock.set(now, source if source >= 0 else len(replicas))  # as sync(now, source)
         routable = fleet.routable
+        if scraper is not None:
+            scraper.look(now)
         view = ClusterView(now, trigger, waiting, fleet.views)
         pairs = call_policy("router", name, now, _decisions, router, view)
         if not pairs:  # half the calls (completions with an empty global queue)
@@ -270,6 +285,8 @@ def run_simulation(
     def rescale(now: float) -> None:
         nonlocal last_tick, last_arrivals, last_done
         sync(now)
+        if scraper is not None:
+            scraper.look(now)
         load = LoadView(
             fleet,
             ClusterView(now, "scale", waiting, fleet.views),

@@ -11,7 +11,8 @@ from typing import Literal
 from ._replica import Replica
 from ._request import Request, RunningRequest
 
-__all__ = ["ClusterView", "ReplicaView", "Trigger"]
+__all__ = ["SCRAPED_FIELDS", "UNSCRAPABLE_FIELDS", "ClusterView", "ReplicaView",
+           "StaleReplicaView", "Trigger", "UnscrapableFieldError"]  # fmt: skip
 
 Trigger = Literal["arrival", "completion", "ready", "scale"]
 
@@ -21,10 +22,20 @@ class ReplicaView:
 
     __slots__ = ("_r", "gpu", "model")
 
+    stale_fields: frozenset[str] = frozenset()
+    """Fields shown as of the last metrics scrape rather than now (none here)."""
+
     def __init__(self, replica: Replica, gpu: str, model: str) -> None:
         self._r = replica
         self.gpu = gpu
         self.model = model
+
+    @property
+    def metrics_age_s(self) -> float:
+        """How old the scraped fields (:data:`SCRAPED_FIELDS`) are, in seconds: 0 here, where
+        every field is exact; a :class:`StaleReplicaView` (``metrics_interval_s`` above 0) shows
+        the age of its last scrape."""
+        return 0.0
 
     @property
     def id(self) -> int:
@@ -135,3 +146,125 @@ class ClusterView:
     @property
     def num_replicas(self) -> int:
         return len(self.replicas)
+
+
+SCRAPED_FIELDS = frozenset({"queue", "num_queued", "num_running", "num_allocated_blocks",
+                            "num_free_blocks"})  # fmt: skip
+"""Fields a router in front of real engines reads from their ``/metrics`` (see
+:mod:`glia.engines._scrape`: ``num_waiting``, ``num_running``, ``kv_usage``), so stale by up to
+``metrics_interval_s``. ``queue`` is the last ``num_waiting`` requests the router itself sent
+to the engine and has not seen complete (engines admit in order), so it is as stale as the
+count."""
+
+UNSCRAPABLE_FIELDS = frozenset({"running", "cached_prefix", "prefix_cache_blocks"})
+"""Fields no engine's ``/metrics`` exposes: the order of an engine's own queue, its running
+requests' progress and KV blocks, and its prefix cache. A router in front of real engines (and so
+a design under ``metrics_interval_s`` above 0) cannot read them."""
+
+
+class UnscrapableFieldError(Exception):
+    """A design read a field of :data:`UNSCRAPABLE_FIELDS` under ``metrics_interval_s`` above 0.
+
+    Not a ``DesignError`` itself: the simulator wraps it in one naming the policy and the time,
+    as the sandbox does, so the failure reads the same in and out of the sandbox."""
+
+
+class StaleReplicaView(ReplicaView):
+    """A replica as a router in front of real engines sees it: scraped metrics, each with its age.
+
+    ``num_queued``, ``num_running`` and the KV block counts are as of the last scrape, taken
+    ``metrics_age_s`` seconds ago; the static facts (``id``, ``gpu``, ``num_blocks``, ...) and the
+    router's own tracking (``num_outstanding``: requests it routed here that have not completed)
+    are exact. The fields in :data:`UNSCRAPABLE_FIELDS` raise :class:`UnscrapableFieldError`.
+
+    A scrape happens at the first policy call at or after each multiple of the interval and
+    shows the replica at that call (so between two such calls its age grows from 0); the
+    simulator's event loop is untouched, which keeps the exact default bit-identical.
+    """
+
+    __slots__ = ("_allocated", "_now", "_queue", "_running", "_scraped_at")
+
+    stale_fields = SCRAPED_FIELDS
+
+    def __init__(self, replica: Replica, gpu: str, model: str) -> None:
+        super().__init__(replica, gpu, model)
+        self._scraped_at = -1.0  # no scrape yet: the first policy call takes one
+        self._now = 0.0
+        self._running = self._allocated = 0
+        self._queue: tuple[Request, ...] = ()
+
+    def _scrape(self, now: float) -> None:
+        r = self._r
+        r.sync()
+        self._queue = tuple(j.req for j in r.queue)
+        self._running = r.num_running
+        self._allocated = r.num_blocks - r.free
+        self._scraped_at = now
+
+    @property
+    def metrics_age_s(self) -> float:
+        """Seconds since the last scrape of this replica's metrics."""
+        return self._now - self._scraped_at
+
+    @property
+    def num_queued(self) -> int:
+        """Requests waiting on the replica, as of the last scrape (``num_waiting``)."""
+        return len(self._queue)
+
+    @property
+    def num_running(self) -> int:
+        """Requests running on the replica, as of the last scrape."""
+        return self._running
+
+    @property
+    def num_allocated_blocks(self) -> int:
+        """KV blocks in use, as of the last scrape (``kv_usage`` times ``num_blocks``)."""
+        return self._allocated
+
+    @property
+    def num_free_blocks(self) -> int:
+        return self._r.num_blocks - self._allocated
+
+    def _unscrapable(self, name: str) -> UnscrapableFieldError:
+        return UnscrapableFieldError(
+            f"a design read ReplicaView.{name}, which a router in front of real engines cannot "
+            f"see (metrics_interval_s > 0): use {', '.join(sorted(SCRAPED_FIELDS))} (as of the "
+            "last scrape, see metrics_age_s) or num_outstanding (the router's own count)"
+        )
+
+    @property
+    def queue(self) -> tuple[Request, ...]:
+        """Requests waiting on the replica as of the last scrape, in admission order."""
+        return self._queue
+
+    @property
+    def running(self) -> tuple[RunningRequest, ...]:
+        raise self._unscrapable("running")
+
+    def cached_prefix(self, request: Request) -> int:
+        raise self._unscrapable("cached_prefix")
+
+    @property
+    def prefix_cache_blocks(self) -> int:
+        raise self._unscrapable("prefix_cache_blocks")
+
+
+class Scraper:
+    """Refreshes stale views' metrics every ``interval`` seconds of simulated time."""
+
+    __slots__ = ("_interval", "_next", "_views")
+
+    def __init__(self, views: tuple[StaleReplicaView, ...], interval: float) -> None:
+        self._views = views
+        self._interval = interval
+        self._next = 0.0  # the first call scrapes
+
+    def look(self, now: float) -> None:
+        """Called before each policy call at ``now`` (replicas synced to ``now``)."""
+        if now >= self._next:
+            for v in self._views:
+                v._scrape(now)
+            # The next scrape is due at the next multiple of the interval after now.
+            self._next = (now // self._interval + 1.0) * self._interval
+        for v in self._views:
+            v._now = now

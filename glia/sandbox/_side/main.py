@@ -396,6 +396,7 @@ class _Server:
             v = self.replicas[s.id]
             v.num_running = s.num_running
             v._update(s.num_allocated_blocks, s.prefix_cache_blocks)
+            v.metrics_age_s, v._outstanding = s.metrics_age_s, s.num_outstanding
             if s.queue is not None:
                 v.queue = tuple(self.known[i] for i in s.queue)
             out.append(v)

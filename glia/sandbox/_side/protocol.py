@@ -78,6 +78,11 @@ class ReplicaState(msgspec.Struct, frozen=True, array_like=True):
     num_running: int
     prefix_cache_blocks: int
     queue: list[int] | None = None
+    metrics_age_s: float = 0.0
+    """Age of the scraped fields (``metrics_interval_s`` above 0; 0 for exact views)."""
+    num_outstanding: int = -1
+    """The router's own count of requests in flight here when the other counts are scraped (then
+    it differs from queue plus running); -1 for exact views."""
 
 
 class Setup(_Msg, frozen=True, tag="setup"):

@@ -15,6 +15,12 @@ import msgspec
 
 __all__ = ["ClusterView", "LoadView", "ReplicaView", "Request", "RunningRequest", "Trigger"]
 
+
+class UnscrapableFieldError(Exception):
+    """A design read a field a router in front of real engines cannot see (as the simulator's
+    ``glia.sim.UnscrapableFieldError``, so the failure reads the same in and out of the box)."""
+
+
 Trigger = Literal["arrival", "completion", "ready", "scale"]
 
 
@@ -46,12 +52,14 @@ class ReplicaView:
         "_allocated",
         "_blocks",
         "_cached",
+        "_outstanding",
         "_prefix_blocks",
         "_running",
         "_running_now",
         "block_size",
         "gpu",
         "id",
+        "metrics_age_s",
         "model",
         "num_blocks",
         "num_running",
@@ -86,6 +94,19 @@ class ReplicaView:
         self._cached = fetch_cached
         self._blocks = fetch_blocks
         self._running_now: tuple[RunningRequest, ...] | None = None
+        self.metrics_age_s = 0.0
+        """How old the scraped fields are (0 unless the cluster's ``metrics_interval_s`` is)."""
+        self._outstanding = -1  # -1: exact views, queue plus running
+
+    def _scraped(self, name: str) -> None:
+        # The same refusal, word for word, as glia.sim.StaleReplicaView's.
+        if self._outstanding >= 0:
+            raise UnscrapableFieldError(
+                f"a design read ReplicaView.{name}, which a router in front of real engines "
+                "cannot see (metrics_interval_s > 0): use num_allocated_blocks, num_free_blocks, "
+                "num_queued, num_running, queue (as of the last scrape, see metrics_age_s) or "
+                "num_outstanding (the router's own count)"
+            )
 
     def _update(self, allocated: int, prefix_blocks: int) -> None:
         self._allocated, self._prefix_blocks = allocated, prefix_blocks
@@ -101,6 +122,7 @@ class ReplicaView:
     @property
     def prefix_cache_blocks(self) -> int:
         """KV blocks the replica's prefix cache holds now (0 without prefix caching)."""
+        self._scraped("prefix_cache_blocks")
         if self._prefix_blocks < 0:
             self._allocated, self._prefix_blocks = self._blocks()
         return self._prefix_blocks
@@ -115,18 +137,22 @@ class ReplicaView:
 
     @property
     def num_outstanding(self) -> int:
-        """Queued plus running requests."""
+        """Queued plus running requests (the router's own count when metrics are scraped)."""
+        if self._outstanding >= 0:
+            return self._outstanding
         return len(self.queue) + self.num_running
 
     @property
     def running(self) -> tuple[RunningRequest, ...]:
         """Admitted requests (holding KV blocks), with their progress."""
+        self._scraped("running")
         if self._running_now is None:
             self._running_now = self._running()
         return self._running_now
 
     def cached_prefix(self, request: Request) -> int:
         """Prompt tokens of ``request`` this replica's prefix cache would serve now."""
+        self._scraped("cached_prefix")
         return self._cached(request)
 
     def __repr__(self) -> str:
