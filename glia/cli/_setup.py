@@ -54,6 +54,7 @@ def experiment_setup(
     max_requests: int | None = None,
     precision: str | None = None,
     kv_precision: str | None = None,
+    metrics_interval_s: float | None = None,
 ) -> tuple[ClusterConfig, WorkloadConfig]:
     """The cluster and workload the command-line flags describe, on top of ``preset``
     (see :func:`glia.experiment_config` for what a trace or hardware override implies)."""
@@ -73,6 +74,7 @@ def experiment_setup(
         max_requests=max_requests,
         precision=precision,
         kv_precision=kv_precision,
+        metrics_interval_s=metrics_interval_s,
     )
 
 

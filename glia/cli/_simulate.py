@@ -125,6 +125,18 @@ def simulate(
     tp: TpOpt = None,
     precision: PrecisionOpt = None,
     kv_precision: KvPrecisionOpt = None,
+    metrics_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--metrics-interval",
+            help=(
+                "Seconds between scrapes of each replica's metrics: the router sees queue, "
+                "running count and KV usage as of the last scrape, as in front of real engines "
+                "(cluster metrics_interval_s; default: the preset's, 0 = exact)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     seed: SeedOpt = 0,
     profile: ProfileOpt = None,
     nats: NatsOpt = None,
@@ -183,6 +195,7 @@ def simulate(
             max_requests=num_requests,
             precision=precision,
             kv_precision=kv_precision,
+            metrics_interval_s=metrics_interval,
         )
         _prepare_out(out)
         limits = Limits(trusted=True) if trust_design else None
