@@ -1,4 +1,4 @@
-"""``glia simulate --metrics-interval``: the cluster's ``metrics_interval_s`` from the command line."""
+"""`glia simulate --metrics-interval`: the cluster's metrics_interval_s from the command line."""
 
 from __future__ import annotations
 
