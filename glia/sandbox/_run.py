@@ -52,6 +52,8 @@ SLOTS = {t.name: t.slot for t in TASKS.values()}
 
 _EXIT_WAIT_S = 2.0
 """How long a finished design's process may take to exit before it is killed."""
+_MAX_PENDING = 256
+"""Most routing calls sent without waiting for their answers (calls that cannot route)."""
 M = TypeVar("M", bound=p.FromSandbox)
 
 
@@ -357,28 +359,30 @@ class _Router(_Answerer):
     """A router to the simulator; its decisions come from the sandbox.
 
     A call with an empty global queue can only route nothing, so its answer is not waited
-    for: it is read (and must be empty) before the next call, or at the end. The design still
-    sees every call, in order; a field it fetches meanwhile shows the simulator's state at
-    that next call's time, which is no more than it learns at that call.
+    for: such calls are sent together with the next call that can route something (up to
+    :data:`_MAX_PENDING` of them), and their answers, which must be empty, are read then, or
+    at the end. The design still sees every call, in order; a field it fetches meanwhile shows
+    the simulator's state at that later call's time, which is no more than it learns at that
+    call.
     """
 
-    pending_at = -1.0  # the time of a call whose answer is still to be read
+    def __init__(self, box: _Sandbox, name: str) -> None:
+        super().__init__(box, name)
+        self.pending: list[float] = []  # the times of calls whose answers are still to be read
 
     def settle(self) -> None:
-        """Read the answer to a call not waited for: it must route nothing."""
-        if self.pending_at < 0.0:
-            return
-        at, self.pending_at = self.pending_at, -1.0
-        routed = self.box.expect(p.Routed, self)
-        if routed.pairs:
-            i = routed.pairs[0][1]
-            raise DesignError(
-                f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in the "
-                "global queue: route only requests from cluster.queue"
-            )
+        """Read the answers to the calls not waited for: each must route nothing."""
+        pending, self.pending = self.pending, []
+        for at in pending:
+            routed = self.box.expect(p.Routed, self)
+            if routed.pairs:
+                i = routed.pairs[0][1]
+                raise DesignError(
+                    f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in "
+                    "the global queue: route only requests from cluster.queue"
+                )
 
     def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
-        self.settle()
         queue = cluster.queue
         start = len(queue)
         while start > 0 and queue[start - 1].id > self.last_arrival:
@@ -394,8 +398,13 @@ class _Router(_Answerer):
                              arrived=arrived, known=new, replicas=states,
                              introduced=self._introduced()))  # fmt: skip
         if not queue:
-            self.pending_at = cluster.now
+            self.pending.append(cluster.now)
+            if len(self.pending) >= _MAX_PENDING:
+                self.settle()
             return []
+        # The calls not waited for go out in the same write as this one, and their answers
+        # come back with its answer: one round trip for all.
+        self.settle()
         routed = self.box.expect(p.Routed, self)
         return [(rid, self.request(i)) for rid, i in routed.pairs]
 
