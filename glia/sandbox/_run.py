@@ -52,6 +52,8 @@ SLOTS = {t.name: t.slot for t in TASKS.values()}
 
 _EXIT_WAIT_S = 2.0
 """How long a finished design's process may take to exit before it is killed."""
+_MAX_PENDING = 256
+"""Most routing calls sent without waiting for their answers (calls that cannot route)."""
 M = TypeVar("M", bound=p.FromSandbox)
 
 
@@ -72,6 +74,9 @@ class _Sandbox:
         self.deadline = self.started + limits.wall_s
         self.decoder = msgspec.msgpack.Decoder(p.FromSandbox)
         self.encoder = msgspec.msgpack.Encoder()
+        self._out = bytearray()  # frames not sent yet
+        self._in = bytearray()  # bytes received, from ``_pos`` on not read yet
+        self._pos = 0
         ours, theirs = socket.socketpair()
         self.sock = ours
         # Only a trusted design's process needs a folder here (inside the boundary its working
@@ -100,36 +105,53 @@ class _Sandbox:
 
     # -- the channel ---------------------------------------------------------------------------
     def send(self, msg: p.ToSandbox) -> None:
+        """Queue a frame; frames go out together, in one write, before this side next waits
+        for the design (fewer system calls and wake-ups per round trip)."""
         body = self.encoder.encode(msg)
-        try:
-            self.sock.sendall(len(body).to_bytes(4, "big") + body)
-        except OSError:
-            self._died()
+        self._out += len(body).to_bytes(4, "big")
+        self._out += body
 
-    def _read(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
+    def flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, bytearray()
+            try:
+                self.sock.sendall(out)
+            except OSError:
+                self._died()
+
+    def _read(self, n: int) -> memoryview:
+        """The next ``n`` bytes, read in large chunks (a frame's head and body, and the frames
+        after it, usually arrive in one ``recv``)."""
+        while len(self._in) - self._pos < n:
+            if self._pos:
+                del self._in[: self._pos]
+                self._pos = 0
             left = self.deadline - time.monotonic()
             if left <= 0:
                 self._timed_out()
             self.sock.settimeout(left)
             try:
-                chunk = self.sock.recv(min(n - len(data), 1 << 20))
+                chunk = self.sock.recv(max(n - len(self._in), 1 << 16))
             except TimeoutError:
                 self._timed_out()
             except OSError:
                 chunk = b""
             if not chunk:
                 self._died()
-            data += chunk
-        return bytes(data)
+            self._in += chunk
+        start = self._pos
+        self._pos += n
+        return memoryview(self._in)[start : self._pos]
 
     def recv(self) -> p.FromSandbox:
-        size = int.from_bytes(self._read(4), "big")
+        self.flush()
+        with self._read(4) as head:
+            size = int.from_bytes(head, "big")
         if size > p.MAX_FRAME:
             self._protocol(f"a message of {size} bytes (at most {p.MAX_FRAME} are accepted)")
         try:
-            return self.decoder.decode(self._read(size))
+            with self._read(size) as body:
+                return self.decoder.decode(body)
         except msgspec.DecodeError as e:
             self._protocol(f"a malformed message ({e})")
 
@@ -219,6 +241,7 @@ class _Sandbox:
         if self.proc.returncode is not None:
             return self.proc.returncode
         end = time.monotonic() + timeout
+        pause = 0.0005  # a finished process exits within a millisecond or two: look often
         while True:
             pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
             if pid:
@@ -227,7 +250,8 @@ class _Sandbox:
             if time.monotonic() >= end:
                 self.kill()
                 end = float("inf")
-            time.sleep(0.005)
+            time.sleep(pause)
+            pause = min(2 * pause, 0.005)
 
     def kill(self) -> None:
         if self.proc.returncode is None:
@@ -239,7 +263,7 @@ class _Sandbox:
         if self.proc.returncode is None:
             with contextlib.suppress(OSError):
                 body = self.encoder.encode(p.Finish())
-                self.sock.sendall(len(body).to_bytes(4, "big") + body)
+                self.sock.sendall(self._out + len(body).to_bytes(4, "big") + body)
         self.wait(0.5)
         self.sock.close()
         if self.proc.stderr is not None:
@@ -256,7 +280,9 @@ class _Answerer:
         self.name = name
         self.requests: dict[int, Request] = {}  # every request the design has been shown
         self.views: dict[int, ReplicaView] = {}
-        self.shown: dict[int, tuple[int, ...]] = {}  # replica -> queue ids last shown
+        # replica -> queue last shown (compared as a tuple: the simulator hands out the same
+        # Request objects, so an unchanged queue compares by identity, in C)
+        self.shown: dict[int, tuple[Request, ...]] = {}
         self.last_arrival = -1  # highest request id shown in the global queue
         self.introduced: list[p.ReplicaInfo] = []  # replicas to show with the next call
         self.blocks = False  # whether the design reads block counts (then sent with each call)
@@ -274,10 +300,10 @@ class _Answerer:
                 self.introduced.append(_info(v))
             self.views[v.id] = v
             queue = v.queue
-            ids = tuple(q.id for q in queue)
-            changed = self.shown.get(v.id) != ids
-            if changed:
-                self.shown[v.id] = ids
+            ids: list[int] | None = None
+            if self.shown.get(v.id) != queue:
+                self.shown[v.id] = queue
+                ids = [q.id for q in queue]
                 for q in queue:
                     self._show(q, new)
             stale = bool(v.stale_fields)  # scraped metrics: no prefix cache to show
@@ -286,8 +312,7 @@ class _Answerer:
                 if self.blocks
                 else (-1, -1)
             )
-            out.append(p.ReplicaState(v.id, allocated, v.num_running, cache,
-                                      list(ids) if changed else None,
+            out.append(p.ReplicaState(v.id, allocated, v.num_running, cache, ids,
                                       v.metrics_age_s if stale else 0.0,
                                       v.num_outstanding if stale else -1))  # fmt: skip
         return out
@@ -340,28 +365,30 @@ class _Router(_Answerer):
     """A router to the simulator; its decisions come from the sandbox.
 
     A call with an empty global queue can only route nothing, so its answer is not waited
-    for: it is read (and must be empty) before the next call, or at the end. The design still
-    sees every call, in order; a field it fetches meanwhile shows the simulator's state at
-    that next call's time, which is no more than it learns at that call.
+    for: such calls are sent together with the next call that can route something (up to
+    :data:`_MAX_PENDING` of them), and their answers, which must be empty, are read then, or
+    at the end. The design still sees every call, in order; a field it fetches meanwhile shows
+    the simulator's state at that later call's time, which is no more than it learns at that
+    call.
     """
 
-    pending_at = -1.0  # the time of a call whose answer is still to be read
+    def __init__(self, box: _Sandbox, name: str) -> None:
+        super().__init__(box, name)
+        self.pending: list[float] = []  # the times of calls whose answers are still to be read
 
     def settle(self) -> None:
-        """Read the answer to a call not waited for: it must route nothing."""
-        if self.pending_at < 0.0:
-            return
-        at, self.pending_at = self.pending_at, -1.0
-        routed = self.box.expect(p.Routed, self)
-        if routed.pairs:
-            i = routed.pairs[0][1]
-            raise DesignError(
-                f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in the "
-                "global queue: route only requests from cluster.queue"
-            )
+        """Read the answers to the calls not waited for: each must route nothing."""
+        pending, self.pending = self.pending, []
+        for at in pending:
+            routed = self.box.expect(p.Routed, self)
+            if routed.pairs:
+                i = routed.pairs[0][1]
+                raise DesignError(
+                    f"router {self.name!r} routed request {i} at t={at:.3f}s, which is not in "
+                    "the global queue: route only requests from cluster.queue"
+                )
 
     def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
-        self.settle()
         queue = cluster.queue
         start = len(queue)
         while start > 0 and queue[start - 1].id > self.last_arrival:
@@ -377,8 +404,13 @@ class _Router(_Answerer):
                              arrived=arrived, known=new, replicas=states,
                              introduced=self._introduced()))  # fmt: skip
         if not queue:
-            self.pending_at = cluster.now
+            self.pending.append(cluster.now)
+            if len(self.pending) >= _MAX_PENDING:
+                self.settle()
             return []
+        # The calls not waited for go out in the same write as this one, and their answers
+        # come back with its answer: one round trip for all.
+        self.settle()
         routed = self.box.expect(p.Routed, self)
         return [(rid, self.request(i)) for rid, i in routed.pairs]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import anyio
@@ -279,3 +280,30 @@ def test_every_task_runs_exactly_as_in_process(task: str) -> None:
     policies: dict[str, object] = {"router": glia.policies.resolve_router("llq"), t.slot: cls()}
     direct = glia.sim.simulate(cluster, workload, 0, **policies)  # type: ignore[arg-type]
     assert out.summary == msgspec.structs.replace(direct.summary, wall_s=out.summary.wall_s)
+
+
+@pytest.mark.parametrize(("empty_calls", "duration_s"), [(1, 20.0), (127, 20.0), (300, 60.0)])
+def test_routing_on_a_call_whose_answer_is_not_waited_for_is_still_refused(
+    empty_calls: int, duration_s: float
+) -> None:
+    # Calls with an empty global queue are sent in batches and answered later: a pair returned
+    # on one of them must still end the run, be it the first, the last of the run (127 on 20 s,
+    # read at the end) or one past a full batch (300).
+    late = design("seen = {'empty': 0, 'last': None}\n", f"""
+        if not cluster.queue:
+            seen['empty'] += 1
+            if seen['empty'] == {empty_calls}:
+                return [(0, seen['last'])]
+        else:
+            seen['last'] = cluster.queue[-1]
+        return [(0, r) for r in cluster.queue]
+    """)  # fmt: skip
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=duration_s)
+    f = run_sandboxed(late, cluster, workload, 0, LIMITS)
+    assert isinstance(f, DesignFailure), f
+    assert f.kind == "invalid-decision"
+    assert re.fullmatch(
+        r"router 'Hostile' routed request \d+ at t=\d+\.\d{3}s, which is not in the global "
+        r"queue: route only requests from cluster\.queue",
+        f.message,
+    ), f.message

@@ -165,25 +165,41 @@ class _Channel:
         self.fd = fd
         self.decoder = msgspec.msgpack.Decoder(p.ToSandbox)
         self.encoder = msgspec.msgpack.Encoder()
+        self.out = bytearray()  # frames not written yet: written together before a wait
+        self.buf = bytearray()  # bytes read, from ``pos`` on not used yet
+        self.pos = 0
 
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = os.read(self.fd, n - len(data))
+    def _read(self, n: int) -> memoryview:
+        while len(self.buf) - self.pos < n:
+            self.flush()  # about to wait: the simulator may be waiting for these first
+            if self.pos:
+                del self.buf[: self.pos]
+                self.pos = 0
+            chunk = os.read(self.fd, max(n - len(self.buf), 1 << 16))
             if not chunk:
                 os._exit(0)  # the simulator is gone: nothing left to do
-            data += chunk
-        return data
+            self.buf += chunk
+        start = self.pos
+        self.pos += n
+        return memoryview(self.buf)[start : self.pos]
 
     def recv(self) -> p.ToSandbox:
-        size = int.from_bytes(self._read(4), "big")
-        return self.decoder.decode(self._read(size))
+        with self._read(4) as head:
+            size = int.from_bytes(head, "big")
+        with self._read(size) as body:
+            return self.decoder.decode(body)
 
     def send(self, msg: p.FromSandbox) -> None:
         body = self.encoder.encode(msg)
-        view = memoryview(len(body).to_bytes(4, "big") + body)
+        self.out += len(body).to_bytes(4, "big")
+        self.out += body
+
+    def flush(self) -> None:
+        view = memoryview(self.out)
         while view:
             view = view[os.write(self.fd, view) :]
+        view.release()
+        self.out.clear()
 
 
 def _trimmed_traceback(e: BaseException) -> str:
@@ -569,4 +585,5 @@ def _finish(ch: _Channel, failure: p.Failed | None) -> NoReturn:
             failure, message=failure.message[:4000], traceback=failure.traceback[:8000],
             output=failure.output[:9000],
         ))  # fmt: skip
+    ch.flush()
     os._exit(0)  # no teardown: nothing the design registered runs
