@@ -4,6 +4,9 @@ several HTTP clients (tabs) through ONE subscription of the dashboard on the bus
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +130,26 @@ async def test_an_unknown_run_has_no_event_stream(tmp_path: Path) -> None:
             assert await r.text() == "run 'nope' is not live (start with --nats URL)"
     finally:
         await runner.cleanup()
+
+
+async def test_the_command_follows_the_bus_and_serves_pages(tmp_path: Path) -> None:
+    """``glia dashboard --nats URL`` as a real subprocess against a real nats-server."""
+    with socket.socket() as probe:  # a free port for the dashboard
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with nats_server(store_dir=tmp_path / "js") as server:
+        cmd = [sys.executable, "-m", "glia", "dashboard", "--nats", server.url,
+               "--runs", str(tmp_path), "--port", str(port)]  # fmt: skip
+        async with await anyio.open_process(cmd) as proc:
+            assert proc.stderr is not None
+            try:
+                with anyio.fail_after(20):
+                    line = (await proc.stderr.receive()).decode()
+                assert line.strip() == f"dashboard: http://127.0.0.1:{port}/"
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/") as r:
+                    assert r.status == 200
+                    assert "<h1>Glia runs</h1>" in await r.text()
+            finally:
+                proc.send_signal(signal.SIGINT)
+                with anyio.fail_after(10):
+                    assert await proc.wait() == 0
