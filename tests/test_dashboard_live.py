@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from aiohttp import web
 
 from glia._client import Client
 from glia._design import design_async
-from glia.bus import NatsBus, nats_server
+from glia.bus import ExperimentStarted, NatsBus, WorkerHeartbeat, nats_server
 from glia.bus._subjects import EVENTS_STREAM
-from glia.dashboard import Live, make_app
+from glia.dashboard import Live, make_app, nats_probe
 from glia.runtime import SimWorker, supervise
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +70,9 @@ async def test_a_live_run_reaches_every_tab_over_one_bus_subscription(tmp_path: 
                                                      handle_signals=False))  # fmt: skip
         before = await _consumers(dash_bus)
         await tg.start(live.follow, dash_bus)
-        runner, url = await _serve(make_app(tmp_path / "runs", live=live))
+        runner, url = await _serve(
+            make_app(tmp_path / "runs", live=live, probe=nats_probe(dash_bus))
+        )
         try:
 
             async def run() -> None:
@@ -106,6 +109,9 @@ async def test_a_live_run_reaches_every_tab_over_one_bus_subscription(tmp_path: 
                     script = await r.text()
                 async with s.get(f"{url}/") as r:
                     runs = await r.text()
+                await bus.dead_letter(b"an experiment no worker could finish")
+                async with s.get(f"{url}/cluster") as r:
+                    cluster = await r.text()
         finally:
             await runner.cleanup()
             worker.drain()
@@ -120,6 +126,39 @@ async def test_a_live_run_reaches_every_tab_over_one_bus_subscription(tmp_path: 
     assert "<script src='/static/live.js'></script>" in page
     assert "new EventSource(url)" in script
     assert f"<a href='runs/{run_id}'>{run_id}</a></td><td></td><td>finished</td><td>3</td>" in runs
+    # the run is over: nothing queued or running, the queue empty, the one dead letter counted
+    assert "<tr><td>0</td><td>0</td><td>0</td><td>0</td><td>1</td></tr>" in cluster
+    assert "<tr data-worker='w'><td>w</td><td>1</td><td>0</td>" in cluster
+
+
+async def test_the_cluster_page_shows_what_each_worker_runs(tmp_path: Path) -> None:
+    live = Live()
+    live.apply(WorkerHeartbeat(worker="gpu<1>", concurrency=4, running=1, done=7, failed=2,
+                               at=time.time()))  # fmt: skip
+    live.apply(ExperimentStarted(run_id="r9", key="k", label="design <a>", worker="gpu<1>",
+                                 attempt=1, at=0.0))  # fmt: skip
+    runner, url = await _serve(make_app(tmp_path, live=live))
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url + "/cluster") as r:
+            page = await r.text()
+    finally:
+        await runner.cleanup()
+    assert "<tr><td>0</td><td>1</td><td>0</td><td></td><td></td></tr>" in page  # no probe
+    assert (
+        "<tr data-worker='gpu&lt;1&gt;'><td>gpu&lt;1&gt;</td><td>4</td><td>1</td><td>7</td>"
+        "<td>2</td><td>0 s ago</td><td>r9: design &lt;a&gt;</td></tr>"
+    ) in page
+    assert "<meta http-equiv=refresh content=2>" in page
+
+
+async def test_without_a_bus_the_cluster_page_says_how_to_get_one(tmp_path: Path) -> None:
+    runner, url = await _serve(make_app(tmp_path))
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url + "/cluster") as r:
+            assert r.status == 200
+            assert "start the dashboard with --nats URL to see the cluster" in await r.text()
+    finally:
+        await runner.cleanup()
 
 
 async def test_an_unknown_run_has_no_event_stream(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import typer
 from aiohttp import web
 
 from glia.bus import NatsBus
-from glia.dashboard import Live, make_app
+from glia.dashboard import Live, make_app, nats_probe
 
 from ._app import CredsOpt, TlsCaOpt, _user_errors
 
@@ -49,7 +49,7 @@ def dashboard(
 
     async def serve() -> None:
         async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
-            live = None
+            live, probe = None, None
             if nats_url:
                 bus = await stack.enter_async_context(
                     NatsBus.connect(
@@ -58,9 +58,11 @@ def dashboard(
                         tls_ca=str(tls_ca) if tls_ca else None,
                     )
                 )  # fmt: skip
-                live = Live()
+                live, probe = Live(), nats_probe(bus)
                 await tg.start(live.follow, bus)
-            runner = web.AppRunner(make_app(runs_dir, host=host, token=token, live=live))
+            runner = web.AppRunner(
+                make_app(runs_dir, host=host, token=token, live=live, probe=probe)
+            )
             await runner.setup()
             try:
                 await web.TCPSite(runner, host, port).start()

@@ -65,8 +65,8 @@ class Live:
     runs: dict[str, RunView] = field(default_factory=dict)
     workers: dict[str, WorkerHeartbeat] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)
-    running: dict[str, str] = field(default_factory=dict)
-    """Experiment (``run/key``) -> the worker running it."""
+    running: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Experiment (``run/key``) -> the worker running it and the experiment's label."""
     failed: int = 0
     subscriptions: int = 0
     """Subscriptions this dashboard has opened on the bus (one while it follows)."""
@@ -96,7 +96,7 @@ class Live:
             if isinstance(ev, ExperimentQueued):
                 self.queued.add(key)
             elif isinstance(ev, ExperimentStarted):
-                self.running[key] = ev.worker
+                self.running[key] = (ev.worker, ev.label)
             elif isinstance(ev, ExperimentFailed):
                 self.failed += 1
             self._push("_cluster", to_json(ev))

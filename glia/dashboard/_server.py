@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from glia._errors import InputError
+from glia.dashboard._cluster import Probe, cluster_page
 from glia.dashboard._live import Live
 from glia.report import RunRecord, load_record
 
@@ -32,13 +33,20 @@ class TokenRequired(InputError):
 
 
 def make_app(
-    runs_dir: Path, *, host: str = "127.0.0.1", token: str | None = None, live: Live | None = None
+    runs_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    live: Live | None = None,
+    probe: Probe | None = None,
 ) -> web.Application:
     """The dashboard's aiohttp application over ``runs_dir`` (one folder per run).
 
     ``token`` is required when ``host`` is not loopback (the caller prints it once at start).
     With ``live`` (fed by :meth:`Live.follow` from the bus), runs in progress are listed too and
-    their pages update over SSE (``/runs/<id>/events``) without a reload.
+    their pages update over SSE (``/runs/<id>/events``) without a reload, and ``/cluster``
+    shows the workers; ``probe`` (:func:`~glia.dashboard.nats_probe`) adds the queue's depth
+    and the dead letters there.
     """
     if host not in _LOOPBACK and not token:
         raise TokenRequired(
@@ -77,6 +85,10 @@ def make_app(
     async def script(request: web.Request) -> web.StreamResponse:
         return web.Response(text=_SCRIPT.read_text(), content_type="text/javascript")
 
+    async def cluster(request: web.Request) -> web.StreamResponse:
+        return await cluster_page(live, probe)
+
+    app.router.add_get("/cluster", cluster)
     app.router.add_get("/runs/{run_id}/events", events)
     app.router.add_get("/static/live.js", script)
 
@@ -124,7 +136,8 @@ async def _runs_page(runs_dir: Path, live: Live | None) -> web.Response:
         f"<td></td><td>{html.escape(v.status)}</td><td>{v.trials}</td></tr>"
         for rid, v in sorted((live.runs if live else {}).items())
     )
-    return _page("Glia runs", f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>")
+    table = f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>"
+    return _page("Glia runs", f"<p><a href='cluster'>cluster</a></p>{table}")
 
 
 def _known(runs_dir: Path, run_id: str) -> None:
