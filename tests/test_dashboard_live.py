@@ -18,7 +18,7 @@ from aiohttp import web
 
 from glia._client import Client
 from glia._design import design_async
-from glia.bus import ExperimentStarted, NatsBus, WorkerHeartbeat, nats_server
+from glia.bus import ExperimentStarted, NatsBus, RunStatus, WorkerHeartbeat, nats_server
 from glia.bus._subjects import EVENTS_STREAM
 from glia.dashboard import Live, make_app, nats_probe
 from glia.runtime import SimWorker, supervise
@@ -192,3 +192,28 @@ async def test_the_command_follows_the_bus_and_serves_pages(tmp_path: Path) -> N
                 proc.send_signal(signal.SIGINT)
                 with anyio.fail_after(10):
                     assert await proc.wait() == 0
+
+
+async def test_off_loopback_the_event_stream_needs_the_token_but_the_script_does_not(
+    tmp_path: Path,
+) -> None:
+    live = Live()
+    live.apply(RunStatus(run_id="r1", status="searching", message="", cost_usd=0.0, tokens=0,
+                         at=0.0))  # fmt: skip
+    runner, url = await _serve(make_app(tmp_path, host="0.0.0.0", token="s3cret", live=live))
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/runs/r1/events") as r:
+                assert r.status == 401
+                assert await r.text() == "401: missing or wrong token"
+            async with s.get(url + "/cluster?token=wrong") as r:
+                assert r.status == 401
+            async with s.get(url + "/static/live.js") as r:
+                assert r.status == 200
+                assert r.headers["Content-Type"].startswith("text/javascript")
+            async with s.get(url + "/runs/r1/events?token=s3cret") as r:
+                assert r.status == 200
+                first = await r.content.readline()
+                assert json.loads(first.removeprefix(b"data: "))["status"] == "searching"
+    finally:
+        await runner.cleanup()

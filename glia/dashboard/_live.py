@@ -16,7 +16,7 @@ from typing import Protocol
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from glia.bus import (
     AgentMessage,
@@ -128,21 +128,27 @@ class Live:
                 self._tabs[topic].discard(tab)
 
     @asynccontextmanager
-    async def watch(self, topic: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The events of ``topic`` (a run id, or ``"_cluster"``): what is known, then live."""
-        send, receive = anyio.create_memory_object_stream[bytes](_BACKLOG)
+    async def watch(self, topic: str) -> AsyncIterator[MemoryObjectReceiveStream[bytes]]:
+        """The events of ``topic`` (a run id, or ``"_cluster"``): what is known, then live.
+
+        The stream ends when :meth:`close` is called (the server shuts down) or the tab falls
+        :data:`_BACKLOG` events behind.
+        """
         backlog = list(self.runs[topic].events) if topic in self.runs else []
+        send, receive = anyio.create_memory_object_stream[bytes](len(backlog) + _BACKLOG)
+        for data in backlog:  # room for all of it: never blocks
+            send.send_nowait(data)
         self._tabs.setdefault(topic, set()).add(send)
-
-        async def stream() -> AsyncIterator[bytes]:
-            for data in backlog:
-                yield data
-            async with receive:
-                async for data in receive:
-                    yield data
-
         try:
-            yield stream()
+            with receive:
+                yield receive
         finally:
             self._tabs[topic].discard(send)
             send.close()
+
+    def close(self) -> None:
+        """End every tab's stream (the server is shutting down: their handlers return)."""
+        for tabs in self._tabs.values():
+            for tab in tabs:
+                tab.close()
+            tabs.clear()

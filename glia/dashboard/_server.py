@@ -14,6 +14,7 @@ import html
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import msgspec
 from aiohttp import web
 
@@ -56,7 +57,8 @@ def make_app(
 
     @web.middleware
     async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if token is not None:
+        # the shipped script holds no data, and a <script src> carries no ?token=
+        if token is not None and request.path != "/static/live.js":
             given = request.query.get("token") or request.headers.get(
                 "Authorization", ""
             ).removeprefix("Bearer ")
@@ -66,6 +68,12 @@ def make_app(
         return await handler(request)
 
     app = web.Application(middlewares=[_auth])
+    if live is not None:
+
+        async def _end_streams(app: web.Application) -> None:
+            live.close()
+
+        app.on_shutdown.append(_end_streams)
 
     async def runs(request: web.Request) -> web.StreamResponse:
         return await _runs_page(runs_dir, live)
@@ -241,15 +249,28 @@ def _live_page(run_id: str) -> web.Response:
 
 
 async def _sse(request: web.Request, live: Live, topic: str) -> web.StreamResponse:
-    """Server-sent events: one ``data:`` line per event, each a JSON message of the bus."""
+    """Server-sent events: one ``data:`` line per event, each a JSON message of the bus.
+
+    A comment line every :data:`_KEEPALIVE_S` without events finds a closed tab (the write
+    fails), so a tab that went away holds no handler for longer than that.
+    """
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await resp.prepare(request)
     async with live.watch(topic) as events:
-        async for data in events:
-            await resp.write(b"data: " + data + b"\n\n")
+        try:
+            while True:
+                data = None
+                with anyio.move_on_after(_KEEPALIVE_S):
+                    data = await events.receive()
+                await resp.write(b": keepalive\n\n" if data is None else b"data: " + data + b"\n\n")
+        except (anyio.EndOfStream, ConnectionResetError):
+            pass  # the server is shutting down, or the tab is gone
     return resp
+
+
+_KEEPALIVE_S = 15.0
 
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
