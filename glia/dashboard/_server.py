@@ -14,10 +14,13 @@ import html
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import msgspec
 from aiohttp import web
 
 from glia._errors import InputError
+from glia.dashboard._cluster import Probe, cluster_page
+from glia.dashboard._live import Live
 from glia.report import RunRecord, load_record
 
 __all__ = ["TokenRequired", "make_app"]
@@ -31,11 +34,20 @@ class TokenRequired(InputError):
 
 
 def make_app(
-    runs_dir: Path, *, host: str = "127.0.0.1", token: str | None = None
+    runs_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    live: Live | None = None,
+    probe: Probe | None = None,
 ) -> web.Application:
     """The dashboard's aiohttp application over ``runs_dir`` (one folder per run).
 
     ``token`` is required when ``host`` is not loopback (the caller prints it once at start).
+    With ``live`` (fed by :meth:`Live.follow` from the bus), runs in progress are listed too and
+    their pages update over SSE (``/runs/<id>/events``) without a reload, and ``/cluster``
+    shows the workers; ``probe`` (:func:`~glia.dashboard.nats_probe`) adds the queue's depth
+    and the dead letters there.
     """
     if host not in _LOOPBACK and not token:
         raise TokenRequired(
@@ -45,7 +57,8 @@ def make_app(
 
     @web.middleware
     async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if token is not None:
+        # the shipped script holds no data, and a <script src> carries no ?token=
+        if token is not None and request.path != "/static/live.js":
             given = request.query.get("token") or request.headers.get(
                 "Authorization", ""
             ).removeprefix("Bearer ")
@@ -55,12 +68,37 @@ def make_app(
         return await handler(request)
 
     app = web.Application(middlewares=[_auth])
+    if live is not None:
+
+        async def _end_streams(app: web.Application) -> None:
+            live.close()
+
+        app.on_shutdown.append(_end_streams)
 
     async def runs(request: web.Request) -> web.StreamResponse:
-        return await _runs_page(runs_dir)
+        return await _runs_page(runs_dir, live)
 
     async def run(request: web.Request) -> web.StreamResponse:
-        return await _run_page(runs_dir, request.match_info["run_id"])
+        run_id = request.match_info["run_id"]
+        if live is not None and run_id in live.runs:
+            return _live_page(run_id)
+        return await _run_page(runs_dir, run_id)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        run_id = request.match_info["run_id"]
+        if live is None or run_id not in live.runs:
+            raise web.HTTPNotFound(text=f"run {run_id!r} is not live (start with --nats URL)")
+        return await _sse(request, live, run_id)
+
+    async def script(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=_SCRIPT.read_text(), content_type="text/javascript")
+
+    async def cluster(request: web.Request) -> web.StreamResponse:
+        return await cluster_page(live, probe)
+
+    app.router.add_get("/cluster", cluster)
+    app.router.add_get("/runs/{run_id}/events", events)
+    app.router.add_get("/static/live.js", script)
 
     async def report(request: web.Request) -> web.StreamResponse:
         return await _report(runs_dir, request.match_info["run_id"])
@@ -92,13 +130,22 @@ def _page(title: str, body: str) -> web.Response:
     return web.Response(text=doc, content_type="text/html")
 
 
-async def _runs_page(runs_dir: Path) -> web.Response:
+async def _runs_page(runs_dir: Path, live: Live | None) -> web.Response:
+    records = _records(runs_dir)
     rows = "".join(
         f"<tr><td><a href='runs/{html.escape(r.run_id)}'>{html.escape(r.run_id)}</a></td>"
         f"<td>{html.escape(r.task)}</td><td>{html.escape(r.status)}</td><td>{len(r.trials)}</td></tr>"
-        for r in _records(runs_dir)
+        for r in records
+        if live is None or r.run_id not in live.runs
     )
-    return _page("Glia runs", f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>")
+    # runs the bus knows: the live state is newer than any run.json written along the way
+    rows += "".join(
+        f"<tr><td><a href='runs/{html.escape(rid)}'>{html.escape(rid)}</a></td>"
+        f"<td></td><td>{html.escape(v.status)}</td><td>{v.trials}</td></tr>"
+        for rid, v in sorted((live.runs if live else {}).items())
+    )
+    table = f"<table><tr><th>run<th>task<th>status<th>trials</tr>{rows}</table>"
+    return _page("Glia runs", f"<p><a href='cluster'>cluster</a></p>{table}")
 
 
 def _known(runs_dir: Path, run_id: str) -> None:
@@ -181,6 +228,49 @@ async def _trial_page(runs_dir: Path, run_id: str, n: str) -> web.Response:
         f"<h2>Code</h2><pre>{html.escape(code)}</pre>"
     )
     return _page(f"Run {run_id} trial {t.index}", body)
+
+
+_SCRIPT = Path(__file__).with_name("static") / "live.js"
+
+
+def _live_page(run_id: str) -> web.Response:
+    """A run in progress: an empty skeleton that ``live.js`` fills from the run's SSE stream
+    (which replays the run from its start, so nothing is rendered twice)."""
+    rid = html.escape(run_id)
+    body = (
+        f"<div data-live='/runs/{rid}/events'><p class=status>status running</p>"
+        "<svg class=scores width=480 height=160 viewBox='0 0 480 160' role=img "
+        "aria-label='score by trial'></svg>"
+        "<table class=trials><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>p99 E2E (s)"
+        "<th>failure</tr></table><h2>Research log</h2><ul class=log></ul></div>"
+        "<script src='/static/live.js'></script>"
+    )
+    return _page(f"Run {run_id}", body)
+
+
+async def _sse(request: web.Request, live: Live, topic: str) -> web.StreamResponse:
+    """Server-sent events: one ``data:`` line per event, each a JSON message of the bus.
+
+    A comment line every :data:`_KEEPALIVE_S` without events finds a closed tab (the write
+    fails), so a tab that went away holds no handler for longer than that.
+    """
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await resp.prepare(request)
+    async with live.watch(topic) as events:
+        try:
+            while True:
+                data = None
+                with anyio.move_on_after(_KEEPALIVE_S):
+                    data = await events.receive()
+                await resp.write(b": keepalive\n\n" if data is None else b"data: " + data + b"\n\n")
+        except (anyio.EndOfStream, ConnectionResetError):
+            pass  # the server is shutting down, or the tab is gone
+    return resp
+
+
+_KEEPALIVE_S = 15.0
 
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")

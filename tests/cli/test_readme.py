@@ -32,8 +32,8 @@ NOT_HERE: dict[str, str] = {
     r"--nats nats://": "needs a running NATS cluster: tests/bus/ start real ones",
     r"^glia nats\b": "a server that runs until stopped: tests/bus/ start real ones",
     r"^glia baselines --seeds 10\b": "110 simulations: over a minute on 2 cores",
-    r"^glia dashboard\b": "a server that runs until stopped: tests/test_dashboard.py starts one "
-    "as a subprocess and asks it over HTTP",
+    r"^glia dashboard\b": "a server that runs until stopped: "
+    "tests/test_dashboard_live.py starts one as a subprocess and asks it over HTTP",
     r"^glia emulate\b": "servers that run until stopped: tests/engines/ start emulated engines",
     r"^glia bench --endpoint http://localhost": "needs a running engine: tests/engines/ run "
     "glia bench against a fake engine on loopback",
