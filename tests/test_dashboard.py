@@ -88,6 +88,14 @@ async def test_token_required_off_loopback(tmp_path: Path) -> None:
                     assert await r.text() == "401: missing or wrong token"
             async with s.get(url + "/runs/r1?token=s3cret") as r:
                 assert r.status == 200
+                cookie = r.headers["Set-Cookie"]
+            # links carry no ?token=: the browser sends the cookie it was given instead
+            assert cookie.startswith("glia_dashboard_token=s3cret;")
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            for jar, status in (("s3cret", 200), ("wrong", 401)):
+                cookies = {"Cookie": f"glia_dashboard_token={jar}"}
+                async with s.get(url + "/runs/r1/trials/1", headers=cookies) as r:
+                    assert r.status == status
             headers = {"Authorization": "Bearer s3cret"}
             async with s.get(url + "/", headers=headers) as r:
                 assert r.status == 200

@@ -2,8 +2,10 @@
 
 aiohttp is used because Glia already depends on it (no new package; it serves HTTP and SSE).
 Safe by default: on 127.0.0.1 no token is needed; on any other host every request must carry the
-token (``?token=`` or ``Authorization: Bearer``) or gets 401. Pages show only what ``run.json``
-holds, which never contains keys (the coordinator writes it with secret seeds hidden).
+token (``?token=``, ``Authorization: Bearer``, or the HttpOnly, SameSite=Strict cookie the server
+sets on the first accepted request, so that links between pages work) or gets 401. Pages show
+only what ``run.json`` holds, which never contains keys (the coordinator writes it with secret
+seeds hidden).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from glia.report import RunRecord, load_record
 __all__ = ["TokenRequired", "make_app"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_COOKIE = "glia_dashboard_token"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -58,14 +61,22 @@ def make_app(
     @web.middleware
     async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
         # the shipped script holds no data, and a <script src> carries no ?token=
-        if token is not None and request.path != "/static/live.js":
-            given = request.query.get("token") or request.headers.get(
-                "Authorization", ""
-            ).removeprefix("Bearer ")
-            # compare_digest: the time taken does not tell how much of a guess was right
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                raise web.HTTPUnauthorized(text="401: missing or wrong token")
-        return await handler(request)
+        if token is None or request.path == "/static/live.js":
+            return await handler(request)
+        given = (
+            request.query.get("token")
+            or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            or request.cookies.get(_COOKIE, "")
+        )
+        # compare_digest: the time taken does not tell how much of a guess was right
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise web.HTTPUnauthorized(text="401: missing or wrong token")
+        response = await handler(request)
+        if request.cookies.get(_COOKIE) != token and not response.prepared:
+            # the page's links carry no ?token=: the browser keeps it, for this site only and
+            # out of scripts' reach
+            response.set_cookie(_COOKIE, token, httponly=True, samesite="Strict", path="/")
+        return response
 
     app = web.Application(middlewares=[_auth])
     if live is not None:
