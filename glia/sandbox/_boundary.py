@@ -27,13 +27,10 @@ seccomp.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import glob
 import json
 import os
-import py_compile
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,47 +63,13 @@ def _libraries() -> dict[str, str]:
     import msgspec
     import numpy
 
-    out = {"glia": _side_package(), "msgspec": str(Path(msgspec.__file__).parent)}
+    out = {"glia": str(_SIDE), "msgspec": str(Path(msgspec.__file__).parent)}
     np_dir = Path(numpy.__file__).parent
     out["numpy"] = str(np_dir)
     libs = np_dir.parent / "numpy.libs"
     if libs.is_dir():
         out["numpy.libs"] = str(libs)
     return out
-
-
-@functools.cache
-def _side_package() -> str:
-    """The design-side package with its bytecode beside it, staged once per process.
-
-    A design's process starts with ``-B`` on a read-only file system, so it cannot cache
-    bytecode itself; where the installed package has none (an editable install run with
-    ``PYTHONDONTWRITEBYTECODE``), compiling it on every start was about a third of the fixed
-    cost. The copy is compiled with the path it has inside the boundary, so tracebacks do not
-    show this machine's paths. Falls back to the package itself if it cannot be staged.
-    """
-    try:
-        folder = tempfile.mkdtemp(prefix="glia-side-")
-    except OSError:
-        return str(_SIDE)
-    owner = os.getpid()
-
-    def remove() -> None:
-        if os.getpid() == owner:  # a forked child that exits must not remove its parent's copy
-            shutil.rmtree(folder, ignore_errors=True)
-
-    atexit.register(remove)
-    try:
-        for src in sorted(_SIDE.glob("*.py")):
-            dst = os.path.join(folder, src.name)
-            shutil.copy2(src, dst)
-            py_compile.compile(
-                dst, dfile=f"{LIB}/glia/{src.name}", doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )  # fmt: skip
-    except (OSError, py_compile.PyCompileError):
-        return str(_SIDE)
-    return folder
 
 
 @functools.cache
