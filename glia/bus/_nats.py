@@ -54,6 +54,8 @@ _TRANSIENT = (
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,  # 503: JetStream temporarily unavailable
 )
+_NO_PEERS = 10005  # "no suitable peers for placement"
+_NOT_CLUSTERED = 10074  # "replicas > 1 not supported in non-clustered mode"
 _T = TypeVar("_T")
 _CREDENTIALS = re.compile(r"(//[^:/@]*:)[^@]*@")
 
@@ -196,6 +198,19 @@ class NatsBus:
                     f"({str(e) or type(e).__name__}): start nats-server with JetStream (-js; "
                     "`glia nats` does), and on a cluster check that a majority of its nodes run"
                 ) from None
+            except nats.js.errors.APIError as e:
+                if e.err_code == _NOT_CLUSTERED:
+                    raise BusError(
+                        f"the nats-server at {redact(url)} is not part of a cluster, so it "
+                        f"keeps one copy of each stream, not {replicas}: use --stream-replicas 1"
+                    ) from None
+                if e.err_code == _NO_PEERS:
+                    raise BusError(
+                        f"JetStream at {redact(url)} found no {replicas} servers to hold each "
+                        f"stream for {PATIENCE_S:g} s: give --stream-replicas at most the number "
+                        "of JetStream servers in the cluster, and check that they all run"
+                    ) from None
+                raise
             yield cls(nc, js, stores, url)
         finally:
             closing = True
@@ -379,7 +394,13 @@ async def _patiently(
     while True:
         try:
             return await fn(*args, **kw)
-        except _TRANSIENT as e:
+        except (*_TRANSIENT, nats.js.errors.BadRequestError) as e:
+            # A cluster that has just elected its meta leader may not know all its peers yet,
+            # so a replicated stream cannot be placed for a moment; other bad requests are
+            # errors to report at once.
+            placing = isinstance(e, nats.js.errors.BadRequestError)
+            if placing and getattr(e, "err_code", None) != _NO_PEERS:
+                raise
             if anyio.current_time() + delay > deadline:
                 raise
             log.warning("nats_retry", url=redact(url), error=str(e) or type(e).__name__)

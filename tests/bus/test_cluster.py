@@ -292,6 +292,16 @@ async def test_no_server_is_a_clear_error() -> None:
             pass
 
 
+async def test_replicated_streams_on_a_lone_server_is_a_clear_error(nats: NatsServer) -> None:
+    with anyio.fail_after(30), pytest.raises(BusError) as err:
+        async with NatsBus.connect(nats.url, replicas=3):
+            pass
+    assert str(err.value) == (
+        f"the nats-server at {nats.url} is not part of a cluster, so it keeps one copy of "
+        "each stream, not 3: use --stream-replicas 1"
+    )
+
+
 async def test_sigterm_drains_a_worker_after_its_running_experiment(
     nats: NatsServer, tmp_path: Path
 ) -> None:

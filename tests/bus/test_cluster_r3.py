@@ -148,6 +148,18 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+async def _meta_ready(nodes: list[Node]) -> bool:
+    """A meta leader is elected and sees both other peers as current (only the leader knows
+    that). Glia's own setup also retries while peers join; waiting here keeps the tests'
+    timing the same from run to run."""
+    for n in nodes:
+        meta = (await n.monitor("/jsz") or {}).get("meta_cluster", {})
+        if meta.get("leader") == n.name:
+            peers = meta.get("replicas") or []
+            return len(peers) == 2 and all(p.get("current") for p in peers)
+    return False
+
+
 @asynccontextmanager
 async def three_nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
     """A 3-node JetStream cluster on loopback, ready (a meta leader elected) on entry."""
@@ -164,7 +176,7 @@ async def three_nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
         for n in nodes:
             await n.wait_ready()
         with anyio.fail_after(60):
-            while not (await nodes[0].monitor("/jsz") or {}).get("meta_cluster", {}).get("leader"):
+            while not await _meta_ready(nodes):
                 await anyio.sleep(0.2)
         yield nodes
     finally:
