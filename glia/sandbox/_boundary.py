@@ -27,6 +27,7 @@ seccomp.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import json
@@ -60,6 +61,7 @@ def _python() -> tuple[str, str]:
 
 def _libraries() -> dict[str, str]:
     """Name inside ``/glia/lib`` -> path here, for the design-side package and its imports."""
+    _compile_side()
     import msgspec
     import numpy
 
@@ -70,6 +72,22 @@ def _libraries() -> dict[str, str]:
     if libs.is_dir():
         out["numpy.libs"] = str(libs)
     return out
+
+
+@functools.cache
+def _compile_side() -> None:
+    """Write the design-side package's bytecode beside it, once per process.
+
+    The sandboxed interpreter runs with ``-B`` on a read-only file system, so it can only
+    read bytecode that exists; without it every start compiles the package from source (~8
+    ms). pip writes the bytecode when it installs Glia; an editable checkout gets it here, in
+    its own ``__pycache__`` as any import would write it, so nothing is left in temporary
+    places if this process is killed. A read-only installation is left as it is.
+    """
+    import compileall
+
+    with contextlib.suppress(OSError):
+        compileall.compile_dir(str(_SIDE), quiet=2, workers=1)
 
 
 @functools.cache

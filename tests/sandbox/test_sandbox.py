@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 import textwrap
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -13,7 +16,7 @@ import glia
 from glia import Client, Experiment
 from glia.bus import ExperimentFailure, ExperimentResult, MemoryBus
 from glia.runtime import SimWorker
-from glia.sandbox import DesignFailure, check_design, run_sandboxed
+from glia.sandbox import DesignFailure, _boundary, check_design, run_sandboxed
 
 from ._designs import CLUSTER, LIMITS, WORKLOAD, design, failure, run
 
@@ -307,3 +310,15 @@ def test_routing_on_a_call_whose_answer_is_not_waited_for_is_still_refused(
         r"queue: route only requests from cluster\.queue",
         f.message,
     ), f.message
+
+
+def test_the_design_side_package_starts_from_bytecode() -> None:
+    # The sandboxed interpreter cannot write bytecode (-B, read-only file system), so the
+    # trusted side writes it beside the package; otherwise every start compiles it again.
+    side = Path(_boundary.__file__).parent / "_side"
+    shutil.rmtree(side / "__pycache__", ignore_errors=True)
+    _boundary._compile_side.cache_clear()
+    assert isinstance(run(design("")), glia.SimResult)
+    tag = sys.implementation.cache_tag
+    compiled = {p.name.split(".")[0] for p in (side / "__pycache__").glob(f"*.{tag}.pyc")}
+    assert compiled >= {p.stem for p in side.glob("*.py")}
