@@ -318,6 +318,7 @@ def test_the_design_side_package_starts_from_bytecode() -> None:
     side = Path(_boundary.__file__).parent / "_side"
     shutil.rmtree(side / "__pycache__", ignore_errors=True)
     _boundary._compile_side.cache_clear()
+    _boundary._file_system.cache_clear()  # it holds the libraries' paths, found once
     assert isinstance(run(design("")), glia.SimResult)
     tag = sys.implementation.cache_tag
     compiled = {p.name.split(".")[0] for p in (side / "__pycache__").glob(f"*.{tag}.pyc")}
