@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from glia._errors import DesignError, InputError, SimulationError
-from glia.kernels import decode_run, iteration_times, select
+from glia.kernels import decode_runner, iteration_times, select
 
 from ._agenda import Agenda, Kind
 from ._autoscaling import Fleet, LoadView, ScalingPolicy
@@ -191,7 +191,7 @@ def run_simulation(
     num_done = 0
     name = router.name
     ff = fast_forward and observer is None and scheduler is None
-    run = select(decode_run, jit)
+    run = decode_runner(jit)  # the kernel without per-call type dispatch
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
     if scraper is not None:
         scraper.look(0.0)  # the first scrape, as the run starts
