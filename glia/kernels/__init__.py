@@ -6,7 +6,7 @@ runs the very same code. Kernels take the latency model as the coefficient vecto
 :meth:`glia.sim.LatencyModel.coefficients` and know nothing of the simulator's objects.
 """
 
-from ._decode import BETWEEN, IN_FLIGHT, NEEDS_MEMORY, DecodeRun, decode_run
+from ._decode import BETWEEN, IN_FLIGHT, NEEDS_MEMORY, DecodeRun, decode_run, decode_runner
 from ._jit import jit_enabled, kernel, select
 from ._latency import iteration_times, one_iteration_time
 
@@ -16,6 +16,7 @@ __all__ = [
     "NEEDS_MEMORY",
     "DecodeRun",
     "decode_run",
+    "decode_runner",
     "iteration_times",
     "jit_enabled",
     "kernel",

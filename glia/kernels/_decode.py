@@ -18,9 +18,9 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from ._jit import kernel
+from ._jit import jit_enabled, kernel
 
-__all__ = ["BETWEEN", "IN_FLIGHT", "NEEDS_MEMORY", "DecodeRun", "decode_run"]
+__all__ = ["BETWEEN", "IN_FLIGHT", "NEEDS_MEMORY", "DecodeRun", "decode_run", "decode_runner"]
 
 IN_FLIGHT = 0
 """Status: iteration ``it`` started at ``start``, lasts ``duration``, its blocks taken."""
@@ -85,3 +85,22 @@ def decode_run(
             return IN_FLIGHT, it, t, dt, free
         t = end
         it += 1
+
+
+SIGNATURE = (
+    "(float64[::1], float64, int64, int64, int64, int64, int64[::1], int64, float64, boolean)"
+)
+"""The one signature the simulator calls :func:`decode_run` with."""
+
+
+def decode_runner(jit: bool | None = None) -> DecodeRun:
+    """:func:`decode_run` as the simulator calls it: compiled for :data:`SIGNATURE` and called
+    through that compilation's entry point, without the dispatcher resolving the argument types
+    at every call (the simulator makes tens of thousands of short calls); or its Python source
+    when JIT is off (as :func:`~glia.kernels.select`). Same code, same results."""
+    use = jit_enabled() if jit is None else jit
+    if not use:
+        py: DecodeRun = decode_run.py_func  # type: ignore[attr-defined]
+        return py
+    entry: DecodeRun = decode_run.compile(SIGNATURE)  # type: ignore[attr-defined]
+    return entry

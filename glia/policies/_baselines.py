@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TypeVar
 
 import numpy as np
@@ -134,9 +135,10 @@ class PowerOfTwoRouter(Router):
 def _committed_blocks(r: ReplicaView, extra_per_token: float = 1.0) -> int:
     """Blocks allocated now plus those the queued prompts will take on admission."""
     bs = r.block_size
-    return r.num_allocated_blocks + sum(
-        _prompt_blocks(q.num_prefill_tokens * extra_per_token, bs) for q in r.queue
-    )
+    total = r.num_allocated_blocks
+    for q in r.queue:  # _prompt_blocks, inline: HRA calls this for every replica at every call
+        total += math.ceil(q.num_prefill_tokens * extra_per_token / bs)
+    return total
 
 
 class LeastKvRouter(Router):
@@ -237,8 +239,11 @@ class CacheAwareRouter(Router):
         return out
 
 
+_prompt_then_arrival = attrgetter("num_prefill_tokens", "arrived_at", "id")
+
+
 def _shortest_prompt_first(queue: tuple[Request, ...]) -> list[Request]:
-    return sorted(queue, key=lambda q: (q.num_prefill_tokens, q.arrived_at, q.id))
+    return sorted(queue, key=_prompt_then_arrival)
 
 
 class ExpertRouter(Router):
@@ -290,29 +295,33 @@ class HeadRoomAdmissionRouter(Router):
 
     @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
-        reps = cluster.replicas
         if not cluster.num_queued:
             return []
+        reps = cluster.replicas
         grow = 1.0 + self.decode_ratio
         projected = [_committed_blocks(r, grow) for r in reps]
         load = [r.num_outstanding for r in reps]
+        sizes = [r.block_size for r in reps]
+        capacity = [r.num_blocks for r in reps]
+        reserve = [int(c * self.safety) for c in capacity]
+        indices = range(len(reps))
         out = []
         for req in _shortest_prompt_first(cluster.queue):
-            best, best_key = -1, (0, 0, 0)
-            for i, r in enumerate(reps):
-                need = _prompt_blocks(req.num_prefill_tokens * grow, r.block_size)
-                empty = projected[i] == 0 and r.num_outstanding == 0
-                if r.num_blocks - (projected[i] + need) < int(r.num_blocks * self.safety) and not (
-                    empty  # an empty replica takes even an oversized request: nothing else will
-                ):
+            tokens = req.num_prefill_tokens * grow
+            best, least, fewest = -1, 0, 0
+            for i in indices:
+                p = projected[i]
+                if capacity[i] - (p + math.ceil(tokens / sizes[i])) < reserve[i] and not (
+                    p == 0 and reps[i].num_outstanding == 0
+                ):  # an empty replica takes even an oversized request: nothing else will
                     continue
-                key = (projected[i], load[i], i)
-                if best < 0 or key < best_key:
-                    best, best_key = i, key
+                # The least (projected, load, index): indices ascend, so a tie keeps the first.
+                if best < 0 or p < least or (p == least and load[i] < fewest):
+                    best, least, fewest = i, p, load[i]
             if best < 0:
                 break
             out.append((best, req))
-            projected[best] += _prompt_blocks(req.num_prefill_tokens * grow, reps[best].block_size)
+            projected[best] += math.ceil(tokens / sizes[best])
             load[best] += 1
         return out
 

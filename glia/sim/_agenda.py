@@ -53,6 +53,12 @@ class Agenda:
             heapq.heappop(heap)
         return heap[0][0] if heap else float("inf")
 
+    def entries(self) -> tuple[list[tuple[float, int, int, int]], list[list[int]]]:
+        """The heap of ``(time, kind, key, version)`` entries and the versions by kind and key,
+        for an event loop that inlines :meth:`push`, :meth:`pop` and :meth:`next_time`: an entry
+        counts while ``versions[kind][key] == version``."""
+        return self._heap, self._versions
+
     def pop(self) -> tuple[float, int, int]:
         """Remove and return the next event as ``(time, kind, key)``; ``(inf, -1, 0)`` when
         none is left."""

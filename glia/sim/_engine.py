@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
 from operator import attrgetter
 from typing import Protocol
 
@@ -28,12 +29,12 @@ import msgspec
 import numpy as np
 
 from glia._errors import DesignError, InputError, SimulationError
-from glia.kernels import decode_run, iteration_times, select
+from glia.kernels import decode_runner, iteration_times, select
 
 from ._agenda import Agenda, Kind
 from ._autoscaling import Fleet, LoadView, ScalingPolicy
 from ._config import Autoscale, ClusterConfig, ResolvedCluster, WorkloadConfig
-from ._guard import call_policy
+from ._guard import call_policy, policy_error
 from ._latency import LatencyModel
 from ._metrics import RequestTable, SimResult, Summary, summarize
 from ._replica import Clock, IterationRecord, Replica
@@ -190,7 +191,7 @@ def run_simulation(
     num_done = 0
     name = router.name
     ff = fast_forward and observer is None and scheduler is None
-    run = select(decode_run, jit)
+    run = decode_runner(jit)  # the kernel without per-call type dispatch
     coefs = [rr.latency.coefficients() for rr in rc.replicas]
     if scraper is not None:
         scraper.look(0.0)  # the first scrape, as the run starts
@@ -224,8 +225,15 @@ def run_simulation(
         if scraper is not None:
             scraper.look(now)
         view = ClusterView(now, trigger, waiting, fleet.views)
-        pairs = call_policy("router", name, now, _decisions, router, view)
-        if not pairs:  # half the calls (completions with an empty global queue)
+        try:  # call_policy(router, ...), inline on the hot path
+            pairs = router.schedule(view)
+            if type(pairs) is not list:  # a generator's errors come out while it is listed
+                pairs = list(pairs) if pairs is not None else []
+        except DesignError:
+            raise
+        except Exception as e:
+            raise policy_error("router", name, now, e) from e
+        if not pairs:  # completions with an empty global queue, held requests
             return
         for pair in pairs:
             try:
@@ -240,12 +248,13 @@ def run_simulation(
                     f"router {name!r} returned {req!r} as a request at t={now:.3f}s: route the "
                     "Request objects from cluster.queue"
                 )
-            if type(rid) is not int and not isinstance(rid, np.integer):
-                raise DesignError(
-                    f"router {name!r} routed request {req.id} to {rid!r} at t={now:.3f}s: a "
-                    "replica is an int index"
-                )
-            rid = int(rid)
+            if type(rid) is not int:
+                if not isinstance(rid, np.integer):
+                    raise DesignError(
+                        f"router {name!r} routed request {req.id} to {rid!r} at t={now:.3f}s: a "
+                        "replica is an int index"
+                    )
+                rid = int(rid)
             if not 0 <= rid < len(routable):
                 raise DesignError(
                     f"router {name!r} routed request {req.id} to replica {rid} at t={now:.3f}s, "
@@ -309,11 +318,17 @@ def run_simulation(
     agenda.push(due[0], ARRIVAL)  # the next arrival due is always on the agenda
     if interval < float("inf"):
         agenda.push(interval, TICK)
-    pop, push, next_time = agenda.pop, agenda.push, agenda.next_time  # the hot path's calls
+    # The hot path inlines the agenda's push, pop and next_time (see Agenda.entries).
+    heap, versions = agenda.entries()
+    ends, arrival_version = versions[ITERATION_END], versions[ARRIVAL]
     scaled = autoscaler is not None  # only then may a replica drain
     try:
         while num_done < n:  # the run (and its GPU time) ends with the last completion
-            t, kind, rid = pop()
+            if not heap:  # nothing will happen again
+                break
+            t, kind, rid, version = heappop(heap)
+            if versions[kind][rid] != version:  # cancelled
+                continue
             if kind == ITERATION_END:
                 now = t
                 r = replicas[rid]
@@ -340,7 +355,7 @@ def run_simulation(
                     job = jobs[next_arrival] = Job(req, job.output)
                 next_arrival += 1
                 if due and next_arrival < n:
-                    agenda.push(due[0], ARRIVAL)
+                    heappush(heap, (due[0], ARRIVAL, 0, arrival_version[0]))  # agenda.push
                 waiting[job.id] = job.req
                 route(now, "arrival")
             elif kind == READY:
@@ -354,23 +369,28 @@ def run_simulation(
             else:  # nothing left, or only the autoscaler's ticks: nothing will happen again
                 break
             # Start idle replicas once every event at this instant has been handled.
-            if to_start and next_time() > now:
-                for rid in sorted(to_start):
-                    r = replicas[rid]
-                    if ff:  # a decode-only run: the kernel takes it from its first iteration
-                        end = r.run_ahead(now, run, coefs[rid])
-                        if end >= 0.0:
-                            r.busy = True
-                            push(end, ITERATION_END, rid)
-                            continue
-                    dt = r.start(now)
-                    if dt > 0.0:
-                        end = now + dt
-                        if ff and r.can_fast_forward():
-                            end = r.go_lazy(end, run, coefs[rid])
+            if not to_start:
+                continue
+            while heap and versions[heap[0][1]][heap[0][2]] != heap[0][3]:
+                heappop(heap)  # cancelled (agenda.next_time, inline)
+            if heap and heap[0][0] <= now:
+                continue
+            for rid in sorted(to_start) if len(to_start) > 1 else to_start:
+                r = replicas[rid]
+                if ff:  # a decode-only run: the kernel takes it from its first iteration
+                    end = r.run_ahead(now, run, coefs[rid])
+                    if end >= 0.0:
                         r.busy = True
-                        push(end, ITERATION_END, rid)
-                to_start.clear()
+                        heappush(heap, (end, ITERATION_END, rid, ends[rid]))  # agenda.push
+                        continue
+                dt = r.start(now)
+                if dt > 0.0:
+                    end = now + dt
+                    if ff and r.can_fast_forward():
+                        end = r.go_lazy(end, run, coefs[rid])
+                    r.busy = True
+                    heappush(heap, (end, ITERATION_END, rid, ends[rid]))  # agenda.push
+            to_start.clear()
 
     except DesignError as e:
         finished = [j for j in jobs if j.completed_at >= 0.0]
@@ -398,14 +418,6 @@ def run_simulation(
         scheduler=scheduler.name if scheduler is not None else None,
         autoscaler=autoscaler.name if autoscaler is not None else None,
     )
-
-
-def _decisions(router: RoutingPolicy, view: ClusterView) -> list[tuple[int, Request]]:
-    """A router's decisions as a list (a generator's errors come out while it is listed)."""
-    decisions = router.schedule(view)
-    if type(decisions) is list:  # the usual answer: no copy needed
-        return decisions
-    return list(decisions) if decisions is not None else []
 
 
 def _interval(autoscaler: ScalingPolicy) -> float:

@@ -8,7 +8,7 @@ from typing import TypeVar, TypeVarTuple
 
 from glia._errors import DesignError
 
-__all__ = ["call_policy"]
+__all__ = ["call_policy", "policy_error"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -33,7 +33,13 @@ def call_policy(
     except DesignError:
         raise
     except Exception as e:
-        where = f" in {call}() on replica {replica}" if replica >= 0 else ""
-        raise DesignError(
-            f"{role} {name!r} raised {type(e).__name__}{where} at t={now:.3f}s: {e}"
-        ) from e
+        raise policy_error(role, name, now, e, call=call, replica=replica) from e
+
+
+def policy_error(
+    role: str, name: str, now: float, e: Exception, *, call: str = "", replica: int = -1
+) -> DesignError:
+    """The :class:`DesignError` that :func:`call_policy` raises for ``e`` (for a hot path that
+    calls its policy inline); raise it ``from e``."""
+    where = f" in {call}() on replica {replica}" if replica >= 0 else ""
+    return DesignError(f"{role} {name!r} raised {type(e).__name__}{where} at t={now:.3f}s: {e}")

@@ -101,7 +101,7 @@ class Replica:
         "_event",
         "_flight_end",
         "_kv_base",
-        "_lead",
+        "_next",
         "_phase_count",
         "_phases",
         "_run",
@@ -163,7 +163,9 @@ class Replica:
         self.in_flight = False  # an iteration has started (its blocks taken) and not ended
         self.lazy = False  # running ahead in a decode-only run (see go_lazy)
         self._anchor: tuple[int, float, int] = (0, 0.0, 0)
-        self._lead = False  # the anchor's iteration follows one in flight when the run began
+        # Where a lazy run's state was last brought to: iteration `_next[0]` starts at
+        # `_next[1]` with `_next[2]` free blocks (the kernel resumes from there).
+        self._next: tuple[int, float, int] = (0, 0.0, 0)
         self._event: tuple[int, int] = (0, 0)
         self._stop = 0
         self._flight_end = -1.0
@@ -340,8 +342,19 @@ class Replica:
         ending = self._ends.pop(c, None)
         if ending:
             cache = self.cache
+            decoding, phase_count, phases, bs = (
+                self.decoding,
+                self._phase_count,
+                self._phases,
+                self.block_size,
+            )
             for job in ending:
-                self._drop_decoder(job)
+                # self._drop_decoder(job), inline: `it` is already c + 1
+                self.free += -((self.it - job.start_it + job.prompt) // -bs)
+                del decoding[job.id]
+                phase_count[job.phase] -= 1
+                phases[job.phase] -= 1
+                self._kv_base -= job.prompt - job.start_it
                 job.remaining = 0
                 job.completed_at = now
                 completed.append(job)
@@ -438,11 +451,16 @@ class Replica:
             return -1.0  # start() admits the head of the queue
         self.free = free - need  # as start() leaves it (read only after a sync)
         self.in_flight = True
-        self._stop = self._first_end()  # the first iteration that completes a request
-        self._anchor = (c, now, free)  # iteration c starts now with `free`
-        self._lead = False
+        heap, ends = self._end_its, self._ends
+        while heap[0] not in ends:  # self._first_end(), inline
+            heapq.heappop(heap)
+        self._stop = stop = heap[0]  # the first iteration that completes a request
+        self._anchor = self._next = (c, now, free)  # iteration c starts now with `free`
+        self._flight_end = -1.0  # its end is not known before a materialization
         self._run, self._coef = run, coef
-        status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
+        status, x, start, duration, free = run(
+            coef, now, c, len(decoding), self._kv_base, free, self._phases, stop, INF, True
+        )
         if x == c:  # that first iteration completes a request: an ordinary iteration end
             return float(start) + float(duration)
         return self._enter_lazy(status, x, start, duration, free)
@@ -455,8 +473,8 @@ class Replica:
         self._stop = self._first_end()  # the first iteration that completes a request
         if self._stop == c:
             return end
-        self._anchor = (c + 1, end, self.free)  # iteration c + 1 starts at `end` with `free`
-        self._lead = True  # iteration c is in flight until then
+        self._anchor = self._next = (c + 1, end, self.free)  # iteration c + 1 starts at `end`
+        self._flight_end = end  # iteration c is in flight until then
         self._run, self._coef = run, coef
         status, x, start, duration, free = self._run_from_anchor(float("inf"), True)
         return self._enter_lazy(status, x, start, duration, free)
@@ -495,23 +513,41 @@ class Replica:
         clock = self.clock
         if self.lazy and self._seen != clock.stamp:
             self._seen = clock.stamp
-            self._materialize(clock.now, self.id < clock.below)
+            now = clock.now
+            end = self._flight_end
+            # Still in the iteration in flight at the last materialization: nothing changed.
+            if self.in_flight and (now < end or (now == end and self.id >= clock.below)):
+                return
+            self._materialize(now, self.id < clock.below)
 
     def _materialize(self, now: float, inclusive: bool) -> None:
-        it, start, free = self._anchor
-        if self._lead and (now < start or (now == start and not inclusive)):
-            # Still in the iteration that was in flight when the run began (it ends at `start`).
-            self.it, self.free, self._flight_end = it - 1, free, start
-            self.in_flight = True
-            return
-        status, x, start, duration, free = self._run_from_anchor(now, inclusive)
+        """Run the kernel on from where the state was last brought (``_next``) to ``now``.
+
+        The clock's instant only moves forward (within one instant, ``inclusive`` only turns
+        true: events are handled by replica id), so resuming gives what a run from the anchor
+        would: the kernel's state at an iteration's start is all it carries forward."""
+        it, start, free = self._next
+        status, x, start, duration, free = self._run(
+            self._coef,
+            start,
+            it,
+            len(self.decoding),
+            self._kv_base,
+            free,
+            self._phases,
+            self._stop,
+            now,
+            inclusive,
+        )
         if status == BETWEEN:
             self.it, self.free, self._flight_end = int(x), int(free), -1.0
             self.in_flight = False
+            self._next = (self.it, float(start), self.free)
         else:  # IN_FLIGHT: runs and memory events at `now` are never past their own event
             self.it, self.free = int(x), int(free)
-            self._flight_end = float(start) + float(duration)
+            self._flight_end = end = float(start) + float(duration)
             self.in_flight = True
+            self._next = (self.it + 1, end, self.free)
 
     def stays_lazy_with(self, job: Job) -> bool:
         """Whether this lazy run stays exact when ``job`` joins the back of the queue: the
@@ -609,6 +645,8 @@ class Replica:
         self.queue.appendleft(victim)
         return needed_now
 
+
+INF = float("inf")
 
 _arrival = attrgetter("arrived_at", "id")
 """The preemption order key: the request that arrived last goes first."""

@@ -61,8 +61,9 @@ class ReplicaView:
     @property
     def num_allocated_blocks(self) -> int:
         """KV blocks held by running requests now."""
-        self._r.sync()
-        return self._r.num_blocks - self._r.free
+        r = self._r
+        r.sync()
+        return r.num_blocks - r.free
 
     @property
     def num_free_blocks(self) -> int:
@@ -72,7 +73,8 @@ class ReplicaView:
     @property
     def queue(self) -> tuple[Request, ...]:
         """Requests routed here but not yet admitted, in the order the replica will admit them."""
-        return tuple(j.req for j in self._r.queue)
+        q = self._r.queue
+        return tuple([j.req for j in q]) if q else ()
 
     @property
     def num_queued(self) -> int:
