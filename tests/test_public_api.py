@@ -121,6 +121,8 @@ POLICIES = [
     "LeastOutstandingRouter",
     "LlmdPrefixRouter",
     "LlmdScorerRouter",
+    "LlmdWeighted11Router",
+    "LlmdWeighted322Router",
     "Mechanisms",
     "PowerOfTwoRouter",
     "RayServeAutoscaler",
@@ -209,6 +211,8 @@ def test_presets() -> None:
         "diurnal",
         "glia-routing",
         "glia-scheduling",
+        "prefix-heavy",
+        "prefix-heavy-bursty",
         "sharegpt-conv",
     ]
     paper = glia.PRESETS["glia-routing"]
