@@ -29,7 +29,8 @@ class PrefixIndex:
         """Prompt tokens of ``req`` the index expects ``replica`` to have cached."""
         if req.prefix_id < 0 or req.prefix_len <= 0:
             return 0
-        tokens = self._by_replica.get(replica.id, {}).get(req.prefix_id, 0)
+        entries = self._by_replica.get(replica.id)
+        tokens = entries.get(req.prefix_id, 0) if entries is not None else 0
         return min(tokens, req.prefix_len, req.num_prefill_tokens - 1)
 
     def record(self, replica: ReplicaView, req: Request) -> None:
