@@ -81,3 +81,30 @@ def test_baselines_are_ordered_sensibly_on_a_short_run() -> None:
     llq, hra, one_one, tracked = mean("llq"), mean("hra"), mean("llm-d-1-1"), mean(affinity)
     assert tracked < 0.5 * one_one
     assert one_one < 0.7 * min(llq, hra)
+
+
+def test_the_offline_designer_tracks_prefixes_behind_scraped_metrics() -> None:
+    from glia.actors._offline import _moves, _State
+
+    first = next(_moves(Mechanisms(), _State(prefix=True, scraped=True)))
+    assert first == ("affinity", Mechanisms(affinity=0.3, slack=4, track_prefixes=True))
+    exact = next(_moves(Mechanisms(), _State(prefix=True)))
+    assert exact == ("affinity", Mechanisms(affinity=0.3, slack=4))
+    # With affinity on, the load guard first, then the index (from all: 8 and 4 prefixes).
+    on = Mechanisms(affinity=0.3, slack=4, track_prefixes=True)
+    moves = [(why, m) for why, m in _moves(on, _State(prefix=True, scraped=True))][:4]
+    assert moves == [
+        ("slack", Mechanisms(affinity=0.3, slack=2, track_prefixes=True)),
+        ("slack", Mechanisms(affinity=0.3, slack=8, track_prefixes=True)),
+        ("index", Mechanisms(affinity=0.3, slack=4, track_prefixes=True, index_prefixes=8)),
+        ("index", Mechanisms(affinity=0.3, slack=4, track_prefixes=True, index_prefixes=4)),
+    ]
+
+
+def test_a_tracking_design_runs_behind_scraped_metrics() -> None:
+    """The composed design reads no unscrapable field (a cache-reading one would fail)."""
+    tracked = load_design_source(compose(Mechanisms(affinity=0.3, track_prefixes=True)))
+    reading = load_design_source(compose(Mechanisms(affinity=0.3)))
+    assert glia.simulate(tracked, "prefix-heavy", seed=0, duration_s=5.0).summary.num_requests
+    with pytest.raises(glia.DesignError, match="cached_prefix"):
+        glia.simulate(reading, "prefix-heavy", seed=0, duration_s=5.0)
