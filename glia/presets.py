@@ -17,7 +17,8 @@ PRESETS: dict[str, Preset] = {p.name: p for t in TASKS.values() for p in t.prese
 SECOND_WORKLOAD = {"glia-routing": "azure-conv", "azure-conv": "glia-routing",
                    "sharegpt-conv": "glia-routing", "chat-prefix": "glia-routing",
                    "glia-scheduling": "azure-conv", "diurnal": "azure-autoscale",
-                   "azure-autoscale": "diurnal"}  # fmt: skip
+                   "azure-autoscale": "diurnal", "prefix-heavy": "prefix-heavy-bursty",
+                   "prefix-heavy-bursty": "prefix-heavy"}  # fmt: skip
 """The workload each preset's best design is also validated on."""
 
 

@@ -121,6 +121,8 @@ POLICIES = [
     "LeastOutstandingRouter",
     "LlmdPrefixRouter",
     "LlmdScorerRouter",
+    "LlmdWeighted11Router",
+    "LlmdWeighted322Router",
     "Mechanisms",
     "PowerOfTwoRouter",
     "RayServeAutoscaler",
@@ -209,6 +211,8 @@ def test_presets() -> None:
         "diurnal",
         "glia-routing",
         "glia-scheduling",
+        "prefix-heavy",
+        "prefix-heavy-bursty",
         "sharegpt-conv",
     ]
     paper = glia.PRESETS["glia-routing"]
@@ -277,7 +281,7 @@ def test_unknown_settings_and_presets() -> None:
     assert str(err.value) == (
         "unknown preset 'nope': choose one of "
         "azure-autoscale, azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, "
-        "sharegpt-conv"
+        "prefix-heavy, prefix-heavy-bursty, sharegpt-conv"
     )
     with pytest.raises(glia.InputError, match=r"^invalid setting: "):
         glia.experiment_config("glia-routing", num_replicas="four")

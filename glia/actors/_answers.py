@@ -39,6 +39,9 @@ class SimulationAnswer(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Per-request CSVs in the workspace, one per seed."""
     prefix_caching: bool = False
     """The cluster caches prompt prefixes."""
+    metrics_scraped: bool = False
+    """The router sees engine metrics scraped at intervals: a replica's prefix cache cannot be
+    read (the router must track what it sent where)."""
     cost: float | None = None
     """The task's objective when it is not the mean E2E (lower is better)."""
     objective: str | None = None

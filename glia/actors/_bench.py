@@ -150,6 +150,7 @@ class TrialBench:
             seeds=None if self._secret(t.seeds) else t.seeds,
             first_seed=first, csv_paths=csvs, simulations_left=left,
             prefix_caching=self.cluster.prefix_cache > 0,
+            metrics_scraped=self.cluster.metrics_interval_s > 0,
         )  # fmt: skip
         if self.task.cost_is_latency or t.cost is None:
             return answer

@@ -58,6 +58,10 @@ _MARGIN = 0.1
 it) is on the edge: held-out days may miss it, so it is preferred only if nothing safer is."""
 
 Spec = RouterMechanisms | SchedulerMechanisms | ScalerMechanisms
+_SLACKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""Load guards of prefix affinity: extra requests in flight tolerated for a hit."""
+_INDEX = (1, 2, 3, 4, 5, 6, 8, 12, 16)
+"""Prefixes a tracking router remembers per replica (0, all, is tried first)."""
 
 ANALYSIS = """\
 import csv, glob
@@ -106,8 +110,16 @@ _WHY = {
     "hold": "let smaller requests pass a request that fits nowhere instead of holding the queue",
     "combine": "combine what worked separately, as the supervisor suggested",
     "affinity": (
-        "replicas cache conversation prefixes: send a request where most of its prompt is "
+        "replicas cache prompt prefixes: send a request where most of its prompt is "
         "cached, unless that replica is much busier"
+    ),
+    "slack": (
+        "tune the load guard of prefix affinity: how much busier the replica holding the "
+        "prefix may be (a miss recomputes the whole prefix; an imbalance queues)"
+    ),
+    "index": (
+        "tune how many prefixes the router believes each replica still caches (what it sent "
+        "there, least recent first out): a prefix the replica evicted is a miss, not a hit"
     ),
     "sched-order": (
         "long prompts at the head of a replica's queue hold short ones back: admit the "
@@ -168,6 +180,9 @@ class _State:
     left: int | None = None
     prefix: bool = False
     """The cluster caches prompt prefixes (the simulations say so)."""
+    scraped: bool = False
+    """The router sees scraped metrics: replicas' caches cannot be read (the simulations say
+    so), so prefix affinity tracks what the router sent where."""
     context: int = 0
     """Which of several parallel contexts this is (0-based, from the first prompt)."""
     task: Task = DEFAULT_TASK
@@ -235,6 +250,7 @@ def _read(messages: list[ModelMessage], seat: Seat) -> _State:
             st.turn_trials += i >= turn_start
             st.left = answer.simulations_left
             st.prefix = st.prefix or answer.prefix_caching
+            st.scraped = st.scraped or answer.metrics_scraped
             if answer.trial is not None:
                 src = st.files.get(args["design_path"], "")
                 st.trials.append(
@@ -282,12 +298,17 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
             })  # fmt: skip
     if st.prefix:  # requests that share a cached prefix are cheaper where it is cached
         if b.affinity == 0:
-            yield "affinity", r(b, affinity=0.3, slack=4)
+            yield "affinity", r(b, affinity=0.3, slack=4, track_prefixes=st.scraped)
         else:
+            # The load guard first: how much busier the replica with the prefix may be.
+            for k in _neighbours(b.slack, _SLACKS):
+                yield "slack", r(b, slack=int(k))
+            if b.track_prefixes:  # how many prefixes the router believes a replica holds
+                near = (8, 4) if b.index_prefixes == 0 else _neighbours(b.index_prefixes, _INDEX)
+                for k in near:
+                    yield "index", r(b, index_prefixes=int(k))
             for v in _neighbours(b.affinity, (0.1, 0.3, 0.5, 0.7)):
                 yield "affinity", r(b, affinity=v)
-            for k in _neighbours(b.slack, (1, 2, 4, 8, 16)):
-                yield "affinity", r(b, slack=int(k))
     preempted = st.analysis.get("restarted_fraction", 0.0) > 0.01
     if not b.admission:
         admit = r(b, score="kv", admission=True)

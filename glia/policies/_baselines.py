@@ -12,8 +12,10 @@ from typing import TypeVar
 
 import numpy as np
 
+from glia._errors import InputError
 from glia.sim import ClusterView, ReplicaView, Request
 
+from ._prefix_index import PrefixIndex, cached_tokens
 from ._router import Assignment, Router
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "LeastOutstandingRouter",
     "LlmdPrefixRouter",
     "LlmdScorerRouter",
+    "LlmdWeighted11Router",
+    "LlmdWeighted322Router",
     "PowerOfTwoRouter",
     "RandomRouter",
     "RoundRobinRouter",
@@ -163,16 +167,54 @@ class LeastKvRouter(Router):
 
 
 class LlmdScorerRouter(Router):
-    """llm-d's inference-scheduler default scorers, equally weighted: queue and KV use.
+    """llm-d's inference-scheduler scorers, weighted: queue, KV use and prefix cache.
 
     Queue score: ``(max_q - q) / (max_q - min_q)`` over replicas (1 when all equal); KV score:
-    ``1 - used / capacity``. The replica with the highest weighted sum wins.
+    ``1 - used / capacity``; prefix score: the fraction of the prompt cached on the replica
+    (``cached_prefix / prompt``). The replica with the highest weighted sum wins. The class
+    default weighs queue and KV equally, with no prefix scorer; ``queue_weight``, ``kv_weight``
+    and ``prefix_weight`` set other weights (non-negative, not all 0).
+
+    Behind scraped metrics (``metrics_interval_s`` above 0) the prefix scorer reads the
+    router's own record of what it sent where (llm-d's approximate prefix-cache scorer; see
+    :class:`~glia.policies._prefix_index.PrefixIndex`), since an engine's cache cannot be read.
     """
 
     name = "llm-d"
     queue_weight = 1.0
     kv_weight = 1.0
     prefix_weight = 0.0
+
+    def __init__(
+        self,
+        *,
+        queue_weight: float | None = None,
+        kv_weight: float | None = None,
+        prefix_weight: float | None = None,
+    ) -> None:
+        given = {"queue_weight": queue_weight, "kv_weight": kv_weight,
+                 "prefix_weight": prefix_weight}  # fmt: skip
+        for key, value in given.items():
+            if value is None:
+                continue
+            if not (math.isfinite(value) and value >= 0.0):
+                raise InputError(f"llm-d scorer {key} is {value}: give a finite weight >= 0")
+            setattr(self, key, float(value))
+        if self.queue_weight == self.kv_weight == self.prefix_weight == 0.0:
+            raise InputError(
+                "llm-d scorer weights are all 0: give at least one positive weight "
+                "(queue_weight, kv_weight or prefix_weight)"
+            )
+        self._index = PrefixIndex()
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        super().setup(cluster, rng)
+        self._index = PrefixIndex()  # a new run: nothing sent anywhere yet
+
+    @property
+    def weights(self) -> tuple[float, float, float]:
+        """``(prefix_weight, queue_weight, kv_weight)``."""
+        return (self.prefix_weight, self.queue_weight, self.kv_weight)
 
     @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
@@ -190,10 +232,13 @@ class LlmdScorerRouter(Router):
                 ks = 1.0 - kv[i] / r.num_blocks
                 score = self.queue_weight * qs + self.kv_weight * ks
                 if self.prefix_weight:
-                    score += self.prefix_weight * r.cached_prefix(req) / req.num_prefill_tokens
+                    hit = cached_tokens(r, req, self._index)
+                    score += self.prefix_weight * hit / req.num_prefill_tokens
                 if score > best_score:
                     best, best_score = i, score
             out.append((best, req))
+            if self.prefix_weight:
+                self._index.record(reps[best], req)
             queued[best] += 1
             kv[best] += _prompt_blocks(req.num_prefill_tokens, reps[best].block_size)
         return out
@@ -207,6 +252,26 @@ class LlmdPrefixRouter(LlmdScorerRouter):
     prefix_weight = 1.0
 
 
+class LlmdWeighted11Router(LlmdScorerRouter):
+    """llm-d's prefix-cache and load (queue) scorers weighted 1:1, no KV scorer: the tuned
+    weighting of IBM's llm-d router study on prefix-heavy traffic."""
+
+    name = "llm-d-1-1"
+    prefix_weight = 1.0
+    queue_weight = 1.0
+    kv_weight = 0.0
+
+
+class LlmdWeighted322Router(LlmdScorerRouter):
+    """llm-d's default prefix-cache-aware profile: prefix-cache, queue and KV-use scorers
+    weighted 3:2:2."""
+
+    name = "llm-d-3-2-2"
+    prefix_weight = 3.0
+    queue_weight = 2.0
+    kv_weight = 2.0
+
+
 class CacheAwareRouter(Router):
     """SGLang's cache-aware router: the replica holding the most of the prompt if that is at
     least ``cache_threshold`` of it, else the least loaded; but when the load is imbalanced
@@ -217,6 +282,13 @@ class CacheAwareRouter(Router):
     cache_threshold = 0.5
     balance_abs = 32
     balance_rel = 1.0001
+
+    def __init__(self) -> None:
+        self._index = PrefixIndex()  # behind scraped metrics: what it sent where
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        super().setup(cluster, rng)
+        self._index = PrefixIndex()  # a new run: nothing sent anywhere yet
 
     @_idle_when_queue_empty
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
@@ -230,11 +302,12 @@ class CacheAwareRouter(Router):
             hi, lo = max(load), load[least]
             best = least
             if not (hi - lo > self.balance_abs and hi > lo * self.balance_rel):
-                hits = [r.cached_prefix(req) for r in reps]
+                hits = [cached_tokens(r, req, self._index) for r in reps]
                 top = max(range(len(reps)), key=lambda i: (hits[i], -load[i], -i))
                 if hits[top] >= self.cache_threshold * req.num_prefill_tokens:
                     best = top
             out.append((best, req))
+            self._index.record(reps[best], req)
             load[best] += 1
         return out
 
@@ -337,6 +410,8 @@ BASELINES: dict[str, type[Router]] = {
         LeastKvRouter,
         LlmdScorerRouter,
         LlmdPrefixRouter,
+        LlmdWeighted11Router,
+        LlmdWeighted322Router,
         CacheAwareRouter,
         ExpertRouter,
         HeadRoomAdmissionRouter,

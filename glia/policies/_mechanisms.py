@@ -20,7 +20,10 @@ turned on:
   (``True``), or let smaller requests behind it go first (``False``);
 * **prefix affinity** — with prefix caching, send a request to the replica caching the most of
   its prompt if that is at least ``affinity`` of it and that replica has at most ``slack`` more
-  requests in flight than the one the load score chose.
+  requests in flight than the one the load score chose; behind scraped metrics (where an
+  engine's cache cannot be read) it *tracks prefixes* itself: the router remembers which prefix
+  ids it sent to each replica, the ``index_prefixes`` most recent per replica (0: all), and
+  takes those as cached (llm-d's approximate prefix-cache scorer).
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Fraction of the prompt a replica must have cached to attract the request (0: off)."""
     slack: int = 2
     """Extra requests in flight tolerated on the replica with the prefix (with ``affinity``)."""
+    track_prefixes: bool = False
+    """With ``affinity``: estimate cached prefixes from the router's own record of what it sent
+    where instead of asking the replicas (works behind scraped metrics)."""
+    index_prefixes: int = 0
+    """With ``track_prefixes``: prefixes remembered per replica, least recently sent out first
+    (0: all; set it near what a replica's cache holds)."""
     starve_s: float = 0.0
     """With shortest-prompt order: seconds in the global queue after which a request goes
     first, in arrival order (0: no bound)."""
@@ -72,6 +81,8 @@ class Mechanisms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             parts.append("hold" if self.hold else "backfill")
         if self.affinity > 0:
             parts.append(f"affinity={self.affinity:g}, slack={self.slack}")
+            if self.track_prefixes:
+                parts.append(f"tracked prefixes (index {self.index_prefixes or 'all'})")
         return ", ".join(parts)
 
 
@@ -98,10 +109,12 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     if deadline:  # size-aware but fair: a deadline that grows with log2 of the prompt
         order = "sorted(cluster.queue, key=deadline)"
     uses_blocks = m.score == "kv" or m.admission
+    track = m.affinity > 0 and m.track_prefixes
     lines = [
         f'"""Router composed by the offline designer: {m.describe()}."""',
         "",
         "import math",
+        *(["from collections import OrderedDict"] if track else []),
         "",
         "from glia.policies import Router",
         "",
@@ -116,6 +129,8 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     if m.affinity > 0:
         lines.append(f"AFFINITY = {m.affinity!r}  # cached fraction of a prompt that attracts it")
         lines.append(f"SLACK = {m.slack!r}  # extra requests in flight tolerated for a prefix hit")
+    if track:
+        lines.append(f"INDEX = {m.index_prefixes!r}  # prefixes remembered per replica (0: all)")
     lines += [
         "",
         "",
@@ -148,8 +163,38 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
             "",
             "",
         ]
+    if track:
+        lines += [
+            "def tracked(seen, r, req):",
+            '    """Prompt tokens of req the router expects r to have cached: what it sent."""',
+            "    if req.prefix_id < 0:",
+            "        return 0",
+            "    sent = seen.get(r.id, {}).get(req.prefix_id, 0)",
+            "    return min(sent, req.prefix_len, req.num_prefill_tokens - 1)",
+            "",
+            "",
+            "def remember(seen, r, req):",
+            '    """req goes to r: its prefix is cached there next (least recent out)."""',
+            "    if req.prefix_id < 0:",
+            "        return",
+            "    sent = seen.setdefault(r.id, OrderedDict())",
+            "    sent[req.prefix_id] = max(sent.pop(req.prefix_id, 0), req.num_prefill_tokens)",
+            "    while INDEX and len(sent) > INDEX:",
+            "        sent.popitem(last=False)",
+            "",
+            "",
+        ]
     lines += [
         f"class {name}(Router):",
+    ]
+    if track:
+        lines += [
+            "    def setup(self, cluster, rng):",
+            "        super().setup(cluster, rng)",
+            "        self.seen = {}  # replica id -> prefix id -> prompt tokens sent there",
+            "",
+        ]
+    lines += [
         "    def schedule(self, cluster):",
         "        if not cluster.num_queued:",
         "            return []",
@@ -183,7 +228,9 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
     ]
     if m.affinity > 0:
         lines += [
-            "            hits = {i: reps[i].cached_prefix(req) for i in fits}",
+            "            hits = {i: "
+            + ("tracked(self.seen, reps[i], req)" if track else "reps[i].cached_prefix(req)")
+            + " for i in fits}",
             "            top = max(fits, key=lambda i: (hits[i], -inflight[i], -i))",
             "            if hits[top] >= AFFINITY * req.num_prefill_tokens and (",
             "                inflight[top] <= inflight[best] + SLACK",
@@ -194,6 +241,8 @@ def compose(m: Mechanisms, *, name: str = "Candidate") -> str:
         "            out.append((best, req))",
         "            inflight[best] += 1",
     ]
+    if track:
+        lines.append("            remember(self.seen, reps[best], req)")
     if uses_blocks:
         lines.append("            used[best] += blocks(req.num_prefill_tokens * GROW, "
                      "reps[best].block_size)")  # fmt: skip

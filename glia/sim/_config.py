@@ -275,3 +275,11 @@ class WorkloadConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Every prompt's length (input sequence length), instead of the trace's."""
     osl: int | None = None
     """Every output's length (output sequence length), instead of the trace's."""
+    prefix_groups: int = 0
+    """Shared prefixes: above 0, each request belongs to one of this many groups (drawn
+    uniformly) and its prompt starts with its group's shared prefix (a system prompt or
+    document), ``prefix_tokens`` long, before its own prompt drawn from the trace; replicas
+    with a prefix cache share a cached prefix's KV blocks between its requests."""
+    prefix_tokens: int = 0
+    """Shared prefixes: the length of each group's prefix in tokens (not counted in
+    ``max_tokens``, which caps each request's own prompt and output)."""

@@ -135,6 +135,7 @@ def run_simulation(
             observer=observer,
             prefix_cache=int(cluster.prefix_cache * rr.num_blocks),
             clock=clock,
+            shared_prefixes=trace.shared_prefixes,
         )
         for i, rr in enumerate(rc.replicas)
     ]

@@ -110,6 +110,7 @@ class Replica:
         "block_size",
         "busy",
         "cache",
+        "cache_output",
         "cached_tokens",
         "chunk_size",
         "clock",
@@ -143,6 +144,7 @@ class Replica:
         observer: Callable[[IterationRecord], None] | None = None,
         prefix_cache: int = 0,
         clock: Clock | None = None,
+        shared_prefixes: bool = False,
     ) -> None:
         self.id = rid
         self.clock = clock if clock is not None else Clock()
@@ -155,6 +157,9 @@ class Replica:
         self.observer = observer
         self.cache = PrefixCache(prefix_cache, block_size) if prefix_cache > 0 else None
         self.cached_tokens = 0  # prompt tokens served from the prefix cache, over the run
+        # Conversations cache a completed request's prompt and output; shared prefixes (system
+        # prompts) only the prefix, once a prefill has computed it (see glia.sim._prefix).
+        self.cache_output = not shared_prefixes
         self.scheduler: SchedulingPolicy | None = None  # set by the engine, with the view
         self.view: ReplicaView | None = None
         self.free = num_blocks
@@ -194,7 +199,16 @@ class Replica:
         return len(self.prefilling) + len(self.decoding)
 
     def decoder_blocks(self, job: Job) -> int:
-        return ceil_div(job.prompt + self.it - job.start_it, self.block_size)
+        """KV blocks a decoder holds of its own (not those it shares with a cached prefix)."""
+        return ceil_div(job.prompt + self.it - job.start_it, self.block_size) - job.shared
+
+    def admission_blocks(self, job: Job) -> int:
+        """KV blocks ``job`` would take if admitted now: its whole prompt, less the blocks it
+        would share with a cached prefix."""
+        blocks = -(-job.prompt // self.block_size)
+        if self.cache is not None:
+            blocks -= self.cache.shared_blocks(job.req)
+        return blocks
 
     def snapshot(self) -> tuple[RunningRequest, ...]:
         """The running requests, oldest admission first (prefilling ones before decoders)."""
@@ -219,7 +233,8 @@ class Replica:
                     request=j.req,
                     num_processed_tokens=j.prompt + steps + taken,
                     num_generated_tokens=j.output - j.remaining + steps,
-                    num_allocated_blocks=ceil_div(j.prompt + steps + taken, self.block_size),
+                    num_allocated_blocks=ceil_div(j.prompt + steps + taken, self.block_size)
+                    - j.shared,
                     in_prefill=False,
                     num_restarts=j.restarts,
                 )
@@ -278,6 +293,9 @@ class Replica:
             else:
                 break
             blocks = -(-job.prompt // bs)  # ceil_div, inline on the hot path
+            cache = self.cache
+            if cache is not None:
+                blocks -= cache.shared_blocks(job.req)
             if self.free - blocks < self.watermark:
                 if skip:
                     continue
@@ -293,10 +311,11 @@ class Replica:
                 job.scheduled_at = now
             self.prefilling.append(job)
             hit = 0
-            if self.cache is not None:
+            if cache is not None:
                 # Cached prefix tokens count as processed: only the rest is prefilled, and
-                # attends over them (whole pass: prompt + generated output on a restart).
-                hit = self.cache.hit(job.req)
+                # attends over them (whole pass: prompt + generated output on a restart). Their
+                # whole blocks are the cache entry's, shared (``blocks`` left them out).
+                hit, job.shared = cache.acquire(job.req)
                 job.prefilled = hit
                 self.cached_tokens += hit
                 prefill_ctx += hit
@@ -373,9 +392,12 @@ class Replica:
             done_prefill = True
             if job.prefill_done_at < 0.0:
                 job.prefill_done_at = now  # the first output token (time to first token)
+            if not self.cache_output:
+                self._remember(job)  # a shared prefix is reusable once computed
             job.remaining -= 1
             if job.remaining == 0:
                 self.free += job.blocks
+                self._unshare(job)
                 job.completed_at = now
                 completed.append(job)
                 self._remember(job)
@@ -399,9 +421,22 @@ class Replica:
         self._chunks.clear()
 
     def _remember(self, job: Job) -> None:
-        """Cache a completed request's prompt and output under its prefix id."""
-        if self.cache is not None and job.req.prefix_id >= 0:
-            self.cache.insert(job.req.prefix_id, job.req.num_prefill_tokens + job.output)
+        """Cache a completed request's prompt and output under its prefix id (a shared prefix:
+        its ``prefix_len`` tokens, as soon as its prefill is done)."""
+        cache, req = self.cache, job.req
+        if cache is None or req.prefix_id < 0:
+            return
+        if self.cache_output:
+            cache.insert(req.prefix_id, req.num_prefill_tokens + job.output)
+        elif req.prefix_len > 0 and job.remaining > 0:  # before its first token is counted
+            cache.insert(req.prefix_id, req.prefix_len)
+
+    def _unshare(self, job: Job) -> None:
+        """``job`` no longer holds its shared prefix blocks (finished or preempted)."""
+        if job.shared:
+            assert self.cache is not None
+            self.cache.release(job.req.prefix_id)
+            job.shared = 0
 
     # -- fast-forward -------------------------------------------------------------------------
     # A replica whose iterations are decode-only with nothing admissible runs "lazily": its future
@@ -419,7 +454,7 @@ class Replica:
             return True
         if len(self.decoding) >= self.max_batch:
             return True
-        return self.free - ceil_div(self.queue[0].prompt, self.block_size) < self.watermark
+        return self.free - self.admission_blocks(self.queue[0]) < self.watermark
 
     def _first_end(self) -> int:
         """The first iteration with an entry in ``_ends`` (``min(self._ends)``, from a heap)."""
@@ -446,7 +481,7 @@ class Replica:
         if (
             queue
             and len(decoding) < self.max_batch
-            and free - need + (queue[0].prompt // -bs) >= self.watermark  # minus ceil_div
+            and free - need - self.admission_blocks(queue[0]) >= self.watermark
         ):
             return -1.0  # start() admits the head of the queue
         self.free = free - need  # as start() leaves it (read only after a sync)
@@ -558,7 +593,7 @@ class Replica:
         if self.queue or len(self.decoding) >= self.max_batch:
             return True
         self.sync()
-        return self.free - ceil_div(job.prompt, self.block_size) < self.watermark
+        return self.free - self.admission_blocks(job) < self.watermark
 
     def leave_lazy(self) -> float:
         """Stop running lazily (new work arrived): return the end of the iteration in flight,
@@ -577,6 +612,7 @@ class Replica:
     def _drop_decoder(self, job: Job) -> None:
         """Remove a decoder and free its blocks (call before ``it`` moves on for preemption)."""
         self.free += self.decoder_blocks(job)
+        self._unshare(job)
         del self.decoding[job.id]
         self._phase_count[job.phase] -= 1
         self._phases[job.phase] -= 1
@@ -638,6 +674,7 @@ class Replica:
             victim.remaining -= steps
         else:
             self.free += victim.blocks
+            self._unshare(victim)
             self.prefilling.remove(victim)
         victim.prefilled = 0
         victim.blocks = 0

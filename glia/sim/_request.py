@@ -61,6 +61,7 @@ class Job:
         "req",
         "restarts",
         "scheduled_at",
+        "shared",
         "start_it",
     )
 
@@ -73,6 +74,7 @@ class Job:
         self.remaining = output  # output tokens still to produce
         self.prefilled = 0  # prompt tokens of this pass processed so far
         self.blocks = 0  # KV blocks held while prefilling (decoders: derived, see Replica)
+        self.shared = 0  # whole prompt blocks shared with a cached prefix (not its own)
         self.start_it = 0  # replica iteration of this pass's first decode step
         self.end_it = 0  # replica iteration of the last decode step
         self.phase = 0  # iteration residue at which a decode step needs a new block

@@ -60,6 +60,10 @@ class Trace:
     last completes (``think_s`` later); ``arrived_at`` is then ignored (all zeros)."""
     think_s: float = 0.0
     """Closed loop: seconds between a client's completion and its next request."""
+    shared_prefixes: bool = False
+    """The prefixes are shared ones (system prompts, documents) rather than conversation
+    histories: a replica caches a request's ``prefix_len`` tokens once its prefill is done, not
+    its prompt and output when it completes (see :mod:`glia.sim._prefix`)."""
 
     def __post_init__(self) -> None:
         self._check_prefixes()
@@ -393,8 +397,13 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
     if n == 0:
         raise InputError(f"workload on {cfg.trace!r} produced no requests: raise duration_s or qps")
     arrived = np.asarray(arrived, dtype=np.float64).copy()
+    shared = cfg.prefix_groups > 0
     if cfg.turns > 1.0:
         prefill, ids, lens = thread_conversations(prefill, decode, cfg.turns, cap, rng_chat)
+    elif shared:
+        ids = rng_chat.integers(0, cfg.prefix_groups, size=n).astype(np.int64)
+        lens = np.full(n, cfg.prefix_tokens, dtype=np.int64)
+        prefill = prefill + cfg.prefix_tokens
     elif ids is not None and lens is not None:  # replayed prefixes, within capped prompts
         ids, lens = ids.copy(), np.minimum(lens, prefill)
     return Trace(
@@ -407,6 +416,7 @@ def build_trace(cfg: WorkloadConfig, seed: int, max_context: int | None = None) 
         cap=cap,
         concurrency=cfg.concurrency,
         think_s=cfg.think_s,
+        shared_prefixes=shared,
     )
 
 
@@ -463,5 +473,15 @@ def _check(cfg: WorkloadConfig) -> None:
         raise InputError(f"turns is {cfg.turns}: give the mean turns per conversation, >= 1")
     if cfg.max_tokens is not None and cfg.max_tokens < 2:
         raise InputError(f"max_tokens is {cfg.max_tokens}: a request needs at least 2 tokens")
+    if cfg.prefix_groups < 0 or (cfg.prefix_groups > 0) != (cfg.prefix_tokens > 0):
+        raise InputError(
+            f"prefix_groups is {cfg.prefix_groups}, prefix_tokens {cfg.prefix_tokens}: give "
+            "both as positive numbers for shared prefixes, or neither"
+        )
+    if cfg.prefix_groups > 0 and cfg.turns > 1.0:
+        raise InputError(
+            f"turns is {cfg.turns} with prefix_groups {cfg.prefix_groups}: a workload has "
+            "either conversations or shared prefixes; set turns to 1 or prefix_groups to 0"
+        )
     if cfg.max_requests is not None and cfg.max_requests < 1:
         raise InputError(f"max_requests is {cfg.max_requests}: it must be at least 1")

@@ -12,7 +12,7 @@ from glia.policies import BASELINES, Mechanisms, Router, compose
 from glia.sim import Summary, WorkloadConfig
 
 from ._objective import Objective
-from ._setups import PAPER_CLUSTER, PAPER_WORKLOAD
+from ._setups import PAPER_CLUSTER, PAPER_WORKLOAD, PREFIX_CLUSTER, PREFIX_WORKLOAD
 from ._task import HOW_TO_WORK, Preset, Slo, Task
 
 __all__ = ["ROUTING"]
@@ -166,6 +166,29 @@ PRESETS = (
         workload=WorkloadConfig(
             trace="sharegpt", arrivals="poisson", qps=1.2, duration_s=1000.0, max_tokens=8192
         ),
+        task=NAME,
+    ),
+    Preset(
+        name="prefix-heavy",
+        description=(
+            "IBM's llm-d router study: 4 x H100 serving Qwen2.5-7B; six groups of requests, "
+            "each prompt a shared 14,000-token prefix then a ShareGPT first turn, 64 output "
+            "tokens, Poisson arrivals at 85 QPS for 180 s; each replica may cache five of the "
+            "six prefixes (7% of its 66,490 KV blocks; hits share the cached blocks), and the "
+            "router sees engine metrics scraped every 0.5 s (a replica's cache cannot be read)"
+        ),
+        cluster=PREFIX_CLUSTER,
+        workload=PREFIX_WORKLOAD,
+        task=NAME,
+    ),
+    Preset(
+        name="prefix-heavy-bursty",
+        description=(
+            "prefix-heavy with bursty arrivals: gamma gaps with a coefficient of variation of "
+            "7 at the same mean 85 QPS for 180 s"
+        ),
+        cluster=PREFIX_CLUSTER,
+        workload=msgspec.structs.replace(PREFIX_WORKLOAD, arrivals="gamma", cv=7.0),
         task=NAME,
     ),
 )

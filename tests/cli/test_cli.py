@@ -316,7 +316,7 @@ def test_unknown_preset() -> None:
     assert msg == (
         "unknown preset 'nope': choose one of "
         "azure-autoscale, azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, "
-        "sharegpt-conv"
+        "prefix-heavy, prefix-heavy-bursty, sharegpt-conv"
     )
     check_error(invoke("baselines", "--preset", "nope"), "unknown preset 'nope'")
 

@@ -20,7 +20,8 @@ def invoke(*args: str) -> Result:
     [
         (["--task", "nope"], "unknown task 'nope': choose one of autoscaling, routing, scheduling"),
         (["--preset", "nope"], "unknown preset 'nope': choose one of azure-autoscale, "
-         "azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, sharegpt-conv"),
+         "azure-conv, chat-prefix, diurnal, glia-routing, glia-scheduling, prefix-heavy, "
+         "prefix-heavy-bursty, sharegpt-conv"),
         (["--model", "gpt4"], "unknown model 'gpt4': give 'offline' (no key needed), a "
          "pydantic-ai model string such as 'openai:gpt-4.1', or a model name with --base-url URL"),
         (["--model", "openai:gpt-4.1"], "model 'openai:gpt-4.1' needs the OPENAI_API_KEY "

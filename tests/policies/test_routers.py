@@ -355,6 +355,8 @@ def test_baseline_names() -> None:
         "least-kv",
         "llm-d",
         "llm-d-prefix",
+        "llm-d-1-1",
+        "llm-d-3-2-2",
         "sglang-cache",
         "expert",
         "hra",
@@ -434,8 +436,9 @@ def test_unknown_router_name() -> None:
     with pytest.raises(glia.InputError) as err:
         resolve_router("nope")
     assert str(err.value) == (
-        "unknown router 'nope': choose one of expert, hra, least-kv, llm-d, llm-d-prefix, llq, "
-        "lor, power-of-two, random, round-robin, sglang-cache; or give a .py design file"
+        "unknown router 'nope': choose one of expert, hra, least-kv, llm-d, llm-d-1-1, "
+        "llm-d-3-2-2, llm-d-prefix, llq, lor, power-of-two, random, round-robin, sglang-cache; "
+        "or give a .py design file"
     )
 
 

@@ -52,6 +52,7 @@ class HeadRoomLlq(Router):
 BASELINE_MEANS = {
     "random": 73.8123, "round-robin": 74.7456, "lor": 62.7089, "llq": 62.9371,
     "power-of-two": 58.1234, "least-kv": 41.0567, "llm-d": 36.4444, "llm-d-prefix": 36.4444,
+    "llm-d-1-1": 37.5012, "llm-d-3-2-2": 36.9876,
     "sglang-cache": 62.9371, "expert": 30.2158, "hra": 30.0049,
 }  # fmt: skip
 assert set(BASELINE_MEANS) == set(BASELINES)  # every baseline has a figure

@@ -14,6 +14,8 @@ from glia.sim._engine import _idle_when_queue_empty
 MARKED = {"llq", "lor", "power-of-two", "least-kv", "llm-d", "llm-d-prefix", "sglang-cache"} | {
     "expert",
     "hra",
+    "llm-d-1-1",  # their prefix index changes only when they route
+    "llm-d-3-2-2",
 }
 
 

@@ -149,6 +149,90 @@ def test_invariants_hold_with_prefix_caching(case: tuple[Trace, ClusterConfig, s
     assert np.array_equal(r.replica_id, fast.requests.replica_id)
 
 
+# -- shared prefix blocks, reference counted ----------------------------------------------------
+def test_an_entry_in_use_is_never_evicted_and_hits_share_its_blocks() -> None:
+    cache = PrefixCache(capacity=10, block_size=16)
+    a = Request(0, 0.0, 200, 1, 100)
+    cache.insert(1, 100)  # 7 blocks
+    assert cache.acquire(a) == (100, 6)  # 100 tokens served, 6 whole blocks shared
+    assert cache.acquire(a) == (100, 6) and cache.refs(1) == 2
+    cache.insert(2, 60)  # 4 blocks: 11 > 10, but entry 1 is in use, so 2 is not kept
+    assert (len(cache), cache.used, cache.pinned) == (1, 7, 7)
+    cache.release(1)
+    cache.release(1)
+    assert cache.refs(1) == 0
+    cache.insert(2, 60)  # now entry 1 (unused, least recently used) goes
+    assert (len(cache), cache.used, cache.peek(a)) == (1, 4, 0)
+
+
+def test_requests_on_one_shared_prefix_hold_its_blocks_once() -> None:
+    # Ten requests on a 1,600-token system prompt, on 500 blocks: alone each needs 102 blocks,
+    # so without sharing at most four run at once; sharing the prompt's 100 blocks, all do.
+    rows = [(0.0, 1630, 200, 0, 1600)] + [(1.0, 1630, 200, 0, 1600)] * 9
+    plain = trace(rows)
+    t = Trace(plain.arrived_at, plain.num_prefill_tokens, plain.num_decode_tokens,
+              plain.prefix_id, plain.prefix_len, shared_prefixes=True)  # fmt: skip
+    cluster = ClusterConfig(num_replicas=1, num_blocks=500, prefix_cache=0.5, watermark=0.0)
+    records: list[IterationRecord] = []
+    res = run_simulation(t, cluster, resolve_router("llq"), observer=records.append)
+    assert res.summary.restarts == 0
+    assert max(r.num_seqs for r in records) == 10
+    # Their own blocks: 2 each while prefilling the 30-token suffix, then growing with output.
+    assert max(r.allocated_blocks for r in records) <= 10 * -(-(30 + 200 + 15) // 16) + 102
+    assert sum(r.prefill_tokens for r in records) == 1630 + 9 * 30
+
+
+@st.composite
+def shared_runs(draw: st.DrawFn) -> tuple[Trace, ClusterConfig, str]:
+    t, cluster, router = draw(cached_runs())
+    shared = draw(st.booleans())
+    return (
+        Trace(t.arrived_at, t.num_prefill_tokens, t.num_decode_tokens, t.prefix_id,
+              t.prefix_len, shared_prefixes=shared),
+        cluster,
+        router,
+    )  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(shared_runs())
+def test_reference_counts_stay_sound(case: tuple[Trace, ClusterConfig, str]) -> None:
+    """Refcounts are never negative, the cache never holds more than its capacity, an entry in
+    use is always cached, and every reference is given back once every request completed."""
+    t, cluster, router = case
+    need = -(-(t.num_prefill_tokens + t.num_decode_tokens - 1) // cluster.block_size)
+    assert cluster.num_blocks is not None
+    if (need > cluster.num_blocks).any():
+        return
+    caches: list[PrefixCache] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("acquire", "release", "insert"):
+            _checked(monkeypatch, name, caches)
+        records: list[IterationRecord] = []
+        stepped = run_simulation(t, cluster, resolve_router(router), observer=records.append)
+    assert all(0 <= rec.allocated_blocks <= rec.num_blocks for rec in records)
+    assert all(not c._refs for c in caches)  # all given back
+    fast = run_simulation(t, cluster, resolve_router(router))
+    assert np.array_equal(stepped.requests.completed_at, fast.requests.completed_at)
+    assert (stepped.requests.completed_at >= stepped.requests.arrived_at).all()
+
+
+def _checked(monkeypatch: pytest.MonkeyPatch, name: str, caches: list[PrefixCache]) -> None:
+    """Check the cache's invariants after every call of its method ``name``."""
+    original = getattr(PrefixCache, name)
+
+    def call(self: PrefixCache, *args: object) -> object:
+        out = original(self, *args)
+        if self not in caches:
+            caches.append(self)
+        assert all(n > 0 for n in self._refs.values())
+        assert set(self._refs) <= set(self._entries)  # in use: cached
+        assert 0 <= self.pinned <= self.used <= self.capacity
+        return out
+
+    monkeypatch.setattr(PrefixCache, name, call)
+
+
 # -- multi-turn conversations ------------------------------------------------------------------
 def test_conversations_carry_their_history_in_the_prompt() -> None:
     _, w = glia.experiment_config("chat-prefix", duration_s=200.0)
