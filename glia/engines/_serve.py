@@ -27,6 +27,10 @@ llama.cpp), else one token per 4 characters (``estimate``); which one is in ``/h
 each request's log line. KV capacity comes from vLLM's ``vllm:cache_config_info``, else from
 the ``num_blocks`` and ``block_size`` given.
 
+The router is also called after each scrape while requests are held (trigger ``"ready"``):
+with views as stale as the last scrape, a router that holds requests until a replica looks
+free would otherwise wait for a completion that may never come.
+
 A design runs in its sandbox (:class:`glia.sandbox.SandboxedRouter`): the proxy never executes
 its code. A design that raises, times out or makes an invalid decision is replaced by the
 ``fallback`` baseline, which the proxy reports (a log event, ``glia_serve_design_failed`` in
@@ -664,6 +668,11 @@ class _Proxy:
         while True:
             await anyio.sleep(self.scrape_interval_s)
             await self.scrape_one(engine)
+            if self.waiting and engine.up:
+                # New metrics may free a held request: with views as stale as a scrape, a router
+                # holding requests until a replica looks free would otherwise wait for a
+                # completion that may never come (every engine idle).
+                self.schedule("ready")
 
     # -- endpoints -------------------------------------------------------------------------------
     async def models(self, request: web.Request) -> web.Response:
