@@ -6,7 +6,7 @@ router's ``schedule()`` on every arrival and every completion, as the simulator 
 router may hold requests (admission control). ``GET /v1/models`` is the first live engine's;
 ``GET /health`` says which router decides and whether a design has fallen back; ``GET
 /metrics`` is the proxy's own (queue length, decisions per engine, holds, TTFT and E2E
-histograms).
+histograms, the median routing time from a request's arrival to its upstream send).
 
 What a router sees (the views, :class:`EngineView`) is what a real router can know:
 
@@ -731,6 +731,8 @@ class _Proxy:
             f'glia_serve_requests_total{{outcome="failed"}} {self.failed}',
             f'glia_serve_requests_total{{outcome="cancelled"}} {self.cancelled}',
             f'glia_serve_requests_total{{outcome="rejected"}} {self.rejected}',
+            "# TYPE glia_serve_routing_median_seconds gauge",
+            f"glia_serve_routing_median_seconds {self.median_routing():.9f}",
             "# TYPE glia_serve_design_failed gauge",
             f"glia_serve_design_failed {int(self.design_failure is not None)}",
             "# TYPE glia_serve_router_info gauge",
@@ -746,6 +748,10 @@ class _Proxy:
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(text=self.metrics_text(), content_type="text/plain")
 
+    def median_routing(self) -> float:
+        """Median seconds from arrival to upstream send over the last 100,000 requests."""
+        return stats.median(self.routing) if self.routing else math.nan
+
     def statistics(self) -> ServeStatistics:
         return ServeStatistics(
             router=self.decider.name, design_failure=self.design_failure,
@@ -754,7 +760,7 @@ class _Proxy:
             rejected=self.rejected, holds=self.holds,
             decisions={e.url: e.decisions for e in self.engines},
             engines_up={e.url: e.up for e in self.engines},
-            median_routing_s=stats.median(self.routing) if self.routing else math.nan,
+            median_routing_s=self.median_routing(),
         )  # fmt: skip
 
 
@@ -799,6 +805,10 @@ class Serving:
         self.url = url
         """The proxy's base URL (``http://host:port``)."""
         self._proxy = proxy
+
+    def median_routing(self) -> float:
+        """Median seconds from arrival to upstream send over the last 100,000 requests."""
+        return stats.median(self.routing) if self.routing else math.nan
 
     def statistics(self) -> ServeStatistics:
         """The proxy's counters now."""
