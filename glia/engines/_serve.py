@@ -130,6 +130,7 @@ class _Engine:
         self.inflight: dict[int, _Flight] = {}  # in the order they were sent
         self.decisions = 0
         self.tokenize = False
+        self.warned = False  # said once that it is unreachable, or has no metrics
         self.view = EngineView(self)
 
 
@@ -643,24 +644,36 @@ class _Proxy:
 
     # -- engines ---------------------------------------------------------------------------------
     async def scrape_one(self, engine: _Engine) -> None:
+        """Scrape ``engine``'s metrics; take it out of rotation if it does not answer, bring it
+        back when it does. An engine that answers ``/v1/models`` but has no readable
+        ``/metrics`` (llama-cpp-python's server) is used on the router's own tracking alone."""
         assert self.session is not None
+        m: EngineMetrics | None = None
         try:
             m = await scrape(self.session, engine.url, timeout_s=max(1.0, self.scrape_interval_s))
         except MetricsError as e:
-            if engine.up:
-                self._down(engine, str(e))
-            elif engine.metrics is None:
-                log.warning("serve_engine_unavailable", engine=engine.url, error=str(e))
-            return
-        engine.metrics = m
-        if m.num_blocks is not None:
-            engine.num_blocks = m.num_blocks
-        if m.block_size is not None:
-            engine.block_size = m.block_size
+            why = str(e)
+            if not await _alive(self.session, engine.url):
+                if engine.up:
+                    self._down(engine, why)
+                elif not engine.warned:
+                    engine.warned = True
+                    log.warning("serve_engine_unavailable", engine=engine.url, error=why)
+                return
+            if not engine.warned:
+                engine.warned = True
+                log.warning("serve_engine_without_metrics", engine=engine.url, error=why)
+        if m is not None:
+            engine.metrics = m
+            if m.num_blocks is not None:
+                engine.num_blocks = m.num_blocks
+            if m.block_size is not None:
+                engine.block_size = m.block_size
         if not engine.up:
             engine.tokenize = await _tokenize(self.session, engine.url, "hello") is not None
-            engine.up = True
-            log.info("serve_engine_up", engine=engine.url, tokenize=engine.tokenize)
+            engine.up, engine.warned = True, m is None and engine.warned
+            log.info("serve_engine_up", engine=engine.url, tokenize=engine.tokenize,
+                     metrics=m is not None)  # fmt: skip
             if self.waiting:
                 self.schedule("ready")
 
@@ -779,6 +792,15 @@ def _has_token(chunk: Any) -> bool:
     return bool(c.get("text") or (isinstance(delta, dict) and delta.get("content")))
 
 
+async def _alive(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether the engine answers ``GET /v1/models``."""
+    try:
+        async with session.get(url + "/v1/models", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
 async def _tokenize(session: aiohttp.ClientSession, url: str, text: str) -> int | None:
     """The engine's token count of ``text`` from its ``/tokenize`` (vLLM: ``prompt``, answers
     ``count``; llama.cpp: ``content``, answers ``tokens``), or ``None`` where it has none."""
@@ -805,10 +827,6 @@ class Serving:
         self.url = url
         """The proxy's base URL (``http://host:port``)."""
         self._proxy = proxy
-
-    def median_routing(self) -> float:
-        """Median seconds from arrival to upstream send over the last 100,000 requests."""
-        return stats.median(self.routing) if self.routing else math.nan
 
     def statistics(self) -> ServeStatistics:
         """The proxy's counters now."""

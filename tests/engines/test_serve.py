@@ -40,9 +40,14 @@ class Fake:
     those whose client (the proxy) hung up.
     """
 
-    def __init__(self, mode: str = "ok", tpot_s: float = 0.001) -> None:
+    def __init__(
+        self, mode: str = "ok", tpot_s: float = 0.001, *, metrics: bool = True,
+        tokenize: bool = False,
+    ) -> None:  # fmt: skip
         self.mode = mode
         self.tpot_s = tpot_s
+        self.has_metrics, self.has_tokenize = metrics, tokenize
+        self.gate = anyio.Event()  # mode "gate": answers once it is set
         self.received = 0
         self.cancelled = 0
         self.runner: web.AppRunner | None = None
@@ -58,6 +63,8 @@ class Fake:
         try:
             if self.mode == "hang":
                 await anyio.sleep_forever()
+            if self.mode == "gate":
+                await self.gate.wait()
             if self.mode == "garbage":
                 if body.get("stream"):
                     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -88,7 +95,13 @@ class Fake:
             self.cancelled += 1
             raise
 
+    async def tokenize(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"count": len(body["prompt"].split()), "tokens": []})
+
     async def metrics(self, request: web.Request) -> web.Response:
+        if not self.has_metrics:
+            raise web.HTTPNotFound()
         text = (
             "vllm:num_requests_running 0\nvllm:num_requests_waiting 0\n"
             "vllm:kv_cache_usage_perc 0.0\n"
@@ -104,6 +117,8 @@ class Fake:
         app.router.add_post("/v1/chat/completions", self.completions)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/models", self.models)
+        if self.has_tokenize:
+            app.router.add_post("/tokenize", self.tokenize)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
@@ -363,6 +378,32 @@ async def test_an_engine_that_stops_answering_times_out_with_a_clear_error() -> 
         for _ in range(3):
             assert (await post(proxy.url, {"prompt": "hi", "max_tokens": 2}))[0] == 200
     assert fast.received == 3
+
+
+async def test_a_slow_engine_gets_no_more_while_a_fast_one_is_free() -> None:
+    slow, fast = Fake(mode="gate"), Fake()
+    async with (
+        fakes(slow, fast),
+        serve([slow.url, fast.url], router="llq", port=0) as proxy,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(post, proxy.url, {"prompt": "hi", "max_tokens": 2})  # llq's tie: slow
+        await wait_until(lambda: slow.received == 1, "the slow engine's request")
+        for _ in range(4):  # one at a time: the fast engine is always the less loaded
+            assert (await post(proxy.url, {"prompt": "hi", "max_tokens": 2}))[0] == 200
+        assert (slow.received, fast.received) == (1, 4)
+        slow.gate.set()
+        await wait_until(lambda: proxy.statistics().completed == 5, "every request")
+
+
+async def test_an_engine_without_metrics_is_routed_on_the_proxy_s_own_tracking() -> None:
+    engine = Fake(metrics=False, tokenize=True)
+    async with fakes(engine), serve([engine.url], router="hra", port=0) as proxy:
+        status, _, _ = await post(proxy.url, {"prompt": "one two three", "max_tokens": 2})
+        health = proxy.health()
+    assert status == 200
+    assert health["engines"][0]["up"] is True and health["engines"][0]["metrics_age_s"] is None
+    assert health["prompt_tokens_from"] == ["tokenize"]  # the engine's /tokenize counted it
 
 
 async def test_a_client_that_hangs_up_cancels_its_upstream_request() -> None:
