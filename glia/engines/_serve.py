@@ -309,6 +309,13 @@ def _sse_error(message: str) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
+def _message(resp: web.Response) -> str | None:
+    try:
+        return str(json.loads(resp.body)["error"]["message"])  # type: ignore[arg-type]
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
 class _EngineFailed(Exception):
     """The engine failed the request (``down``: it is taken out of rotation)."""
 
@@ -427,28 +434,42 @@ class _Proxy:
         return max(1, len(text) // CHARS_PER_TOKEN), "estimate"
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
+        resp, logged = await self._admit(request)
+        if not logged and isinstance(resp, web.Response):  # refused before it entered the proxy
+            log.info("serve_request", id=None, engine=None, outcome="refused",
+                     status=resp.status, error=_message(resp))  # fmt: skip
+        return resp
+
+    async def _admit(self, request: web.Request) -> tuple[web.StreamResponse, bool]:
+        """The response, and whether the request became a flight (which logs itself)."""
         received = time.monotonic()
         chat = request.path.endswith("/chat/completions")
         if self.draining:
             self.rejected += 1
-            return _error(503, "the proxy is shutting down: retry on another", RETRY_AFTER_S)
+            return _error(503, "the proxy is shutting down: retry on another", RETRY_AFTER_S), False
         raw = await request.read()
         try:
             body = json.loads(raw)
         except ValueError as e:
-            return _error(400, f"the request body is not valid JSON ({e})")
+            return _error(400, f"the request body is not valid JSON ({e})"), False
         if not isinstance(body, dict):
-            return _error(400, "the request body must be a JSON object")
+            return _error(400, "the request body must be a JSON object"), False
         try:
             prompt, source = await self.prompt_tokens(body, chat)
         except ValueError as e:
-            return _error(400, str(e))
+            return _error(400, str(e)), False
         if len(self.waiting) >= self.max_queue:
             self.rejected += 1
             return _error(
                 429, f"the proxy's queue is full ({self.max_queue} requests wait to be routed): "
                 "retry later", RETRY_AFTER_S,
-            )  # fmt: skip
+            ), False  # fmt: skip
+        resp = await self._admitted(request, raw, body, chat, prompt, source, received)
+        return resp, True
+
+    async def _admitted(self, request: web.Request, raw: bytes, body: dict[str, Any], chat: bool,
+                        prompt: int, source: PromptSource,
+                        received: float) -> web.StreamResponse:  # fmt: skip
         rid, self.next_id = self.next_id, self.next_id + 1
         req = Request(rid, received - self.t0, prompt)
         flight = _Flight(rid, req, raw, request.path, chat, bool(body.get("stream")), source,
