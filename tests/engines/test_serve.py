@@ -22,6 +22,7 @@ import anyio
 import pytest
 from aiohttp import web
 
+import glia
 from glia.engines import emulate, serve
 from glia.sandbox import boundary
 from glia.sim import COLUMNS, ClusterConfig
@@ -491,3 +492,31 @@ async def test_chat_models_and_health_pass_through() -> None:
     assert health["status"] == "ok" and health["router"] == "llq"
     assert health["prompt_tokens_from"] == ["estimate"]  # the fake has no /tokenize
     assert health["engines"][0]["up"] is True
+
+
+async def test_a_design_that_does_not_load_or_an_unknown_router_stops_before_serving() -> None:
+    with pytest.raises(glia.DesignError) as err:
+        async with serve(["http://127.0.0.1:1"], design="def broken(:\n", port=0,
+                         trust_design=True):  # fmt: skip
+            pass
+    assert str(err.value) == "syntax: design.py:1: invalid syntax (at design.py:1: def broken(:)"
+    with pytest.raises(glia.InputError) as bad:
+        async with serve(["http://127.0.0.1:1"], router="nope", port=0):
+            pass
+    assert str(bad.value).startswith("unknown router 'nope': choose one of expert, hra, ")
+    with pytest.raises(glia.InputError) as url:
+        async with serve(["localhost:8000"], port=0):
+            pass
+    assert str(url.value) == (
+        "engine URL 'localhost:8000' is not http(s): give e.g. http://host:8000"
+    )
+
+
+def test_the_cli_wants_exactly_one_of_design_and_router() -> None:
+    from typer.testing import CliRunner
+
+    from glia.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--engine", "http://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "error: give exactly one of --design FILE and --router NAME" in result.output
