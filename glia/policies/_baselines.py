@@ -73,9 +73,11 @@ class RoundRobinRouter(Router):
 
     def schedule(self, cluster: ClusterView) -> list[Assignment]:
         out = []
+        n = cluster.num_replicas
+        self._next %= n  # the replicas may have changed (an engine left `glia serve`'s rotation)
         for req in cluster.queue:
             out.append((self._next, req))
-            self._next = (self._next + 1) % cluster.num_replicas
+            self._next = (self._next + 1) % n
         return out
 
 

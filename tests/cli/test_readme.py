@@ -35,6 +35,8 @@ NOT_HERE: dict[str, str] = {
     r"^glia dashboard\b": "a server that runs until stopped: "
     "tests/test_dashboard_live.py starts one as a subprocess and asks it over HTTP",
     r"^glia emulate\b": "servers that run until stopped: tests/engines/ start emulated engines",
+    r"^glia serve\b": "a proxy that runs until stopped: tests/engines/test_serve.py starts it",
+    r"^glia simulate --design best\.py": "needs a designed best.py: glia design writes one",
     r"^glia bench --endpoint http://localhost": "needs a running engine: tests/engines/ run "
     "glia bench against a fake engine on loopback",
 }

@@ -85,6 +85,19 @@ async def test_scrape_reads_an_emulated_engine() -> None:
         m = await scrape(s, running.urls[1])
     assert (m.num_running, m.num_waiting, m.kv_usage) == (0, 0, 0.0)
     assert m.age() >= 0.0
+    assert (m.num_blocks, m.block_size) == (400, 16)  # vllm:cache_config_info, as vLLM says it
+
+
+def test_kv_capacity_is_read_from_vllm_s_cache_config_info_where_present() -> None:
+    info = 'vllm:cache_config_info{block_size="32",cache_dtype="auto",num_gpu_blocks="2048"} 1.0\n'
+    m = parse_metrics(VLLM + info, 0.0)
+    assert (m.num_blocks, m.block_size) == (2048, 32)
+    assert (parse_metrics(SGLANG, 0.0).num_blocks, parse_metrics(SGLANG, 0.0).block_size) == (
+        None,
+        None,
+    )
+    broken = 'vllm:cache_config_info{block_size="x",num_gpu_blocks="0"} 1.0\n'
+    assert parse_metrics(VLLM + broken, 0.0).num_blocks is None
 
 
 @pytest.mark.anyio
