@@ -23,6 +23,7 @@ from ._design import design, report
 from ._emulate import emulate
 from ._latency import calibrate, latency
 from ._simulate import check, simulate
+from ._steer import steer
 
 __all__ = ["app", "main"]
 
@@ -40,6 +41,7 @@ for _command in (
     monitor,
     design,
     report,
+    steer,
     dashboard,
 ):
     app.command()(_command)
