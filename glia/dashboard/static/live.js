@@ -71,6 +71,16 @@
     } else if (ev.type === "run.v1" && status) {
       status.textContent = "status " + ev.status + " " + (ev.message || "");
       if (gate) gate.hidden = ev.status !== "awaiting approval";
+      var ended = ["finished", "stopped", "interrupted", "failed"].indexOf(ev.status) >= 0;
+      if (ended && !document.querySelector("a.report")) {
+        var report = document.createElement("a");
+        report.className = "report";
+        report.href = root.getAttribute("data-live").replace(/events$/, "report") +
+          window.location.search;
+        report.textContent = "report";
+        status.appendChild(document.createTextNode(" "));
+        status.appendChild(report);
+      }
     }
   };
   // Steering: each button POSTs the form to the server (same origin, so the browser sends the
