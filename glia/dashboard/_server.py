@@ -317,7 +317,7 @@ def _live_page(run_id: str, *, steering: bool = False) -> web.Response:
     the steering controls."""
     rid = html.escape(run_id)
     body = (
-        f"<div data-live='/runs/{rid}/events' data-run='{rid}'><p class=status>status running</p>"
+        f"<div data-live='/runs/{rid}/events'><p class=status>status running</p>"
         + (_STEER.format(rid=rid) if steering else "")
         + "<svg class=scores width=480 height=160 viewBox='0 0 480 160' role=img "
         "aria-label='score by trial'></svg>"
