@@ -157,3 +157,62 @@ async def test_watch_and_steer_a_live_run_in_chromium(tmp_path: Path) -> None:
     assert after and "starve_s=120" in after[0].note
     assert not any("starve_s" in t.note for t in rec.trials if t.at < human_log[0].at)
     assert shutil.which(CHROMIUM) == CHROMIUM
+
+
+async def test_the_gate_is_approved_from_the_page(tmp_path: Path) -> None:
+    """``glia design --gate``: the page shows the gate's controls when the run waits there;
+    a trial picked from the page is the one validated."""
+    pw = pytest.importorskip("playwright.async_api", reason="pip install playwright (test extra)")
+    runs = tmp_path / "runs"
+    live = Live()
+    done: list[str] = []
+    async with (
+        nats_server(store_dir=tmp_path / "js") as server,
+        NatsBus.connect(server.url, name="test-run") as bus,
+        NatsBus.connect(server.url, name="glia-dashboard") as dash_bus,
+        anyio.create_task_group() as tg,
+    ):
+        worker = SimWorker(bus, name="worker-1", concurrency=2)
+        await tg.start(lambda task_status: supervise([worker], task_status=task_status,
+                                                     handle_signals=False))  # fmt: skip
+        await tg.start(live.follow, dash_bus)
+        app = make_app(runs, live=live, probe=nats_probe(dash_bus), steer=dash_bus.publish_steer)
+        runner, url = await _serve(app)
+
+        async def run() -> None:
+            rec = await design_async(
+                out=runs, search_seeds=(0,), holdout_seeds=(100,), gate=True,
+                settings={"duration_s": 60.0}, client=Client(bus), budget=3,
+            )  # fmt: skip
+            done.append(rec.run_id)
+
+        try:
+            tg.start_soon(run)
+            with anyio.fail_after(60):
+                while not live.runs:
+                    await anyio.sleep(0.05)
+            (run_id,) = live.runs
+            async with pw.async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = await browser.new_page()
+                await page.goto(f"{url}/runs/{run_id}")
+                gate = page.locator("form.steer .gate")
+                await gate.wait_for(state="visible", timeout=120_000)
+                await page.fill("form.steer input[name=trial]", "1")
+                await page.click("form.steer button[value=pick]")
+                await page.locator("ul.log li.human", has_text="pick from dashboard").wait_for()
+                await page.locator(".status a.report").wait_for(timeout=120_000)
+                assert await gate.is_hidden()
+                await browser.close()
+            with anyio.fail_after(30):
+                while not done:
+                    await anyio.sleep(0.1)
+        finally:
+            await runner.cleanup()
+            worker.drain()
+            tg.cancel_scope.cancel()
+    rec = load_record((runs / run_id / "run.json").read_bytes())
+    assert rec.status == "finished" and rec.best_trial == 1 and rec.validation
+    assert [e.text for e in rec.log if e.role == "human"] == [
+        "pick from dashboard 127.0.0.1: trial 1"
+    ]
