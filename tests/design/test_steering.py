@@ -195,3 +195,23 @@ async def test_the_gate_waits_for_a_person_who_may_pick_another_trial(tmp_path: 
     ]
     statuses = [e.status for e in events if isinstance(e, RunStatus)]
     assert statuses.index("awaiting approval") < statuses.index("validating")
+
+
+async def test_stopping_one_context_leaves_the_others_running(tmp_path: Path) -> None:
+    events: list[Event] = []
+    async with cluster(tmp_path) as c, anyio.create_task_group() as tg:
+
+        async def steer(c: Client) -> None:
+            run_id = await _when(events, lambda e: isinstance(e, TrialFinished))
+            await c.steer(run_id, "stop", context=1, origin="test")
+
+        tg.start_soon(steer, c)
+        run = await small_run(tmp_path, c, budget=10, contexts=2, on_event=events.append)
+    rec = run.record
+    assert rec.status == "finished" and rec.validation
+    cp = msgspec.json.decode((run.run_dir / "checkpoint.json").read_bytes(), type=Checkpoint)
+    reasons = {cs.index: cs.stop_reason for cs in cp.contexts}
+    assert reasons[1] == "stopped by a person" and reasons[0] != reasons[1]
+    assert [(e.context, e.text) for e in rec.log if e.role == "human"] == [(1, "stop from test")]
+    assert (1, "context stopped by a person") in [(e.context, e.text) for e in rec.log]
+    assert sum(1 for t in rec.trials if t.context == 1) < 5
