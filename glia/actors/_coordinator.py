@@ -374,10 +374,15 @@ class Coordinator:
     async def _listen(self) -> None:
         """Apply the run's steering messages as they come. The bus replays them from the first;
         those the checkpoint says were applied are skipped (a resumed run applies each once)."""
-        async with self.lab.client.bus.steering(self.record.run_id) as messages:
-            async for msg in messages:
-                if msg.id not in self._applied:
-                    await self.steer(msg)
+        try:
+            async with self.lab.client.bus.steering(self.record.run_id) as messages:
+                async for msg in messages:
+                    if msg.id not in self._applied:
+                        await self.steer(msg)
+        except Exception as e:  # e.g. a server whose permissions predate steering
+            # Steering is optional: the run goes on without it, saying so once.
+            log.warning("steering_unavailable", error=str(e) or type(e).__name__)
+            await self._note(-1, "coordinator", f"steering is unavailable: {e!r}")
 
     async def steer(self, msg: SteerMessage) -> None:
         """Apply one steering message: record it (research log, checkpoint, with its origin),

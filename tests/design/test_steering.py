@@ -6,7 +6,8 @@ changes what it tries next), so the whole path is tested without a model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -28,8 +29,18 @@ from glia.actors._offline import (
     offline_supervisor,
 )
 from glia.actors._supervisor import HUMAN_NOTES, supervisor_agent
-from glia.bus import Event, RunStatus, Steered, SteerNote, TrialFinished, steer_message
+from glia.bus import (
+    Event,
+    MemoryBus,
+    RunStatus,
+    Steered,
+    SteerMessage,
+    SteerNote,
+    TrialFinished,
+    steer_message,
+)
 from glia.policies import Mechanisms, SchedulerMechanisms
+from glia.runtime import SimWorker, supervise
 from glia.tasks import TASKS
 
 from .test_design import cluster, small_run
@@ -215,3 +226,30 @@ async def test_stopping_one_context_leaves_the_others_running(tmp_path: Path) ->
     assert [(e.context, e.text) for e in rec.log if e.role == "human"] == [(1, "stop from test")]
     assert (1, "context stopped by a person") in [(e.context, e.text) for e in rec.log]
     assert sum(1 for t in rec.trials if t.context == 1) < 5
+
+
+class _NoSteering(MemoryBus):
+    """A bus that refuses the steering subscription (a server whose permissions predate it)."""
+
+    @asynccontextmanager
+    async def steering(self, run_id: str) -> AsyncIterator[AsyncIterator[SteerMessage]]:
+        raise RuntimeError("Permissions Violation for Subscription to glia.steer.r")
+        yield  # pragma: no cover
+
+
+@pytest.mark.timeout(120)  # every simulation in this process: slower than local workers
+async def test_a_run_goes_on_without_steering_when_the_bus_refuses_it(tmp_path: Path) -> None:
+    bus = _NoSteering()
+    worker = SimWorker(bus, name="w", concurrency=2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lambda task_status: supervise([worker], task_status=task_status,
+                                                     handle_signals=False))  # fmt: skip
+        run = await small_run(tmp_path, Client(bus), budget=2)
+        worker.drain()
+        tg.cancel_scope.cancel()
+    assert run.record.status == "finished" and len(run.record.trials) == 2
+    notes = [e.text for e in run.record.log if e.role == "coordinator"]
+    assert notes == [
+        "steering is unavailable: RuntimeError('Permissions Violation for Subscription to "
+        "glia.steer.r')"
+    ]
