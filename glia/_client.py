@@ -26,7 +26,9 @@ from glia.bus import (
     ExperimentRequest,
     NatsBus,
     ResultMessage,
+    SteerMessage,
     answer_from_cache,
+    steer_message,
 )
 from glia.experiment import DesignFailed, Experiment
 from glia.sandbox import SLOTS
@@ -149,6 +151,24 @@ class Client:
         """Every event of ``run_id`` from its start, then live ones (``"*"``: every run)."""
         async with self.bus.events(run_id) as it:
             yield it
+
+    async def steer(
+        self,
+        run_id: str,
+        action: str,
+        *,
+        text: str = "",
+        context: int | None = None,
+        trial: int | None = None,
+        origin: str = "api",
+    ) -> SteerMessage:
+        """Steer design run ``run_id``: ``note`` (``text`` for the supervisor's next turn),
+        ``pause``, ``resume``, ``stop`` (a ``context``, or the whole run), and at a gated run's
+        gate ``approve`` or ``pick`` (``trial``). The coordinator applies it at the next turn
+        boundary and records it with ``origin``; returns the message sent."""
+        msg = steer_message(run_id, action, text=text, context=context, trial=trial, origin=origin)
+        await self.bus.publish_steer(msg)
+        return msg
 
     async def requests(self, artifact: str) -> bytes:
         """The per-request CSV of a result (``result.artifact``)."""

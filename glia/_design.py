@@ -176,6 +176,7 @@ async def design_async(
     stop: DesignStop | None = None,
     trust_design: bool = False,
     objective: str = "mean",
+    gate: bool = False,
 ) -> DesignRun:
     """Let the agents design a ``task`` policy on ``preset`` within ``budget`` simulations.
 
@@ -200,7 +201,10 @@ async def design_async(
     OS sandbox where it cannot be set up (see :mod:`glia.sandbox`). ``objective`` is what a
     routing design is scored on: ``mean`` (the paper's), ``p99``, ``slowdown`` or a weighted
     mix such as ``mean+p99:1,0.5`` (see :func:`glia.tasks.parse_objective`); held-out
-    validation shows mean and p99 E2E and the mean slowdown whatever it is.
+    validation shows mean and p99 E2E and the mean slowdown whatever it is. With ``gate``,
+    the run waits before held-out validation until a person approves the chosen design or
+    picks another trial (:meth:`glia.Client.steer`, ``glia steer`` or the dashboard); the run
+    can be steered meanwhile too (notes to the supervisor, pause, resume, stop).
     """
     # Absolute from here on: workspaces resolve their paths, and results are stored relative
     # to the run directory, so a relative --out must not reach them as it is.
@@ -223,7 +227,7 @@ async def design_async(
             holdout_seeds=tuple(holdout_seeds) if holdout_seeds is not None else drawn[seeds:],
             second_workload=second_workload, settings=dict(settings or {}),
             secret_seeds=search_seeds is None or holdout_seeds is None,
-            objective=parse_objective(objective).spec,
+            objective=parse_objective(objective).spec, gate=gate,
         )  # fmt: skip
         _check(config)
     # An unknown model or a missing key fails here, before anything is created.

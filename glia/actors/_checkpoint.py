@@ -16,6 +16,7 @@ import msgspec
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 
 from glia._errors import InputError
+from glia.bus import SteerMessage
 from glia.report import Budget, RunRecord
 from glia.tasks import DEFAULT_TASK
 
@@ -58,6 +59,9 @@ class DesignConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     secret_seeds: bool = False
     """The seeds were drawn from a per-run secret: no agent or design is told them, and
     ``run.json`` shows them only once the run has ended (for reproduction)."""
+    gate: bool = False
+    """Wait before held-out validation until a person approves the chosen design or picks
+    another trial (a :class:`~glia.bus.SteerGate`)."""
 
 
 class ContextState(msgspec.Struct, kw_only=True):
@@ -74,6 +78,8 @@ class ContextState(msgspec.Struct, kw_only=True):
     supervisor: str = "[]"
     turns: int = 0
     stop_reason: str = ""
+    notes: list[str] = []
+    """People's notes (with their origin) not yet shown to the supervisor."""
 
 
 class Checkpoint(msgspec.Struct, kw_only=True):
@@ -83,6 +89,8 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     files: dict[str, str] = {}
     """The workspaces' designs and notes (path in the run directory -> text), so a run can be
     resumed from the bus alone on another machine (per-request CSVs are not included)."""
+    steering: list[SteerMessage] = []
+    """Every steering message applied, in order, with its origin (each is applied once)."""
 
 
 KEPT = (".py", ".md", ".txt", ".json")

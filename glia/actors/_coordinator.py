@@ -25,7 +25,19 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
 from glia._logging import get_logger
-from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus
+from glia.bus import (
+    AgentMessage,
+    Event,
+    ProviderRetry,
+    RunStatus,
+    Steered,
+    SteerGate,
+    SteerMessage,
+    SteerNote,
+    SteerPause,
+    SteerResume,
+    SteerStop,
+)
 from glia.experiment import experiment_config
 from glia.presets import preset as get_preset
 from glia.report import LogEntry, RunRecord, save_record, write_report
@@ -45,7 +57,7 @@ from ._lab import Lab
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
 from ._offline import OfflineModel, Seat
 from ._researcher import ResearchDeps, brief, researcher_agent
-from ._supervisor import ends_context, supervisor_agent
+from ._supervisor import HUMAN_NOTES, ends_context, supervisor_agent
 from ._validation import validate
 from ._workspace import Workspace
 
@@ -81,6 +93,18 @@ class Coordinator:
         self._lock = anyio.Lock()
         self._stop = anyio.CancelScope()  # cancelled by interrupt()
         self._interrupted = ""
+        # steering (see steer()): what was applied, what is paused (-1: the whole run), which
+        # contexts stop at their next turn boundary, and the gate's decision
+        self._applied = {m.id for m in checkpoint.steering}
+        self._paused: set[int] = set()
+        for m in checkpoint.steering:
+            self._pause(m)
+        self._stopping: set[int] = set()
+        self._stopped_by = ""
+        self._search = anyio.CancelScope()
+        self._at_gate = False
+        self._gate: SteerGate | None = None
+        self._changed = anyio.Event()
         settings = self.config.settings
         self.cluster, self.workload = experiment_config(self.config.preset, **settings)
         preset = get_preset(self.config.preset)
@@ -100,7 +124,17 @@ class Coordinator:
         self._stop.cancel()
 
     async def run(self) -> RunRecord:
-        """Search, validate and report; returns the final record (also in ``run.json``)."""
+        """Search, validate and report; returns the final record (also in ``run.json``).
+
+        Meanwhile the run's steering messages are applied as they come (see :meth:`steer`).
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._listen)
+            record = await self._run()
+            tg.cancel_scope.cancel()
+        return record
+
+    async def _run(self) -> RunRecord:
         rec = self.record
         if rec.stop_kind == "interrupted" or any(c.phase != "done" for c in self.cp.contexts):
             # a new run, or a resumed one (an interrupted validation starts over)
@@ -110,9 +144,12 @@ class Coordinator:
             try:
                 if not rec.baselines:
                     await self._baselines()
-                with anyio.move_on_after(self.config.budget.wall_s) as wall:
-                    await self._search()
-                if wall.cancelled_caught:
+                with anyio.move_on_after(self.config.budget.wall_s) as wall, self._search:
+                    await self._search_contexts()
+                if self._stopped_by:
+                    rec.status, rec.stop_kind = "stopped", "human"
+                    rec.stop_reason = f"stopped by a person ({self._stopped_by})"
+                elif wall.cancelled_caught:
                     rec.status, rec.stop_reason = "stopped", "wall-clock budget reached"
                     rec.stop_kind = "budget"
             except* (ProviderFailed, BudgetExhausted) as group:
@@ -140,8 +177,12 @@ class Coordinator:
         await self._checkpoint()
         if not self._interrupted:
             self._stop = anyio.CancelScope()  # a scope is entered once: a new one for this
-            await self._status("validating", "best design on held-out seeds and a second workload")
             with self._stop:
+                if self.config.gate and rec.best_trial is not None:
+                    await self._wait_at_gate()
+                await self._status(
+                    "validating", "best design on held-out seeds and a second workload"
+                )
                 await validate(
                     rec, self.config, self.run_dir, self.lab, task=self.task,
                     setup=(self.cluster, self.workload), slo=self.slo,
@@ -172,7 +213,7 @@ class Coordinator:
         self.record.baseline_costs = {o.policy: o.cost(self.task, self.slo) for o in outs if o.ok}
         await self._checkpoint()
 
-    async def _search(self) -> None:
+    async def _search_contexts(self) -> None:
         todo = [c for c in self.cp.contexts if c.phase != "done"]
         if self.config.sequential:
             for cs in todo:
@@ -208,6 +249,9 @@ class Coordinator:
             )
             await self._note(cs.index, "brief", instructions)
         while cs.phase != "done":
+            if not await self._boundary(cs):
+                await self._commit(cs)
+                continue
             try:
                 if cs.phase == "researcher":
                     await self._researcher_turn(cs, researcher, deps, instructions)
@@ -259,10 +303,13 @@ class Coordinator:
                 ))  # fmt: skip
 
     async def _supervisor_turn(self, cs: ContextState, agent: Agent[None, str]) -> None:
-        result = await agent.run(
-            self._status_for_supervisor(cs), message_history=load_messages(cs.supervisor)
-        )
+        prompt = self._status_for_supervisor(cs)
+        notes = list(cs.notes)
+        if notes:  # people's notes reach the supervisor at its turn, in its prompt
+            prompt += f"\n\n{HUMAN_NOTES}:\n" + "\n".join(f"- {n}" for n in notes)
+        result = await agent.run(prompt, message_history=load_messages(cs.supervisor))
         reply = result.output
+        cs.notes = cs.notes[len(notes) :]  # delivered (a note that came meanwhile waits)
         cs.supervisor = dump_messages(result.all_messages())
         await self._note(cs.index, "supervisor", reply)
         if ends_context(reply):
@@ -323,6 +370,126 @@ class Coordinator:
         )
         return MeteredModel(model, label=label, meter=self.meter, on_retry=on_retry)
 
+    # -- steering -------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Apply the run's steering messages as they come. The bus replays them from the first;
+        those the checkpoint says were applied are skipped (a resumed run applies each once)."""
+        try:
+            async with self.lab.client.bus.steering(self.record.run_id) as messages:
+                async for msg in messages:
+                    if msg.id not in self._applied:
+                        await self.steer(msg)
+        except Exception as e:  # e.g. a server whose permissions predate steering
+            # Steering is optional: the run goes on without it, saying so once.
+            log.warning("steering_unavailable", error=str(e) or type(e).__name__)
+            await self._note(-1, "coordinator", f"steering is unavailable: {e!r}")
+
+    async def steer(self, msg: SteerMessage) -> None:
+        """Apply one steering message: record it (research log, checkpoint, with its origin),
+        publish a :class:`~glia.bus.Steered` event, and act on it. Notes wait for their
+        contexts' next supervisor turn, pauses and context stops for the next turn boundary;
+        a stop of the whole run ends its search now (the best so far is validated)."""
+        self._applied.add(msg.id)
+        n = len(self.cp.contexts)
+        ctx = -1 if msg.context is None else msg.context
+        action, text = _ACTIONS[type(msg)], ""
+        if isinstance(msg, SteerGate) and msg.trial is not None:
+            action = "pick"
+        if msg.context is not None and msg.context >= n:
+            text = f"ignored: the run has no context {msg.context} (it has 0 to {n - 1})"
+        elif isinstance(msg, SteerNote):
+            text = msg.text
+            for cs in self.cp.contexts:
+                if msg.context in (None, cs.index) and cs.phase != "done":
+                    cs.notes.append(f"{msg.text} (from {msg.origin})")
+        elif isinstance(msg, SteerPause | SteerResume):
+            self._pause(msg)
+        elif isinstance(msg, SteerStop) and msg.context is not None:
+            self._stopping.add(msg.context)
+        elif isinstance(msg, SteerStop):
+            self._stopped_by = self._stopped_by or msg.origin
+            self._search.cancel()
+            if self._at_gate:  # stopping at the gate validates the chosen design
+                self._gate = _gate_of(msg)
+        elif not self._at_gate:
+            text = "ignored: no design is waiting for approval (no gate, or not there yet)"
+        else:
+            text, self._gate = self._check_pick(msg), msg
+            if text:
+                self._gate = None
+            elif msg.trial is not None:
+                text = f"trial {msg.trial}"
+        self.cp.steering.append(msg)
+        at = time.time()
+        shown = f"{action} from {msg.origin}" + (f": {text}" if text else "")
+        self.record.log.append(LogEntry(context=ctx, role="human", text=shown, at=at))
+        await self._emit(Steered(
+            run_id=self.record.run_id, context=ctx, action=action, text=text,
+            origin=msg.origin, at=at,
+        ))  # fmt: skip
+        self._changed.set()
+        self._changed = anyio.Event()
+        await self._checkpoint()
+
+    def _pause(self, msg: SteerMessage) -> None:
+        ctx = -1 if msg.context is None else msg.context
+        if isinstance(msg, SteerPause):
+            self._paused.add(ctx)
+        elif isinstance(msg, SteerResume):
+            self._paused -= {-1} | {c.index for c in self.cp.contexts} if ctx == -1 else {ctx}
+
+    async def _boundary(self, cs: ContextState) -> bool:
+        """Between two turns of a context: stop it (returns False), or wait while it (or the
+        run) is paused; True: go on."""
+        paused = False
+        while True:
+            if cs.index in self._stopping:
+                cs.phase, cs.stop_reason = "done", "stopped by a person"
+                await self._note(cs.index, "coordinator", "context stopped by a person")
+                return False
+            if not {-1, cs.index} & self._paused:
+                break
+            if not paused:
+                paused = True
+                await self._status("paused", f"context {cs.index} paused until resumed")
+            changed = self._changed
+            await changed.wait()
+        if paused:
+            await self._status("searching", f"context {cs.index} resumed")
+        return True
+
+    async def _wait_at_gate(self) -> None:
+        """The human gate: wait until the chosen design is approved or another trial picked."""
+        rec = self.record
+        self._at_gate = True
+        try:
+            await self._note(-1, "coordinator", (
+                f"waiting at the gate: approve trial {rec.best_trial} (the chosen design) or "
+                "pick another trial, from the dashboard or `glia steer RUN approve|pick N`"
+            ))  # fmt: skip
+            await self._status("awaiting approval", f"trial {rec.best_trial} chosen")
+            while self._gate is None:
+                changed = self._changed
+                await changed.wait()
+        finally:
+            self._at_gate = False
+        if self._gate.trial is not None:
+            rec.best_trial = self._gate.trial
+        await self._checkpoint()
+
+    def _check_pick(self, msg: SteerGate) -> str:
+        """Why trial ``msg.trial`` cannot be validated ("" if it can, or none is picked)."""
+        if msg.trial is None:
+            return ""
+        seeds = list(self.config.search_seeds)
+        t = next((t for t in self.record.trials if t.index == msg.trial), None)
+        if t is None or t.seeds != seeds or t.mean_e2e_s is None:
+            ok = [t.index for t in self.record.trials
+                  if t.seeds == seeds and t.mean_e2e_s is not None]  # fmt: skip
+            why = "does not exist" if t is None else "has no result on the search seeds"
+            return f"ignored: trial {msg.trial} {why}; pick one of {', '.join(map(str, ok))}"
+        return ""
+
     # -- budget, records, checkpoints -----------------------------------------------------------
     async def _commit(self, cs: ContextState) -> None:
         """Move the context's finished trials into the record and checkpoint."""
@@ -361,6 +528,17 @@ class Coordinator:
 
     async def _emit(self, event: Event) -> None:
         await self._publish(event)
+
+
+_ACTIONS: dict[type, str] = {
+    SteerNote: "note", SteerPause: "pause", SteerResume: "resume", SteerStop: "stop",
+    SteerGate: "approve",
+}  # fmt: skip
+
+
+def _gate_of(msg: SteerMessage) -> SteerGate:
+    """The gate decision a stop at the gate stands for: approve the chosen design."""
+    return SteerGate(run_id=msg.run_id, id=msg.id, origin=msg.origin, at=msg.at)
 
 
 def new_checkpoint(config: DesignConfig, record: RunRecord) -> Checkpoint:

@@ -45,9 +45,9 @@ from glia.tasks import DEFAULT_TASK, Task
 
 from ._answers import read_answer
 from ._bench import trial_cost
-from ._supervisor import END
+from ._supervisor import END, HUMAN_NOTES
 
-__all__ = ["OFFLINE_LABEL", "offline_researcher", "offline_supervisor"]
+__all__ = ["OFFLINE_LABEL", "RELAYED", "focus_of", "offline_researcher", "offline_supervisor"]
 
 OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
 _MARK = "# mechanisms: "
@@ -146,6 +146,32 @@ _WHY = {
 }
 
 
+RELAYED = "A person watching the run says:"
+"""How the offline supervisor passes a person's note on to the researcher (one per line)."""
+
+_TAIL = ("starve", "deadline", "aging")
+_FOCUS: dict[str, tuple[str, ...]] = {
+    **{k: (k,) for k in _WHY},
+    **{k: _TAIL for k in ("p99", "p95", "p90", "tail", "starv", "long prompt", "fair")},
+    **{k: ("affinity",) for k in ("prefix", "cache", "affinity")},
+    **{k: ("admission", "headroom", "decode_ratio") for k in ("preempt", "admission", "kv")},
+    **{k: ("order", "sched-order") for k in ("shortest", "order")},
+    **{k: ("score",) for k in ("balance", "load score")},
+    **{k: ("token_budget",) for k in ("chunk", "token budget")},
+    **{k: ("target", "boost", "trend") for k in ("scale up", "cold start", "slo")},
+}
+"""A word in a person's note -> the kinds of change (keys of ``_WHY``) it points the
+researcher to. Deterministic: the same note always steers the same way."""
+
+
+def focus_of(note: str) -> frozenset[str]:
+    """The kinds of change a person's ``note`` asks for (see ``_FOCUS``); empty if none."""
+    text = note.lower().replace("_", " ").replace("-", " ")
+    return frozenset(kind for word, kinds in _FOCUS.items()
+                     if word.replace("_", " ").replace("-", " ") in text
+                     for kind in kinds)  # fmt: skip
+
+
 # -- reading the conversation ------------------------------------------------------------------
 @dataclass
 class _Trial:
@@ -187,6 +213,8 @@ class _State:
     """Which of several parallel contexts this is (0-based, from the first prompt)."""
     task: Task = DEFAULT_TASK
     """What is designed (from the example file in the workspace)."""
+    focus: frozenset[str] = frozenset()
+    """Kinds of change people's notes asked for (relayed by the supervisor): tried first."""
 
     @property
     def label(self) -> str:
@@ -233,6 +261,9 @@ def _read(messages: list[ModelMessage], seat: Seat) -> _State:
                 st.why = "which requests gained" in text.lower() or "explain" in text.lower()
                 m = re.search(r"[Rr]ecall trial (\d+)", text)
                 st.hint = int(m.group(1)) if m and "combine" in text else None
+                for line in text.splitlines():
+                    if line.startswith(RELAYED):
+                        st.focus |= focus_of(line[len(RELAYED) :])
             elif isinstance(part, ToolReturnPart):
                 st.returns[part.tool_call_id] = _content(part)
     for i, call in enumerate(st.calls):
@@ -283,7 +314,7 @@ def _neighbours(value: float, grid: tuple[float, ...]) -> list[float]:
 def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
     """Changes to the best design so far, most promising first given the evidence."""
     if isinstance(b, SchedulerMechanisms):
-        yield from _scheduler_moves(b)
+        yield from _scheduler_moves(b, st.focus)
         return
     if isinstance(b, ScalerMechanisms):
         yield from _scaler_moves(b)
@@ -296,7 +327,8 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
                 k: getattr(other, k) for k in type(b).__struct_fields__
                 if getattr(other, k) != getattr(type(b)(), k)
             })  # fmt: skip
-    if st.prefix:  # requests that share a cached prefix are cheaper where it is cached
+    asked_tail = bool(st.focus & {"starve", "deadline"})  # a person pointed at the tail
+    if st.prefix or "affinity" in st.focus:  # a shared prefix is cheaper where it is cached
         if b.affinity == 0:
             yield "affinity", r(b, affinity=0.3, slack=4, track_prefixes=st.scraped)
         else:
@@ -312,6 +344,8 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
     preempted = st.analysis.get("restarted_fraction", 0.0) > 0.01
     if not b.admission:
         admit = r(b, score="kv", admission=True)
+        if asked_tail:  # hold requests at the router, release short ones first, bound waits
+            yield "starve", r(admit, order="shortest-prompt", starve_s=120.0)
         if preempted:
             yield "admission", admit
         yield "score", r(b, score="kv")
@@ -319,7 +353,7 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
         yield "admission", admit
         yield "order", r(b, order="shortest-prompt")
         return
-    tail = not st.task.cost_is_latency  # the objective weighs the tail
+    tail = not st.task.cost_is_latency or asked_tail  # the objective (or a person) weighs it
     if b.order == "arrival":
         if tail:  # shortest-first starves long prompts: size-aware deadlines keep it fair
             yield "deadline", r(b, order="shortest-prompt", deadline_s=30.0)
@@ -345,9 +379,13 @@ def _moves(b: Spec, st: _State) -> Iterator[tuple[str, Spec]]:
         yield "order", r(b, order="arrival")
 
 
-def _scheduler_moves(b: SchedulerMechanisms) -> Iterator[tuple[str, Spec]]:
+def _scheduler_moves(
+    b: SchedulerMechanisms, focus: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, Spec]]:
     r = msgspec.structs.replace
     if b.order == "arrival":
+        if focus & {"starve", "aging"}:
+            yield "starve", r(b, order="shortest-prompt", backfill=True, starve_s=120.0)
         yield "sched-order", r(b, order="shortest-prompt", backfill=True)
         yield "token_budget", r(b, token_budget=2048)
         return
@@ -387,6 +425,9 @@ def _next(st: _State) -> tuple[str, Spec] | None:
     todo = [(why, m) for why, m in _moves(best.spec, st) if m not in seen]
     if not todo:
         return None
+    if st.focus:  # what people's notes point to goes first (a stable sort keeps the rest)
+        todo.sort(key=lambda wm: wm[0] not in st.focus)
+        return todo[0]
     # Parallel contexts would otherwise run the same search: each opens a different direction
     # first (the k-th most promising), then all refine greedily.
     first = len(st.trials) == 1
@@ -502,7 +543,8 @@ def _turn_report(st: _State, nxt: tuple[str, Spec]) -> str:
         f"{_evidence(st)}This turn:\n{recent}\n"
         f"Best so far: trial {best.index} ({best.spec.describe()}), {st.label} "
         f"{best.value:.3f}{st.unit}.\n"
-        f"Next hypothesis: {_WHY.get(why, why)} (try {m.describe()})."
+        f"Next hypothesis: {_WHY.get(why, why)} (try {m.describe()})"
+        + (", as the note from the person watching the run suggests." if why in st.focus else ".")
     )
 
 
@@ -530,6 +572,28 @@ def _final(st: _State, out_of_budget: bool) -> str:
 def _supervisor(seat: Seat, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """Reads its context's trials and replies by rule. Costs are taken to the two decimals the
     coordinator's table shows a supervisor, so near-ties break as a reader of it would."""
+    relayed = "".join(f"{RELAYED} {n}\n" for n in _notes(messages))
+    reply = _supervise(seat)
+    if relayed:  # a person's notes go first, word for word, then the rule's reply
+        text = reply.parts[0].content if isinstance(reply.parts[0], TextPart) else ""
+        head = f"[{OFFLINE_LABEL}]\n"
+        return _say(relayed + text.removeprefix(head))
+    return reply
+
+
+def _notes(messages: list[ModelMessage]) -> list[str]:
+    """People's notes in the coordinator's last prompt (see ``HUMAN_NOTES``)."""
+    last = messages[-1] if messages else None
+    parts = last.parts if isinstance(last, ModelRequest) else []
+    text = "\n".join(p.content for p in parts
+                     if isinstance(p, UserPromptPart) and isinstance(p.content, str))  # fmt: skip
+    if HUMAN_NOTES not in text:
+        return []
+    section = text.split(HUMAN_NOTES, 1)[1].splitlines()[1:]
+    return [line[2:].strip() for line in section if line.startswith("- ")]
+
+
+def _supervise(seat: Seat) -> ModelResponse:
     trials = seat.trials()
     ok = [(t.index, round(trial_cost(t), 2), t.note or t.design_path)
           for t in trials if t.mean_e2e_s is not None]  # fmt: skip

@@ -12,10 +12,12 @@ from pydantic_ai.models import Model
 
 from glia.tasks import DEFAULT_TASK, Task
 
-__all__ = ["END", "ends_context", "supervisor_agent"]
+__all__ = ["END", "HUMAN_NOTES", "ends_context", "supervisor_agent"]
 
 END = "END CONTEXT"
 """A supervisor reply containing this line ends the research context."""
+HUMAN_NOTES = "Notes from a person watching the run (pass them on to the researcher)"
+"""Heads the list of people's notes the coordinator adds to the supervisor's prompt."""
 
 
 def supervisor_agent(model: Model, task: Task = DEFAULT_TASK) -> Agent[None, str]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ._messages import Event, ExperimentRequest, ExperimentResult, ResultMessage
+from ._messages import Event, ExperimentRequest, ExperimentResult, ResultMessage, SteerMessage
 
 __all__ = ["Bus", "Delivery", "WorkQueue"]
 
@@ -83,6 +83,15 @@ class Bus(Protocol):
 
     def events(self, run_id: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """Every event of ``run_id`` (``"*"``: of all runs) from the first, then live."""
+        ...
+
+    async def publish_steer(self, msg: SteerMessage) -> None:
+        """Send a steering message to the coordinator of run ``msg.run_id`` (kept, so a
+        coordinator that resumes later still gets it)."""
+        ...
+
+    def steering(self, run_id: str) -> AbstractAsyncContextManager[AsyncIterator[SteerMessage]]:
+        """Every steering message of design run ``run_id`` from the first, then live."""
         ...
 
     async def cached(self, key: str) -> ExperimentResult | None:

@@ -16,6 +16,7 @@ from ._messages import (
     ExperimentRequest,
     ExperimentResult,
     ResultMessage,
+    SteerMessage,
     WorkerHeartbeat,
     encode,
 )
@@ -86,6 +87,7 @@ class MemoryBus:
         self._results: dict[str, list[ResultMessage]] = defaultdict(list)
         self._events: dict[str, list[Event]] = defaultdict(list)
         self._all_events: list[Event] = []
+        self._steering: dict[str, list[SteerMessage]] = defaultdict(list)
         self._kv: dict[str, ExperimentResult] = {}
         self._artifacts: dict[str, bytes] = {}
         self._checkpoints: dict[str, bytes] = {}
@@ -153,6 +155,16 @@ class MemoryBus:
             self._events[event.run_id].append(event)
         self._all_events.append(event)
         self._wake()
+
+    async def publish_steer(self, msg: SteerMessage) -> None:
+        log = self._steering[msg.run_id]
+        if all(m.id != msg.id for m in log):  # like the stream's duplicate window
+            log.append(msg)
+        self._wake()
+
+    @asynccontextmanager
+    async def steering(self, run_id: str) -> AsyncIterator[AsyncIterator[SteerMessage]]:
+        yield self._replay(self._steering[run_id])  # type: ignore[misc]
 
     @asynccontextmanager
     async def results(self, run_id: str) -> AsyncIterator[AsyncIterator[ResultMessage]]:

@@ -8,11 +8,13 @@ message or a :class:`MessageError` naming what was wrong and where.
 
 from __future__ import annotations
 
-from typing import Literal
+import secrets
+import time
+from typing import Literal, get_args
 
 import msgspec
 
-from glia._errors import GliaError
+from glia._errors import GliaError, InputError
 from glia.experiment import DesignFailure, Experiment
 from glia.sim import Summary
 
@@ -31,12 +33,22 @@ __all__ = [
     "ProviderRetry",
     "ResultMessage",
     "RunStatus",
+    "Steer",
+    "SteerGate",
+    "SteerMessage",
+    "SteerNote",
+    "SteerPause",
+    "SteerResume",
+    "SteerStop",
+    "Steered",
     "TrialFinished",
     "WorkerHeartbeat",
     "decode_event",
     "decode_request",
     "decode_result",
+    "decode_steer",
     "encode",
+    "steer_message",
     "to_json",
 ]
 
@@ -194,6 +206,19 @@ class RunStatus(_Msg, frozen=True, kw_only=True, tag="run.v1"):
     at: float
 
 
+class Steered(_Msg, frozen=True, kw_only=True, tag="steered.v1"):
+    """A person steered a design run and the coordinator applied it: ``action`` is ``note``,
+    ``pause``, ``resume``, ``stop``, ``approve`` or ``pick`` (``context`` -1: the whole run);
+    ``origin`` says where it came from (e.g. ``dashboard 127.0.0.1`` or ``api``)."""
+
+    run_id: str
+    context: int
+    action: str
+    text: str
+    origin: str
+    at: float
+
+
 Event = (
     ExperimentQueued
     | ExperimentStarted
@@ -204,12 +229,99 @@ Event = (
     | TrialFinished
     | ProviderRetry
     | RunStatus
+    | Steered
 )
+
+
+# -- glia.steer.<run_id> ---------------------------------------------------------------------
+class Steer(_Msg, frozen=True, kw_only=True):
+    """A person's hand on design run ``run_id``, applied by its coordinator at the next turn
+    boundary and recorded (with ``origin``) in the run's research log and checkpoint.
+
+    ``id`` is unique per message: a message is applied once, even when replayed (on resume).
+    ``context`` is the context it is for (``None``: the whole run).
+    """
+
+    run_id: str
+    id: str
+    origin: str
+    at: float
+    context: int | None = None
+
+
+class SteerNote(Steer, frozen=True, kw_only=True, tag="steer-note.v1"):
+    """A note to the supervisor, shown to it at its next turn."""
+
+    text: str
+
+
+class SteerPause(Steer, frozen=True, kw_only=True, tag="steer-pause.v1"):
+    """Pause: no new turn starts until a :class:`SteerResume` (work in flight finishes)."""
+
+
+class SteerResume(Steer, frozen=True, kw_only=True, tag="steer-resume.v1"):
+    """Resume a paused context or run."""
+
+
+class SteerStop(Steer, frozen=True, kw_only=True, tag="steer-stop.v1"):
+    """Stop a context at its next turn boundary, or the whole run's search at once; a stopped
+    run validates and reports the best design so far, as a budget stop does."""
+
+
+class SteerGate(Steer, frozen=True, kw_only=True, tag="steer-gate.v1"):
+    """At the gate of a run started with ``gate`` (before held-out validation): approve the
+    chosen design (``trial`` ``None``) or pick trial ``trial`` instead."""
+
+    trial: int | None = None
+
+
+SteerMessage = SteerNote | SteerPause | SteerResume | SteerStop | SteerGate
+
+SteerAction = Literal["note", "pause", "resume", "stop", "approve", "pick"]
+
+
+def steer_message(
+    run_id: str,
+    action: str,
+    *,
+    text: str = "",
+    context: int | None = None,
+    trial: int | None = None,
+    origin: str = "api",
+) -> SteerMessage:
+    """The steering message for ``action`` (one of :data:`SteerAction`) on run ``run_id``.
+
+    ``note`` needs ``text``; ``pick`` needs ``trial``; ``context`` (``None``: the whole run)
+    applies to notes, pauses, resumes and stops. Raises :class:`~glia.InputError` otherwise.
+    """
+    actions = get_args(SteerAction)
+    if action not in actions:
+        raise InputError(f"unknown steering action {action!r}: give one of {', '.join(actions)}")
+    if context is not None and context < 0:
+        raise InputError(f"context {context} is negative: give a context index from 0")
+    if action in ("approve", "pick") and context is not None:
+        raise InputError(f"{action} is for the whole run: leave out the context ({context})")
+    common = {"run_id": run_id, "id": secrets.token_hex(8), "origin": origin, "at": time.time(),
+              "context": context}  # fmt: skip
+    if action == "note":
+        if not text.strip():
+            raise InputError("a note needs its text: give what the supervisor should hear")
+        return SteerNote(text=text.strip(), **common)  # type: ignore[arg-type]
+    if action == "pick":
+        if trial is None:
+            raise InputError("pick needs a trial: give the number of the trial to validate")
+        return SteerGate(trial=trial, **common)  # type: ignore[arg-type]
+    kind: dict[str, type[SteerMessage]] = {
+        "pause": SteerPause, "resume": SteerResume, "stop": SteerStop, "approve": SteerGate,
+    }  # fmt: skip
+    return kind[action](**common)  # type: ignore[arg-type]
+
 
 _encoder = msgspec.msgpack.Encoder()
 _request = msgspec.msgpack.Decoder(ExperimentRequest)
 _result: msgspec.msgpack.Decoder[ResultMessage] = msgspec.msgpack.Decoder(ResultMessage)
 _event: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
+_steer: msgspec.msgpack.Decoder[SteerMessage] = msgspec.msgpack.Decoder(SteerMessage)
 _json = msgspec.json.Encoder()
 
 
@@ -247,3 +359,8 @@ def decode_result(data: bytes) -> ResultMessage:
 def decode_event(data: bytes) -> Event:
     """Decode an event; raises :class:`MessageError` on anything else."""
     return _decode(_event, data, "event")  # type: ignore[arg-type,return-value]
+
+
+def decode_steer(data: bytes) -> SteerMessage:
+    """Decode a steering message; raises :class:`MessageError` on anything else."""
+    return _decode(_steer, data, "steering message")  # type: ignore[arg-type,return-value]

@@ -33,9 +33,11 @@ from ._messages import (
     ExperimentResult,
     MessageError,
     ResultMessage,
+    SteerMessage,
     WorkerHeartbeat,
     decode_event,
     decode_result,
+    decode_steer,
     encode,
 )
 from ._server import BusError
@@ -312,6 +314,19 @@ class NatsBus:
         async with self._replay(subject, decode_event) as it:
             yield it
 
+    async def publish_steer(self, msg: SteerMessage) -> None:
+        # Acknowledged by JetStream (a person's action must not be lost); the message's id
+        # drops a retried publish whose first try was stored.
+        await self._patiently(
+            self.js.publish, s.steer_subject(msg.run_id), encode(msg),
+            headers={"Nats-Msg-Id": msg.id},
+        )  # fmt: skip
+
+    @asynccontextmanager
+    async def steering(self, run_id: str) -> AsyncIterator[AsyncIterator[SteerMessage]]:
+        async with self._replay(s.steer_subject(run_id), decode_steer) as it:
+            yield it
+
     @asynccontextmanager
     async def _replay(self, subject: str, decode: Any) -> AsyncIterator[AsyncIterator[Any]]:
         sub = await self._patiently(self.js.subscribe, subject, ordered_consumer=True)
@@ -425,7 +440,8 @@ async def _setup(js: JetStreamContext, replicas: int) -> tuple[KeyValue, KeyValu
     for name, subjects, age in (
         (s.RESULTS_STREAM, ["glia.result.>"], 7 * day),
         (s.EVENTS_STREAM, ["glia.events.>"], 1 * day),
-        ("GLIA_DEAD_LETTERS", [s.DEAD_LETTER], 7 * day),
+        (s.DEAD_LETTERS_STREAM, [s.DEAD_LETTER], 7 * day),
+        (s.STEER_STREAM, ["glia.steer.>"], 7 * day),
     ):
         await _stream(
             js,

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ARTIFACTS_BUCKET",
     "DEAD_LETTER",
+    "DEAD_LETTERS_STREAM",
     "EVENTS_STREAM",
     "EXPERIMENTS",
     "EXPERIMENTS_STREAM",
@@ -17,9 +18,11 @@ __all__ = [
     "RESULTS_BUCKET",
     "RESULTS_STREAM",
     "RUNS_BUCKET",
+    "STEER_STREAM",
     "WORKER_CONSUMER",
     "events_subject",
     "result_subject",
+    "steer_subject",
 ]
 
 EXPERIMENTS_STREAM = "GLIA_EXPERIMENTS"
@@ -28,6 +31,8 @@ EXPERIMENTS = "glia.exp.submit"
 """Subject experiment requests are published on."""
 DEAD_LETTER = "glia.exp.dead"
 """Experiments that exhausted their deliveries (also answered with a failure result)."""
+DEAD_LETTERS_STREAM = "GLIA_DEAD_LETTERS"
+"""Stream keeping the dead letters (7 days), for inspection."""
 WORKER_CONSUMER = "glia-workers"
 """The durable pull consumer shared by every worker."""
 
@@ -37,6 +42,10 @@ EVENTS_STREAM = "GLIA_EVENTS"
 """Lifecycle and progress events, per run: ``glia.events.<run_id>`` (replayable)."""
 HEARTBEATS = "glia.events._workers"
 """Worker heartbeats (in the events stream, under a run id no real run can have)."""
+
+STEER_STREAM = "GLIA_STEERING"
+"""Steering of design runs by people, per run: ``glia.steer.<run_id>`` (replayable, so a
+coordinator that resumes sees what it had not applied yet)."""
 
 RESULTS_BUCKET = "glia-results"
 """KV bucket: experiment key -> encoded result, so a repeated experiment never runs twice."""
@@ -54,3 +63,8 @@ def result_subject(run_id: str) -> str:
 def events_subject(run_id: str) -> str:
     """Subject of the events of run ``run_id``."""
     return f"glia.events.{run_id}"
+
+
+def steer_subject(run_id: str) -> str:
+    """Subject of the steering messages of design run ``run_id``."""
+    return f"glia.steer.{run_id}"

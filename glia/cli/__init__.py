@@ -25,6 +25,7 @@ from ._emulate import emulate
 from ._latency import calibrate, latency
 from ._serve import serve
 from ._simulate import check, simulate
+from ._steer import steer
 
 __all__ = ["app", "main"]
 
@@ -43,6 +44,7 @@ for _command in (
     monitor,
     design,
     report,
+    steer,
     dashboard,
 ):
     app.command()(_command)

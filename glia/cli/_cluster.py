@@ -33,6 +33,7 @@ from glia.bus import (
     NatsBus,
     ProviderRetry,
     RunStatus,
+    Steered,
     TrialFinished,
     WorkerHeartbeat,
     nats_server,
@@ -191,6 +192,9 @@ class _View:
             return
         if isinstance(ev, AgentMessage | TrialFinished | ProviderRetry | RunStatus):
             self._design(ev)
+            return
+        if isinstance(ev, Steered):
+            self.design["steered"] = f"{ev.action} from {ev.origin}: {ev.text}"[:160]
             return
         key = f"{ev.run_id}/{ev.key}"
         if isinstance(ev, ExperimentQueued):

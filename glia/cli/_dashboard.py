@@ -49,7 +49,7 @@ def dashboard(
 
     async def serve() -> None:
         async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
-            live, probe = None, None
+            live, probe, steer = None, None, None
             if nats_url:
                 bus = await stack.enter_async_context(
                     NatsBus.connect(
@@ -58,10 +58,10 @@ def dashboard(
                         tls_ca=str(tls_ca) if tls_ca else None,
                     )
                 )  # fmt: skip
-                live, probe = Live(), nats_probe(bus)
+                live, probe, steer = Live(), nats_probe(bus), bus.publish_steer
                 await tg.start(live.follow, bus)
             runner = web.AppRunner(
-                make_app(runs_dir, host=host, token=token, live=live, probe=probe)
+                make_app(runs_dir, host=host, token=token, live=live, probe=probe, steer=steer)
             )
             await runner.setup()
             try:

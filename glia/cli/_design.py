@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from glia._errors import GliaError
 from glia._logging import configure_logging
-from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, TrialFinished
+from glia.bus import AgentMessage, Event, ProviderRetry, RunStatus, Steered, TrialFinished
 from glia.presets import PRESETS
 from glia.tasks import DEFAULT_TASK, task_for
 
@@ -56,6 +56,9 @@ class _Progress:
         elif isinstance(ev, ProviderRetry):
             c.print(f"[yellow]provider error ({ev.error}): retry {ev.attempt} in "
                     f"{ev.wait_s:.0f} s[/yellow]")  # fmt: skip
+        elif isinstance(ev, Steered):
+            c.print(f"[bold yellow]{ev.action} from {escape(ev.origin)}[/bold yellow]"
+                    + (f": {escape(ev.text)}" if ev.text else ""))  # fmt: skip
         elif isinstance(ev, RunStatus):
             c.print(f"[bold green]{ev.status}[/bold green]: {escape(ev.message)}")
 
@@ -189,6 +192,14 @@ def design(
             "weights, e.g. mean+p99:1,0.5 (mean E2E + 0.5 x p99 E2E).",
         ),
     ] = "mean",
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="Wait before held-out validation until a person approves the chosen design or "
+            "picks another trial (the dashboard, or glia steer RUN approve|pick N; needs --nats).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Let the agents design a policy by experiment, then validate it and write a report.
@@ -223,7 +234,7 @@ def design(
                     seeds=seeds, settings=overrides, stop=stop, trust_design=trust_design,
                     search_seeds=tuple(range(seeds)) if known_seeds else None,
                     holdout_seeds=tuple(range(100, 100 + seeds)) if known_seeds else None,
-                    objective=objective,
+                    objective=objective, gate=gate,
                 )  # fmt: skip
                 summary = run.summary()
             except GliaError as e:  # raised below, as itself rather than in a group

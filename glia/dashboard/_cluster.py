@@ -16,12 +16,11 @@ import msgspec
 from aiohttp import web
 
 from glia.bus import NatsBus
+from glia.bus._subjects import DEAD_LETTERS_STREAM
 from glia.dashboard._live import Live
 
 __all__ = ["QueueState", "cluster_page", "nats_probe"]
 
-_DEAD_LETTERS_STREAM = "GLIA_DEAD_LETTERS"
-"""The stream ``glia.bus`` keeps ``glia.exp.dead`` in (created with the others at connect)."""
 _REFRESH_S = 2
 """The page reloads itself this often (a heartbeat's period): no script needed."""
 
@@ -40,7 +39,7 @@ def nats_probe(bus: NatsBus) -> Probe:
     """Reads the queue's depth and the dead-letter count from ``bus``'s JetStream."""
 
     async def probe() -> QueueState:
-        dead = await bus.js.stream_info(_DEAD_LETTERS_STREAM)
+        dead = await bus.js.stream_info(DEAD_LETTERS_STREAM)
         return QueueState(depth=await bus.queue_depth(), dead_letters=int(dead.state.messages))
 
     return probe

@@ -26,6 +26,7 @@ from glia.bus import (
     ExperimentQueued,
     ExperimentStarted,
     RunStatus,
+    Steered,
     TrialFinished,
     WorkerHeartbeat,
     to_json,
@@ -35,7 +36,7 @@ __all__ = ["EventSource", "Live", "RunView"]
 
 log = structlog.get_logger(__name__)
 
-_SHOWN = (AgentMessage, RunStatus, TrialFinished)
+_SHOWN = (AgentMessage, RunStatus, TrialFinished, Steered)
 """The events a run page shows live (experiment lifecycle events go to the cluster page)."""
 _BACKLOG = 256
 """Events a slow tab may fall behind by before it is dropped (it reconnects and replays)."""

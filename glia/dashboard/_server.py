@@ -6,6 +6,12 @@ token (``?token=``, ``Authorization: Bearer``, or the HttpOnly, SameSite=Strict 
 sets on the first accepted request, so that links between pages work) or gets 401. Pages show
 only what ``run.json`` holds, which never contains keys (the coordinator writes it with secret
 seeds hidden).
+
+Steering (``POST /runs/<id>/steer``, with ``steer`` given) sends a note, a pause, a resume, a
+stop or a gate decision to the run's coordinator over the bus, with the origin ``dashboard
+<client address>``. Besides the token, a POST must come from the dashboard's own pages: its
+``Origin`` (or ``Referer``) must be this server and ``Sec-Fetch-Site``, when sent,
+``same-origin``; another site's page cannot steer a run through a visitor's browser (CSRF).
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import hmac
 import html
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import msgspec
 from aiohttp import web
 
 from glia._errors import InputError
+from glia.bus import SteerMessage, steer_message
 from glia.dashboard._cluster import Probe, cluster_page
 from glia.dashboard._live import Live
 from glia.report import RunRecord, load_record
@@ -43,6 +51,7 @@ def make_app(
     token: str | None = None,
     live: Live | None = None,
     probe: Probe | None = None,
+    steer: Callable[[SteerMessage], Awaitable[None]] | None = None,
 ) -> web.Application:
     """The dashboard's aiohttp application over ``runs_dir`` (one folder per run).
 
@@ -50,7 +59,9 @@ def make_app(
     With ``live`` (fed by :meth:`Live.follow` from the bus), runs in progress are listed too and
     their pages update over SSE (``/runs/<id>/events``) without a reload, and ``/cluster``
     shows the workers; ``probe`` (:func:`~glia.dashboard.nats_probe`) adds the queue's depth
-    and the dead letters there.
+    and the dead letters there. With ``steer`` (e.g. :meth:`glia.bus.NatsBus.publish_steer`),
+    a live run's page has a note box, pause, resume and stop buttons and, at a gated run's
+    gate, approve and pick controls.
     """
     if host not in _LOOPBACK and not token:
         raise TokenRequired(
@@ -92,7 +103,7 @@ def make_app(
     async def run(request: web.Request) -> web.StreamResponse:
         run_id = request.match_info["run_id"]
         if live is not None and run_id in live.runs:
-            return _live_page(run_id)
+            return _live_page(run_id, steering=steer is not None)
         return await _run_page(runs_dir, run_id)
 
     async def events(request: web.Request) -> web.StreamResponse:
@@ -122,7 +133,47 @@ def make_app(
         return await _trial_page(runs_dir, request.match_info["run_id"], request.match_info["n"])
 
     app.router.add_get("/runs/{run_id}/trials/{n}", trial)
+
+    async def steering(request: web.Request) -> web.StreamResponse:
+        run_id = request.match_info["run_id"]
+        _same_origin(request)
+        if steer is None or live is None:
+            raise web.HTTPNotFound(text="steering needs the bus: start with --nats URL")
+        if run_id not in live.runs:
+            raise web.HTTPNotFound(text=f"run {run_id!r} is not live: it cannot be steered")
+        form = await request.post()
+        try:
+            msg = steer_message(
+                run_id, str(form.get("action", "")), text=str(form.get("text", "")),
+                context=_int(form.get("context"), "context"),
+                trial=_int(form.get("trial"), "trial"),
+                origin=f"dashboard {request.remote or 'unknown'}",
+            )  # fmt: skip
+        except InputError as e:
+            raise web.HTTPBadRequest(text=f"400: {e}") from None
+        await steer(msg)
+        return web.json_response({"sent": str(form.get("action")), "id": msg.id})
+
+    app.router.add_post("/runs/{run_id}/steer", steering)
     return app
+
+
+def _int(value: object, what: str) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    if not text.isdigit():
+        raise InputError(f"{what} {text!r} is not a number: give a whole number from 0")
+    return int(text)
+
+
+def _same_origin(request: web.Request) -> None:
+    """Refuse (403) a request that a page of another site made a browser send."""
+    site = request.headers.get("Sec-Fetch-Site")
+    source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    parts = urlsplit(source)
+    if (site is not None and site != "same-origin") or parts.netloc != request.host:
+        raise web.HTTPForbidden(text="403: steering is only accepted from the dashboard's pages")
 
 
 def _records(runs_dir: Path) -> list[RunRecord]:
@@ -244,13 +295,31 @@ async def _trial_page(runs_dir: Path, run_id: str, n: str) -> web.Response:
 _SCRIPT = Path(__file__).with_name("static") / "live.js"
 
 
-def _live_page(run_id: str) -> web.Response:
+_STEER = (
+    "<form class=steer data-steer='/runs/{rid}/steer'>"
+    "<textarea name=text rows=2 cols=60 aria-label='note to the supervisor' placeholder="
+    "'A note to the supervisor, shown at its next turn (e.g. the long prompts starve; look at "
+    "p99)'></textarea><br><button name=action value=note>send note</button> "
+    "<button name=action value=pause>pause</button> "
+    "<button name=action value=resume>resume</button> "
+    "<button name=action value=stop>stop</button>"
+    "<span class=gate hidden> awaiting approval: "
+    "<button name=action value=approve>approve the chosen design</button> or trial "
+    "<input name=trial type=number min=1 size=4 aria-label=trial> "
+    "<button name=action value=pick>pick</button></span> "
+    "<output class=steered></output></form>"
+)
+
+
+def _live_page(run_id: str, *, steering: bool = False) -> web.Response:
     """A run in progress: an empty skeleton that ``live.js`` fills from the run's SSE stream
-    (which replays the run from its start, so nothing is rendered twice)."""
+    (which replays the run from its start, so nothing is rendered twice); with ``steering``,
+    the steering controls."""
     rid = html.escape(run_id)
     body = (
         f"<div data-live='/runs/{rid}/events'><p class=status>status running</p>"
-        "<svg class=scores width=480 height=160 viewBox='0 0 480 160' role=img "
+        + (_STEER.format(rid=rid) if steering else "")
+        + "<svg class=scores width=480 height=160 viewBox='0 0 480 160' role=img "
         "aria-label='score by trial'></svg>"
         "<table class=trials><tr><th>trial<th>context<th>score<th>mean E2E (s)<th>p99 E2E (s)"
         "<th>failure</tr></table><h2>Research log</h2><ul class=log></ul></div>"

@@ -26,12 +26,13 @@ __all__ = [
     "save_record",
 ]
 
-Role = Literal["brief", "researcher", "supervisor", "tool", "coordinator"]
+Role = Literal["brief", "researcher", "supervisor", "tool", "coordinator", "human"]
 Status = Literal["running", "finished", "stopped", "interrupted", "failed"]
-StopKind = Literal["", "finished", "budget", "provider", "model", "interrupted"]
+StopKind = Literal["", "finished", "budget", "provider", "model", "interrupted", "human"]
 """Why a design run ended: its search finished, a budget ran out, the model provider kept
-failing, the model misbehaved (a context was cut short), or it was interrupted (a signal, or
-``stop`` set); ``""`` while it runs. ``glia design`` exits non-zero for the last three."""
+failing, the model misbehaved (a context was cut short), it was interrupted (a signal, or
+``stop`` set), or a person stopped its search (steering; the best so far is still validated);
+``""`` while it runs. ``glia design`` exits non-zero for the last three."""
 
 
 class Budget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

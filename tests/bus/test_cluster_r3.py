@@ -44,8 +44,8 @@ E = TypeVar("E", bound=Event)
 # are streams too).
 STREAMS = (
     subjects.EXPERIMENTS_STREAM, subjects.RESULTS_STREAM, subjects.EVENTS_STREAM,
-    "GLIA_DEAD_LETTERS", f"KV_{subjects.RESULTS_BUCKET}", f"KV_{subjects.RUNS_BUCKET}",
-    f"OBJ_{subjects.ARTIFACTS_BUCKET}",
+    subjects.DEAD_LETTERS_STREAM, subjects.STEER_STREAM, f"KV_{subjects.RESULTS_BUCKET}",
+    f"KV_{subjects.RUNS_BUCKET}", f"OBJ_{subjects.ARTIFACTS_BUCKET}",
 )  # fmt: skip
 
 

@@ -34,6 +34,8 @@ NOT_HERE: dict[str, str] = {
     r"^glia baselines --seeds 10\b": "110 simulations: over a minute on 2 cores",
     r"^glia dashboard\b": "a server that runs until stopped: "
     "tests/test_dashboard_live.py starts one as a subprocess and asks it over HTTP",
+    r"^glia steer\b": "needs a live design run on a NATS server: tests/cli/test_cli_steer.py "
+    "steers one",
     r"^glia emulate\b": "servers that run until stopped: tests/engines/ start emulated engines",
     r"^glia serve\b": "a proxy that runs until stopped: tests/engines/test_serve.py starts it",
     r"^glia simulate --design best\.py": "needs a designed best.py: glia design writes one",

@@ -50,15 +50,56 @@
       seen[ev.index] = true;
       var tr = document.createElement("tr");
       tr.setAttribute("data-trial", ev.index);
-      cell(tr, ev.index); cell(tr, ev.context); cell(tr, num(ev.cost));
+      var first = document.createElement("td"), link = document.createElement("a");
+      link.href = root.getAttribute("data-live").replace(/events$/, "trials/" + ev.index) +
+        window.location.search;
+      link.textContent = ev.index;
+      first.appendChild(link); tr.appendChild(first);
+      cell(tr, ev.context); cell(tr, num(ev.cost));
       cell(tr, num(ev.mean_e2e_s)); cell(tr, ""); cell(tr, ev.failure || "");
       table.appendChild(tr);
     } else if (ev.type === "agent.v1" && log) {
       var li = document.createElement("li");
       li.textContent = "[" + ev.context + "] " + ev.role + ": " + ev.text;
       log.appendChild(li);
+    } else if (ev.type === "steered.v1" && log) {
+      var item = document.createElement("li");
+      item.className = "human";
+      item.textContent = "[" + ev.context + "] human: " + ev.action + " from " + ev.origin +
+        (ev.text ? ": " + ev.text : "");
+      log.appendChild(item);
     } else if (ev.type === "run.v1" && status) {
       status.textContent = "status " + ev.status + " " + (ev.message || "");
+      if (gate) gate.hidden = ev.status !== "awaiting approval";
+      var ended = ["finished", "stopped", "interrupted", "failed"].indexOf(ev.status) >= 0;
+      if (ended && !document.querySelector("a.report")) {
+        var report = document.createElement("a");
+        report.className = "report";
+        report.href = root.getAttribute("data-live").replace(/events$/, "report") +
+          window.location.search;
+        report.textContent = "report";
+        status.appendChild(document.createTextNode(" "));
+        status.appendChild(report);
+      }
     }
   };
+  // Steering: each button POSTs the form to the server (same origin, so the browser sends the
+  // token cookie and an Origin header the server checks); the result shows next to it.
+  var form = document.querySelector("form.steer");
+  var gate = form && form.querySelector(".gate");
+  if (form && window.fetch) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var data = new URLSearchParams(new FormData(form, e.submitter));
+      var out = form.querySelector("output.steered");
+      fetch(form.getAttribute("data-steer") + window.location.search, {
+        method: "POST", body: data, credentials: "same-origin"
+      }).then(function (r) {
+        return r.text().then(function (t) {
+          out.textContent = r.ok ? "sent " + data.get("action") : t;
+          if (r.ok && data.get("action") === "note") form.querySelector("textarea").value = "";
+        });
+      }, function (err) { out.textContent = "not sent: " + err; });
+    });
+  }
 })();
