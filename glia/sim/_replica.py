@@ -369,7 +369,9 @@ class Replica:
             )
             for job in ending:
                 # self._drop_decoder(job), inline: `it` is already c + 1
-                self.free += -((self.it - job.start_it + job.prompt) // -bs)
+                self.free += -((self.it - job.start_it + job.prompt) // -bs) - job.shared
+                if job.shared:
+                    self._unshare(job)
                 del decoding[job.id]
                 phase_count[job.phase] -= 1
                 phases[job.phase] -= 1

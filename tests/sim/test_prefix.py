@@ -182,6 +182,23 @@ def test_requests_on_one_shared_prefix_hold_its_blocks_once() -> None:
     assert sum(r.prefill_tokens for r in records) == 1630 + 9 * 30
 
 
+def test_a_decoder_on_shared_blocks_gives_them_back_when_it_completes() -> None:
+    # The second request hits the first one's cached 9 tokens (2 whole blocks of 4, shared)
+    # and decodes: when it completes, its own blocks come back and its reference is released.
+    # (A merge once inlined the decoders' completion without the release: the cache kept the
+    # reference and the replica counted the shared blocks as its own, -1 allocated.)
+    t = trace([(0.0, 7, 1, 0, 0), (0.0, 9, 2, 0, 8)])
+    cluster = ClusterConfig(num_replicas=1, num_blocks=30, block_size=4, chunk_size=16,
+                            max_batch_size=1, watermark=0.0, prefix_cache=1.0)  # fmt: skip
+    caches: list[PrefixCache] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _checked(monkeypatch, "release", caches)
+        records: list[IterationRecord] = []
+        run_simulation(t, cluster, resolve_router("llq"), observer=records.append)
+    assert [r.allocated_blocks for r in records] == [2, 1, 1]
+    assert len(caches) == 1 and not caches[0]._refs
+
+
 @st.composite
 def shared_runs(draw: st.DrawFn) -> tuple[Trace, ClusterConfig, str]:
     t, cluster, router = draw(cached_runs())
