@@ -47,7 +47,14 @@ from ._answers import read_answer
 from ._bench import trial_cost
 from ._supervisor import END
 
-__all__ = ["OFFLINE_LABEL", "offline_researcher", "offline_supervisor"]
+__all__ = [
+    "OFFLINE_LABEL",
+    "OfflineModel",
+    "Seat",
+    "SeatedModel",
+    "offline_researcher",
+    "offline_supervisor",
+]
 
 OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
 _MARK = "# mechanisms: "
@@ -547,7 +554,16 @@ class Seat:
     trials: Callable[[], list[Trial]] = list
 
 
-class OfflineModel(FunctionModel):
+class SeatedModel(FunctionModel):
+    """A scripted agent the coordinator seats in each context (see :class:`Seat`) before it
+    works there: the offline designer, and the offline search methods of ``glia compare``."""
+
+    def seated(self, seat: Seat) -> SeatedModel:
+        """The same agent, working in ``seat``."""
+        raise NotImplementedError
+
+
+class OfflineModel(SeatedModel):
     """The offline researcher or supervisor; :meth:`seated` gives it a context's seat."""
 
     def __init__(self, role: Literal["researcher", "supervisor"], seat: Seat = Seat()) -> None:

@@ -18,6 +18,7 @@ from ._app import app
 from ._baselines import baselines
 from ._bench import bench
 from ._cluster import monitor, nats, worker
+from ._compare import compare
 from ._dashboard import dashboard
 from ._design import design, report
 from ._emulate import emulate
@@ -40,6 +41,7 @@ for _command in (
     monitor,
     design,
     report,
+    compare,
     dashboard,
 ):
     app.command()(_command)
