@@ -37,6 +37,7 @@ from glia._client import Client, connect
 from glia._design import DesignRun, design_async
 from glia._errors import InputError, unknown_name
 from glia.actors._bench import trial_cost
+from glia.actors._models import resolve_models
 from glia.experiment import Limits
 from glia.presets import for_task
 from glia.runtime import local_cluster
@@ -133,6 +134,8 @@ async def compare_async(
         raise InputError(f"--seeds {seeds}: give 1 to 20 seeds per simulation")
     if task not in TASKS:
         raise unknown_name("task", task, TASKS)
+    if isinstance(model, str) and model != "offline":
+        resolve_models(model, base_url)  # an unknown model or a missing key fails now
     preset = preset or TASKS[task].preset
     spec = parse_objective(objective).spec
     for_task(task_for(task, spec), preset)
@@ -145,8 +148,8 @@ async def compare_async(
     _claim(root, config)
     todo: list[tuple[Method, int]] = []
     results: dict[tuple[str, int], RunResult] = {}
-    for m in chosen:
-        for r in range(repeats):
+    for r in range(repeats):  # repeat by repeat: a comparison cut short has whole repeats
+        for m in chosen:
             done = _load_result(root / "runs" / m.name / f"r{r:02d}")
             if done is not None:
                 results[(m.name, r)] = done
