@@ -180,3 +180,35 @@ def test_bad_methods_fail_before_anything_starts(tmp_path: Path, methods: str, e
     assert result.exit_code == 2
     assert result.stderr == f"error: {error}\n"
     assert not out.exists()
+
+
+def one_design_per_turn(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """A scripted model: each turn writes one design, simulates it and reports."""
+    last = messages[-1].parts[-1]
+    writes = sum(1 for r in _returns(messages) if r.tool_name == "write_file")
+    if isinstance(last, ToolReturnPart) and last.tool_name == "write_file":
+        path = f"designs/{writes:02d}.py"
+        return ModelResponse(parts=[ToolCallPart("run_simulation", {"design_path": path})])
+    if isinstance(last, ToolReturnPart) and last.tool_name == "run_simulation":
+        return ModelResponse(parts=[TextPart("one design simulated")])
+    n = writes + 1
+    args = {"path": f"designs/{n:02d}.py", "content": compose(Mechanisms(), name=f"M{n}")}
+    return ModelResponse(parts=[ToolCallPart("write_file", args)])
+
+
+@pytest.mark.anyio
+async def test_best_of_n_and_evolve_run_with_any_model(tmp_path: Path, client: Client) -> None:
+    model = FunctionModel(one_design_per_turn, model_name="scripted")
+    c = await compare_async(
+        methods="best-of-n,evolve", repeats=1, budget=3, seeds=1, settings=SMALL,
+        client=client, out=tmp_path / "cmp", model=model,
+    )  # fmt: skip
+    best_of_n, evolve = c.runs
+    assert (best_of_n.simulations, best_of_n.valid) == (3, 3)
+    assert (evolve.simulations, evolve.valid) == (3, 3)
+    rec = load_record((tmp_path / "cmp" / best_of_n.run_dir / "run.json").read_bytes())
+    assert rec.contexts == 3 and sorted(t.context for t in rec.trials) == [0, 1, 2]
+    assert rec.model == "scripted"
+    rec = load_record((tmp_path / "cmp" / evolve.run_dir / "run.json").read_bytes())
+    prompts = [e.text for e in rec.log if e.role == "supervisor"]
+    assert len(prompts) == 2 and all("parent: trial " in p for p in prompts)
