@@ -186,6 +186,9 @@ def _plot_curves(ms: Sequence[MethodSummary], budget: int, best: float | None, p
         ax.fill_between(x, lo, hi, color=color, alpha=0.15, step="post")
     if best is not None:
         ax.axhline(best / 0.9, color="#444", ls=":", lw=1, label="T90 target")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("simulations")
     ax.set_ylabel("best-so-far search cost (x reference)")
     ax.legend(fontsize=8)
