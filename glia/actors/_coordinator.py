@@ -195,7 +195,10 @@ class Coordinator:
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self.bench)
         # The offline agents get their context, task and trials as values, not as prose.
-        seat = Seat(cs.index, self.task, partial(self.bench.of_context, cs.index))
+        seat = Seat(
+            cs.index, self.task, partial(self.bench.of_context, cs.index),
+            prefix_caching=self.cluster.prefix_cache > 0,
+        )  # fmt: skip
         r_model, s_model = (
             m.seated(seat) if isinstance(m, SeatedModel) else m for m in self._models
         )

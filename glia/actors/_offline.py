@@ -552,6 +552,8 @@ class Seat:
     context: int = 0
     task: Task = DEFAULT_TASK
     trials: Callable[[], list[Trial]] = list
+    prefix_caching: bool = False
+    """The cluster caches prompt prefixes (the brief's cluster description says so)."""
 
 
 class SeatedModel(FunctionModel):

@@ -45,6 +45,7 @@ __all__ = [
     "EvolvePrompter",
     "PassiveSupervisor",
     "SearchKind",
+    "catalogue",
     "crossover",
     "mutate",
     "one_shot",
@@ -98,39 +99,50 @@ def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng([abs(k) for k in key])
 
 
-def _grid(spec_type: type[Any]) -> dict[str, tuple[Any, ...]]:
-    return CATALOGUE[spec_type]
+_PREFIX_ONLY = ("affinity", "slack")
+"""Router mechanisms that do nothing on a cluster without prefix caching (left out there, as
+the offline designer leaves them out)."""
 
 
-def uniform(spec_type: type[Any], rng: np.random.Generator) -> Spec:
+def catalogue(spec_type: type[Any], prefix_caching: bool = True) -> dict[str, tuple[Any, ...]]:
+    """The mechanism fields of ``spec_type`` a search varies, with their values."""
+    grid = CATALOGUE[spec_type]
+    if spec_type is RouterMechanisms and not prefix_caching:
+        return {f: v for f, v in grid.items() if f not in _PREFIX_ONLY}
+    return grid
+
+
+def uniform(spec_type: type[Any], rng: np.random.Generator, prefix_caching: bool = True) -> Spec:
     """A design drawn uniformly from the catalogue: every field at a random grid value."""
-    values = {f: g[int(rng.integers(len(g)))] for f, g in _grid(spec_type).items()}
-    spec: Spec = spec_type(**values)
+    grid = catalogue(spec_type, prefix_caching)
+    spec: Spec = spec_type(**{f: g[int(rng.integers(len(g)))] for f, g in grid.items()})
     return spec
 
 
-def one_shot(spec_type: type[Any], rng: np.random.Generator) -> Spec:
+def one_shot(spec_type: type[Any], rng: np.random.Generator, prefix_caching: bool = True) -> Spec:
     """One design written from the example alone: the example (the catalogue's defaults, i.e.
     the baseline) with one to three of its mechanisms changed to random other values."""
     base: Spec = spec_type()
-    return _change(base, rng, int(rng.integers(1, 4)))
+    return _change(base, rng, int(rng.integers(1, 4)), catalogue(spec_type, prefix_caching))
 
 
-def mutate(parent: Spec, rng: np.random.Generator) -> Spec:
+def mutate(parent: Spec, rng: np.random.Generator, prefix_caching: bool = True) -> Spec:
     """``parent`` with one mechanism changed: a numeric one to a neighbouring grid value, a
     categorical one to another value (and now and then a second change)."""
-    return _change(parent, rng, 1 + int(rng.random() < 0.25), neighbour=True)
+    grid = catalogue(type(parent), prefix_caching)
+    return _change(parent, rng, 1 + int(rng.random() < 0.25), grid, neighbour=True)
 
 
 def crossover(a: Spec, b: Spec, rng: np.random.Generator) -> Spec:
     """Each mechanism from parent ``a`` or parent ``b`` at random."""
-    fields = _grid(type(a))
-    mixed = {f: getattr(a if rng.random() < 0.5 else b, f) for f in fields}
+    mixed = {f: getattr(a if rng.random() < 0.5 else b, f) for f in CATALOGUE[type(a)]}
     return msgspec.structs.replace(a, **mixed)
 
 
-def _change(spec: Spec, rng: np.random.Generator, n: int, neighbour: bool = False) -> Spec:
-    grid = _grid(type(spec))
+def _change(
+    spec: Spec, rng: np.random.Generator, n: int, grid: dict[str, tuple[Any, ...]],
+    neighbour: bool = False,
+) -> Spec:  # fmt: skip
     names = list(grid)
     picked = rng.choice(len(names), size=min(n, len(names)), replace=False)
     changes: dict[str, Any] = {}
@@ -188,9 +200,9 @@ def _searcher(
     spec: Spec | None = None
     for _ in range(_TRIES):
         if kind == "random":
-            spec = uniform(spec_type, rng)
+            spec = uniform(spec_type, rng, seat.prefix_caching)
         elif kind == "one-shot":
-            spec = one_shot(spec_type, rng)
+            spec = one_shot(spec_type, rng, seat.prefix_caching)
         elif not st.trials:  # evolve starts from the example, as FunSearch does
             spec = spec_type()
         else:
@@ -201,7 +213,7 @@ def _searcher(
             child = parents[0]
             if len(parents) > 1 and rng.random() < 0.3:
                 child = crossover(parents[0], parents[1], rng)
-            spec = mutate(child, rng)
+            spec = mutate(child, rng, seat.prefix_caching)
         if spec.describe() not in seen:
             break
     assert spec is not None
