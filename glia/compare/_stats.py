@@ -56,8 +56,9 @@ def sims_to_reach(curve: Sequence[float], target: float) -> int | None:
 def sims_to_reach_cost(curve: Sequence[float | None], best: float, fraction: float) -> int | None:
     """1-based number of simulations after which a best-so-far *cost* `curve` (lower is
     better; None: nothing valid yet) comes within ``1 / fraction`` of `best`, the best cost
-    any method found: T90 is ``fraction=0.9`` (cost <= best / 0.9), the lower-is-better
-    reading of "90 % of the best score" when a score is ``1 / cost``. None when never."""
+    any method found on the same workload: T90 is ``fraction=0.9`` (cost <= best / 0.9), the
+    lower-is-better reading of "90 % of the best score" when a score is ``1 / cost``.
+    None when never."""
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction must be in (0, 1]; got {fraction} (use e.g. 0.9)")
     target = best / fraction
