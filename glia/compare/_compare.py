@@ -355,6 +355,21 @@ def summarize(
     return out, best
 
 
+def paired(
+    runs: Sequence[RunResult], a: str, b: str
+) -> tuple[float, tuple[float, float], int, int] | None:
+    """Method ``a`` against ``b`` repeat by repeat (the same seeds): the mean of ``a``'s score
+    minus ``b``'s (negative: ``a`` is better), its bootstrap 90 % CI, the repeats where ``a``
+    was strictly better and the repeats both scored; None when none did."""
+    sa = {r.repeat: r.score for r in runs if r.method == a and r.score is not None}
+    sb = {r.repeat: r.score for r in runs if r.method == b and r.score is not None}
+    both = sorted(set(sa) & set(sb))
+    if not both:
+        return None
+    d = [sa[k] - sb[k] for k in both]
+    return float(np.mean(d)), bootstrap_ci(d), sum(x < 0 for x in d), len(d)
+
+
 def _half_reached(
     rs: Sequence[RunResult], per_repeat: dict[int, float], fraction: float
 ) -> int | None:

@@ -117,6 +117,7 @@ def write_compare_report(
             numeric=(False, *([True] * 16)),
         ),
         *_verdicts(ms),
+        *_paired(ms, rs),
     ]
     if made[_CURVES]:
         alt = f"Best-so-far search cost (x {ref}) per simulation: median over repeats, 90 % CI"
@@ -168,6 +169,42 @@ def _verdicts(summaries: Sequence[MethodSummary]) -> list[Block]:
             verdict = "not distinguishable: the 90 % CIs overlap"
         lines.append((code(first.name), " vs ", code(other.name), f": {verdict}"))
     return [Heading(2, "Verdicts"), Items(tuple(lines))] if lines else []
+
+
+def _paired(ms: Sequence[MethodSummary], rs: Sequence[RunResult]) -> list[Block]:
+    """The first method against each other one on the same seeds, repeat by repeat."""
+    from ._compare import paired
+
+    if len(ms) < 2:
+        return []
+    first = ms[0].name
+    rows = []
+    for m in ms[1:]:
+        p = paired(rs, first, m.name)
+        if p is None:
+            continue
+        mean, (lo, hi), better, n = p
+        verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable"
+        rows.append((code(f"{first} - {m.name}"), _f(mean, 4), f"[{_f(lo, 4)}, {_f(hi, 4)}]",
+                     f"{better} of {n}", verdict))  # fmt: skip
+    if not rows:
+        return []
+    return [
+        Heading(2, "Paired by repeat"),
+        Para(
+            (
+                f"Repeat k of every method ran on the same seeds, so the score differences "
+                f"{first} - other per repeat carry less workload noise than the CIs above: mean "
+                "difference (negative: the first method is better), its bootstrap 90 % CI, and the "
+                "repeats where the first method was strictly better.",
+            )
+        ),
+        Table(
+            ("pair", "mean difference", "90% CI", "first better", "verdict"),
+            tuple(rows),
+            numeric=(False, True, True, True, False),
+        ),
+    ]
 
 
 def _plot_curves(ms: Sequence[MethodSummary], budget: int, best: float | None, path: Path) -> bool:

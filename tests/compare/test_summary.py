@@ -6,6 +6,7 @@ import pytest
 
 from glia._errors import InputError
 from glia.compare import RunResult, bootstrap_ci, sims_to_reach_cost, summarize
+from glia.compare._compare import paired
 
 
 def run(method: str, repeat: int, curve: list[float | None], score: float | None, *,
@@ -90,3 +91,11 @@ def test_sims_to_reach_cost() -> None:
     assert sims_to_reach_cost([None, 1.0], 0.45, 0.9) is None
     with pytest.raises(InputError, match=r"^fraction must be in \(0, 1\]; got 0 \(use e.g. 0.9\)$"):
         sims_to_reach_cost([1.0], 1.0, 0)
+
+
+def test_paired_differences_by_repeat() -> None:
+    # a - b per repeat: 0.4 - 0.5, 0.6 - 0.5, 0.5 - 0.5 = (-0.1, 0.1, 0)
+    mean, ci, better, n = paired(RUNS, "a", "b") or (None, None, None, None)
+    assert mean == pytest.approx(0.0) and (better, n) == (1, 3)
+    assert ci == pytest.approx((-1 / 15, 1 / 15))  # means of 3 draws; each end 1/27 < 5 %
+    assert paired(RUNS, "a", "nope") is None
