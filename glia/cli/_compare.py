@@ -43,7 +43,8 @@ def compare(
         str,
         typer.Option(
             "--methods",
-            help="Comma-separated: glia, glia-mcg, no-supervisor, best-of-n, evolve, random.",
+            help="Comma-separated: glia, glia-mcg, glia-mcg-sequential, no-supervisor, best-of-n, "
+            "evolve, random.",
         ),
     ] = _DEFAULT_METHODS,
     repeats: Annotated[

@@ -6,7 +6,8 @@ research contexts share the budget. Every method then runs as an ordinary design
 held-out validation and report. With ``model="offline"`` no language model is involved:
 
 * ``glia``: the offline designer (researcher + supervisor, one context);
-* ``glia-mcg``: the same with :data:`MCG_CONTEXTS` parallel contexts sharing the budget;
+* ``glia-mcg``: the same with :data:`MCG_CONTEXTS` parallel contexts sharing the budget, and
+  ``glia-mcg-sequential`` with them one after another (each from the best design so far);
 * ``no-supervisor``: the offline researcher with a supervisor that only says "continue";
 * ``best-of-n``: ``budget`` independent contexts of one simulation each, each writing one
   design from the example (offline: one to three catalogue mechanisms changed at random);
@@ -73,6 +74,14 @@ METHODS: dict[str, Method] = {
             "glia-mcg",
             f"researcher + supervisor, {MCG_CONTEXTS} parallel contexts sharing the budget",
             lambda model, seed, budget: MethodSetup(model, contexts=min(MCG_CONTEXTS, budget)),
+        ),
+        Method(
+            "glia-mcg-sequential",
+            f"researcher + supervisor, {MCG_CONTEXTS} contexts one after another, each starting "
+            "from the best design so far",
+            lambda model, seed, budget: MethodSetup(
+                model, contexts=min(MCG_CONTEXTS, budget), sequential=True
+            ),
         ),
         Method(
             "no-supervisor",

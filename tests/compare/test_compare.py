@@ -168,10 +168,10 @@ def test_cli_json_schema_and_a_changed_setting(tmp_path: Path) -> None:
     ("methods", "error"),
     [
         ("glia,nope", "unknown method 'nope': choose one of best-of-n, evolve, glia, glia-mcg, "
-         "no-supervisor, random"),
+         "glia-mcg-sequential, no-supervisor, random"),
         ("glia,glia", "methods glia,glia name a method twice: name each once"),
-        (",", "no methods given: name one or more of glia, glia-mcg, no-supervisor, best-of-n, "
-         "evolve, random"),
+        (",", "no methods given: name one or more of glia, glia-mcg, glia-mcg-sequential, "
+         "no-supervisor, best-of-n, evolve, random"),
     ],
 )  # fmt: skip
 def test_bad_methods_fail_before_anything_starts(tmp_path: Path, methods: str, error: str) -> None:
@@ -212,3 +212,20 @@ async def test_best_of_n_and_evolve_run_with_any_model(tmp_path: Path, client: C
     rec = load_record((tmp_path / "cmp" / evolve.run_dir / "run.json").read_bytes())
     prompts = [e.text for e in rec.log if e.role == "supervisor"]
     assert len(prompts) == 2 and all("parent: trial " in p for p in prompts)
+
+
+@pytest.mark.anyio
+async def test_every_method_runs_offline_within_its_budget(tmp_path: Path, client: Client) -> None:
+    from glia.compare import METHODS
+
+    c = await compare_async(
+        methods=list(METHODS), repeats=1, budget=2, seeds=1, settings=SMALL, client=client,
+        out=tmp_path / "cmp",
+    )  # fmt: skip
+    assert [r.method for r in c.runs] == list(METHODS)
+    for r in c.runs:
+        assert 1 <= r.simulations <= 2 and r.valid == r.simulations, r
+        assert r.score is not None and r.status == "finished", r
+    seq = next(r for r in c.runs if r.method == "glia-mcg-sequential")
+    rec = load_record((tmp_path / "cmp" / seq.run_dir / "run.json").read_bytes())
+    assert rec.contexts == 2 and rec.sequential
