@@ -32,6 +32,12 @@ from glia.runtime import local_cluster
 
 SMALL = {"duration_s": 60.0}
 
+# Design runs on a real cluster take seconds idle but can pass 30 s on a loaded 2-core machine.
+# A pytest-timeout *signal* that lands inside the event loop leaves the cluster fixture's
+# teardown (nats-server, worker processes) hanging, so the whole session never ends: these tests
+# get the slow budget, and the thread method, which dumps every stack and ends the process.
+design_run = pytest.mark.timeout(300, method="thread")
+
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
@@ -73,6 +79,8 @@ FLAKY = Method(
 )
 
 
+@pytest.mark.slow
+@design_run
 @pytest.mark.anyio
 async def test_invalid_designs_spend_the_budget_and_the_rate_shows_it(
     tmp_path: Path, client: Client
@@ -98,6 +106,8 @@ async def test_invalid_designs_spend_the_budget_and_the_rate_shows_it(
     assert (tmp_path / "cmp" / "figures" / "curves.png").is_file()
 
 
+@pytest.mark.slow
+@design_run
 @pytest.mark.anyio
 async def test_evolve_prompts_name_parents_and_their_costs(tmp_path: Path, client: Client) -> None:
     c = await compare_async(
@@ -111,6 +121,8 @@ async def test_evolve_prompts_name_parents_and_their_costs(tmp_path: Path, clien
     assert len(prompts) == 2 and all("parent: trial " in p for p in prompts)
 
 
+@pytest.mark.slow
+@design_run
 @pytest.mark.anyio
 async def test_a_killed_comparison_resumes_without_repeating_finished_runs(
     tmp_path: Path, client: Client
@@ -142,6 +154,8 @@ async def test_a_killed_comparison_resumes_without_repeating_finished_runs(
     assert again == []  # nothing left to run: only the report is written again
 
 
+@pytest.mark.slow
+@design_run
 def test_cli_json_schema_and_a_changed_setting(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     common = ["compare", "--methods", "random", "--repeats", "1", "--seeds", "1", "--set",
@@ -196,6 +210,8 @@ def one_design_per_turn(messages: list[ModelMessage], info: AgentInfo) -> ModelR
     return ModelResponse(parts=[ToolCallPart("write_file", args)])
 
 
+@pytest.mark.slow
+@design_run
 @pytest.mark.anyio
 async def test_best_of_n_and_evolve_run_with_any_model(tmp_path: Path, client: Client) -> None:
     model = FunctionModel(one_design_per_turn, model_name="scripted")
@@ -214,6 +230,8 @@ async def test_best_of_n_and_evolve_run_with_any_model(tmp_path: Path, client: C
     assert len(prompts) == 2 and all("parent: trial " in p for p in prompts)
 
 
+@pytest.mark.slow
+@design_run
 @pytest.mark.anyio
 async def test_every_method_runs_offline_within_its_budget(tmp_path: Path, client: Client) -> None:
     from glia.compare import METHODS
