@@ -14,6 +14,9 @@ from glia.sim import ClusterConfig, ClusterView, Request, SimResult, Summary, Wo
 
 if TYPE_CHECKING:
     from glia._design import DesignRun, DesignStop, design, design_async
+    from glia.compare import Comparison
+    from glia.compare import compare as compare_methods
+    from glia.compare import compare_async as compare_methods_async
 
 __version__ = "0.1.0"
 
@@ -23,6 +26,7 @@ __all__ = [
     "Client",
     "ClusterConfig",
     "ClusterView",
+    "Comparison",
     "DesignError",
     "DesignFailed",
     "DesignRun",
@@ -39,6 +43,8 @@ __all__ = [
     "TraceError",
     "WorkloadConfig",
     "__version__",
+    "compare_methods",
+    "compare_methods_async",
     "connect",
     "design",
     "design_async",
@@ -57,4 +63,14 @@ def __getattr__(name: str) -> object:
         from glia import _design
 
         return getattr(_design, name)
+    # `glia.compare` is the package of the comparison; its runner is `compare_methods`.
+    if name in ("Comparison", "compare_methods", "compare_methods_async"):
+        from glia.compare import _compare
+
+        return getattr(
+            _compare,
+            {"compare_methods": "compare", "compare_methods_async": "compare_async"}.get(
+                name, name
+            ),
+        )
     raise AttributeError(f"module 'glia' has no attribute {name!r}")

@@ -11,6 +11,7 @@ import pytest
 
 import glia
 import glia.actors
+import glia.compare
 import glia.policies
 import glia.report
 import glia.runtime
@@ -22,6 +23,7 @@ GLIA = [
     "Client",
     "ClusterConfig",
     "ClusterView",
+    "Comparison",
     "DesignError",
     "DesignFailed",
     "DesignRun",
@@ -38,6 +40,8 @@ GLIA = [
     "TraceError",
     "WorkloadConfig",
     "__version__",
+    "compare_methods",
+    "compare_methods_async",
     "connect",
     "design",
     "design_async",
@@ -157,6 +161,12 @@ ACTORS = [
     "researcher_agent", "resolve_models", "supervisor_agent",
 ]  # fmt: skip
 
+COMPARE = [
+    "METHODS", "CompareConfig", "Comparison", "Method", "MethodSetup", "MethodSummary",
+    "RunResult", "bootstrap_ci", "compare", "compare_async", "sims_to_reach",
+    "sims_to_reach_cost", "summarize",
+]  # fmt: skip
+
 RUNTIME = ["Actor", "ActorFailed", "SimWorker", "WorkerStatistics", "local_cluster", "supervise"]
 
 REPORT = [
@@ -174,6 +184,7 @@ REPORT = [
         (glia.actors, ACTORS),
         (glia.runtime, RUNTIME),
         (glia.report, REPORT),
+        (glia.compare, COMPARE),
     ],
 )
 def test_all_is_pinned(module: ModuleType, names: list[str]) -> None:
@@ -188,6 +199,12 @@ def test_the_same_objects_everywhere() -> None:
     assert glia.BASELINES is glia.policies.BASELINES
     for name in ("ClusterConfig", "ClusterView", "Request", "SimResult", "Summary"):
         assert getattr(glia, name) is getattr(glia.sim, name)
+
+
+def test_the_comparison_runner_is_glia_compare_methods() -> None:
+    assert glia.compare_methods is glia.compare.compare
+    assert glia.compare_methods_async is glia.compare.compare_async
+    assert glia.Comparison is glia.compare.Comparison
 
 
 def test_the_error_hierarchy() -> None:

@@ -106,6 +106,7 @@ class TrialBench:
             summary=out.summary,
             csv_paths=list(out.csv_paths),
             failure=out.failure_line() or None,
+            sim_s=sum(r.summary.wall_s for r in out.results),
         )  # fmt: skip
         self.pending[context] = [t for t in self.pending[context] if t.index != index]
         self.pending[context].append(trial)

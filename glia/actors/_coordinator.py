@@ -55,7 +55,7 @@ from ._checkpoint import (
 )
 from ._lab import Lab
 from ._models import BudgetExhausted, Meter, MeteredModel, ProviderFailed
-from ._offline import OfflineModel, Seat
+from ._offline import Seat, SeatedModel
 from ._researcher import ResearchDeps, brief, researcher_agent
 from ._supervisor import HUMAN_NOTES, ends_context, supervisor_agent
 from ._validation import validate
@@ -236,9 +236,12 @@ class Coordinator:
         )  # fmt: skip
         deps = ResearchDeps(cs.index, ws, self.bench)
         # The offline agents get their context, task and trials as values, not as prose.
-        seat = Seat(cs.index, self.task, partial(self.bench.of_context, cs.index))
+        seat = Seat(
+            cs.index, self.task, partial(self.bench.of_context, cs.index),
+            prefix_caching=self.cluster.prefix_cache > 0,
+        )  # fmt: skip
         r_model, s_model = (
-            m.seated(seat) if isinstance(m, OfflineModel) else m for m in self._models
+            m.seated(seat) if isinstance(m, SeatedModel) else m for m in self._models
         )
         researcher = researcher_agent(self._metered(r_model, "researcher", cs.index))
         supervisor = supervisor_agent(self._metered(s_model, "supervisor", cs.index), self.task)

@@ -47,7 +47,16 @@ from ._answers import read_answer
 from ._bench import trial_cost
 from ._supervisor import END, HUMAN_NOTES
 
-__all__ = ["OFFLINE_LABEL", "RELAYED", "focus_of", "offline_researcher", "offline_supervisor"]
+__all__ = [
+    "OFFLINE_LABEL",
+    "RELAYED",
+    "OfflineModel",
+    "Seat",
+    "SeatedModel",
+    "focus_of",
+    "offline_researcher",
+    "offline_supervisor",
+]
 
 OFFLINE_LABEL = "offline (deterministic non-LLM designer)"
 _MARK = "# mechanisms: "
@@ -630,9 +639,20 @@ class Seat:
     context: int = 0
     task: Task = DEFAULT_TASK
     trials: Callable[[], list[Trial]] = list
+    prefix_caching: bool = False
+    """The cluster caches prompt prefixes (the brief's cluster description says so)."""
 
 
-class OfflineModel(FunctionModel):
+class SeatedModel(FunctionModel):
+    """A scripted agent the coordinator seats in each context (see :class:`Seat`) before it
+    works there: the offline designer, and the offline search methods of ``glia compare``."""
+
+    def seated(self, seat: Seat) -> SeatedModel:
+        """The same agent, working in ``seat``."""
+        raise NotImplementedError
+
+
+class OfflineModel(SeatedModel):
     """The offline researcher or supervisor; :meth:`seated` gives it a context's seat."""
 
     def __init__(self, role: Literal["researcher", "supervisor"], seat: Seat = Seat()) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
+
 from glia.experiment import experiment_config
 from glia.presets import SECOND_WORKLOAD
 from glia.presets import preset as get_preset
@@ -54,6 +56,10 @@ async def validate(
             workload=name, description=desc, seeds=list(config.holdout_seeds),
             mean_e2e_s={o.policy: o.mean_e2e_s for o in outs if o.ok},
             p99_e2e_s={o.policy: o.mean_p99_e2e_s for o in outs if o.ok},
+            p50_e2e_s={
+                o.policy: float(np.mean([r.summary.p50_e2e_s for r in o.results]))
+                for o in outs if o.ok
+            },
             mean_slowdown={o.policy: o.mean_slowdown for o in outs if o.ok},
             cost={o.policy: o.cost(task, get_preset(name).slo or slo) for o in outs if o.ok},
             csv_paths={o.policy: o.csv_paths[0] for o in outs if o.ok and o.csv_paths},

@@ -19,6 +19,7 @@ from ._app import app
 from ._baselines import baselines
 from ._bench import bench
 from ._cluster import monitor, nats, worker
+from ._compare import compare
 from ._dashboard import dashboard
 from ._design import design, report
 from ._emulate import emulate
@@ -45,6 +46,7 @@ for _command in (
     design,
     report,
     steer,
+    compare,
     dashboard,
 ):
     app.command()(_command)

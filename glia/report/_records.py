@@ -73,6 +73,9 @@ class Trial(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
     """The researcher's label for this experiment (its hypothesis)."""
     at: float = 0.0
+    sim_s: float = 0.0
+    """Simulator seconds the trial took, summed over its seeds (a cached result counts what
+    it cost when it was simulated; 0 in records made before this was kept)."""
 
 
 class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +98,8 @@ class Validation(msgspec.Struct, frozen=True, kw_only=True):
     """Policy name (``"design"`` for the best design) -> mean E2E over every seed's requests."""
     p99_e2e_s: dict[str, float] = {}
     """Policy -> mean over seeds of the p99 E2E."""
+    p50_e2e_s: dict[str, float] = {}
+    """Policy -> mean over seeds of the median E2E."""
     mean_slowdown: dict[str, float] = {}
     """Policy -> mean slowdown over every seed's requests (shown beside any objective)."""
     cost: dict[str, float] = {}

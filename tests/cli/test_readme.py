@@ -27,6 +27,8 @@ NOT_HERE: dict[str, str] = {
     r"^(ruff check|mypy)\b": "a static check: .ci/run runs it",
     r"^glia design( --resume|\b)": "a design run takes minutes: .ci/run runs the quick start, "
     "tests/cli/test_cli_design_exits.py a small one from a relative directory",
+    r"^glia compare\b": "a comparison is many design runs (minutes to hours): tests/compare/ "
+    "run small ones, through the CLI too",
     r"^glia report glia-runs/": "needs that run: tests/cli/test_cli_design_exits.py rewrites the "
     "report of a fresh run by a relative path",
     r"--nats nats://": "needs a running NATS cluster: tests/bus/ start real ones",
