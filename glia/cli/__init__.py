@@ -4,8 +4,9 @@
 baseline of a task on the same setup, side by side; ``glia design`` lets the agents design a
 policy; ``glia nats``, ``glia worker`` and ``glia monitor`` run and watch a cluster; ``glia
 latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it;
-``glia bench`` replays a workload against a real OpenAI-compatible endpoint, and ``glia
-emulate`` serves a preset's replicas as engines speaking vLLM's API; ``glia dashboard`` serves
+``glia bench`` replays a workload against a real OpenAI-compatible endpoint, ``glia
+emulate`` serves a preset's replicas as engines speaking vLLM's API, and ``glia serve`` runs a
+design's router in front of real engines as an OpenAI-compatible proxy; ``glia dashboard`` serves
 design runs to a browser.
 Results go to stdout (a table, or JSON with ``--json``); progress, logs and errors go to stderr.
 Any error Glia raises on purpose prints one line, ``error: <what to fix>``, and exits with
@@ -22,6 +23,7 @@ from ._dashboard import dashboard
 from ._design import design, report
 from ._emulate import emulate
 from ._latency import calibrate, latency
+from ._serve import serve
 from ._simulate import check, simulate
 
 __all__ = ["app", "main"]
@@ -35,6 +37,7 @@ for _command in (
     calibrate,
     bench,
     emulate,
+    serve,
     nats,
     worker,
     monitor,

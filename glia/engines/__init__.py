@@ -6,12 +6,14 @@ and summary, so that a measured run and a simulated one compare column for colum
 :func:`emulate` serves a cluster's replicas as engines that speak vLLM's API and metrics, timed
 by the simulator's replica model in scaled real time. :func:`scrape` reads an engine's
 Prometheus ``/metrics`` (vLLM, SGLang or llama.cpp names) as a routing proxy sees it, with its
-age.
+age. :func:`serve` runs a design's router (or a baseline) in front of real engines, as an
+OpenAI-compatible routing proxy.
 """
 
 from ._bench import BenchFailure, BenchOutcome, bench
 from ._emulate import DEFAULT_MAX_TOKENS, Emulated, emulate
 from ._scrape import EngineMetrics, MetricsError, parse_metrics, scrape
+from ._serve import EngineView, ServeStatistics, Serving, serve
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -19,9 +21,13 @@ __all__ = [
     "BenchOutcome",
     "Emulated",
     "EngineMetrics",
+    "EngineView",
     "MetricsError",
+    "ServeStatistics",
+    "Serving",
     "bench",
     "emulate",
     "parse_metrics",
     "scrape",
+    "serve",
 ]

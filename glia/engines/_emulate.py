@@ -10,7 +10,8 @@ second. It serves
   decode iteration, the first when its prefill ends);
 * ``GET /v1/models``, ``GET /health``;
 * ``GET /metrics`` in Prometheus text with vLLM's names (``vllm:num_requests_running``,
-  ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``, ``vllm:num_preemptions_total``).
+  ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``, ``vllm:num_preemptions_total``,
+  and the KV capacity as the labels of ``vllm:cache_config_info``).
 
 Prompt lengths: a completions prompt given as token ids counts one per id; text (and chat
 messages) is counted as one token per 4 characters, the usual estimate. Without
@@ -56,6 +57,8 @@ class _Engine:
 
     def __init__(self, cluster: ClusterConfig, index: int, speed: float, model_name: str) -> None:
         self.model = EngineModel(cluster, index)
+        replica = cluster.resolve().replicas[index]
+        self.num_blocks, self.block_size = replica.num_blocks, cluster.block_size
         self.speed = speed
         self.name = model_name
         self.pending: dict[int, _Pending] = {}
@@ -109,6 +112,9 @@ class _Engine:
             f"vllm:kv_cache_usage_perc{labels} {m.kv_usage:.6f}\n"
             "# TYPE vllm:num_preemptions_total counter\n"
             f"vllm:num_preemptions_total{labels} {m.preemptions}\n"
+            "# TYPE vllm:cache_config_info gauge\n"
+            f'vllm:cache_config_info{{block_size="{self.block_size}",'
+            f'num_gpu_blocks="{self.num_blocks}"}} 1.0\n'
         )
 
 

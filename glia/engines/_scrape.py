@@ -14,7 +14,8 @@ views (issue 16). The names each field maps to:
 
 All three report KV usage as a fraction in [0, 1] (vLLM's ``_perc`` name notwithstanding).
 Labelled samples of one name (one per model or engine index) are summed: a router sees the
-engine as a whole.
+engine as a whole. vLLM also says its KV capacity, as the labels ``num_gpu_blocks`` and
+``block_size`` of ``vllm:cache_config_info``; where an engine does, they are read too.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class EngineMetrics(msgspec.Struct, frozen=True, kw_only=True):
     num_waiting: int
     kv_usage: float
     scraped_at: float
+    num_blocks: int | None = None
+    """KV capacity in blocks, where the engine says it (vLLM's ``vllm:cache_config_info``)."""
+    block_size: int | None = None
+    """Tokens per KV block, where the engine says it."""
 
     def age(self, now: float | None = None) -> float:
         """Seconds since this scrape (``now`` defaults to ``time.monotonic()``)."""
@@ -95,6 +100,30 @@ def _samples(text: str) -> dict[str, float]:
     return sums
 
 
+_CACHE_INFO = "vllm:cache_config_info{"
+
+
+def _cache_config(text: str) -> tuple[int | None, int | None]:
+    """``num_gpu_blocks`` and ``block_size`` from vLLM's ``vllm:cache_config_info`` labels."""
+    start = text.find(_CACHE_INFO)
+    if start == -1:
+        return None, None
+    end = text.find("}", start)
+    labels: dict[str, str] = {}
+    for part in text[start + len(_CACHE_INFO) : end].split(","):
+        key, _, value = part.partition("=")
+        labels[key.strip()] = value.strip().strip('"')
+
+    def number(key: str) -> int | None:
+        try:
+            value = int(labels[key])
+        except (KeyError, ValueError):
+            return None
+        return value if value > 0 else None
+
+    return number("num_gpu_blocks"), number("block_size")
+
+
 def parse_metrics(text: str, scraped_at: float) -> EngineMetrics:
     """Read vLLM's, SGLang's or llama.cpp's metric names from Prometheus text."""
     sums = _samples(text)
@@ -109,11 +138,14 @@ def parse_metrics(text: str, scraped_at: float) -> EngineMetrics:
                 f"the engine's /metrics has none of {', '.join(names)} (for {field}): serve a "
                 "vLLM, SGLang or llama.cpp server with metrics on (llama.cpp: --metrics)"
             )
+    num_blocks, block_size = _cache_config(text)
     return EngineMetrics(
         num_running=round(found["num_running"]),
         num_waiting=round(found["num_waiting"]),
         kv_usage=found["kv_usage"],
         scraped_at=scraped_at,
+        num_blocks=num_blocks,
+        block_size=block_size,
     )
 
 

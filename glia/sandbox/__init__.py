@@ -50,7 +50,7 @@ from glia.policies import Policy
 from glia.tasks import TASKS
 
 from ._boundary import SandboxUnavailable, boundary
-from ._run import SLOTS, check_design, run_sandboxed
+from ._run import SLOTS, SandboxedRouter, check_design, run_sandboxed
 from ._script import AnalysisResult, run_analysis
 from ._side.main import ALLOWED_IMPORTS
 
@@ -66,6 +66,7 @@ __all__ = [
     "FailureKind",
     "Limits",
     "SandboxUnavailable",
+    "SandboxedRouter",
     "boundary",
     "check_design",
     "run_analysis",

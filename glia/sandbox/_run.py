@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NoReturn, TypeVar
 
 import msgspec
@@ -44,7 +44,7 @@ from . import _boundary
 from ._side import protocol as p
 from ._side.views import Request as WireRequest
 
-__all__ = ["check_design", "run_sandboxed"]
+__all__ = ["SandboxedRouter", "check_design", "run_sandboxed"]
 
 SLOTS = {t.name: t.slot for t in TASKS.values()}
 """Where a task's policy goes, by task: the :func:`~glia.sim.run_simulation` argument (and
@@ -55,6 +55,7 @@ _EXIT_WAIT_S = 2.0
 _MAX_PENDING = 256
 """Most routing calls sent without waiting for their answers (calls that cannot route)."""
 M = TypeVar("M", bound=p.FromSandbox)
+T = TypeVar("T")
 
 
 class _Stopped(DesignError):
@@ -565,3 +566,67 @@ def _slot(task: str) -> str:
 
         raise InputError(f"unknown task {task!r}: choose one of {', '.join(SLOTS)}")
     return SLOTS[task]
+
+
+class SandboxedRouter:
+    """A design's router in its sandbox, called with cluster views built outside the simulator.
+
+    ``glia serve`` uses it to run a design in front of real engines: the design runs in its own
+    process behind the same boundary and protocol as in a simulation (plain-data snapshots in,
+    decisions out), so it behaves identically in both and the caller never executes its code.
+    The views may be any :class:`~glia.sim.ReplicaView` subclass (``glia serve`` passes views
+    of scraped engine metrics, whose ``stale_fields`` are set). Each call must be answered
+    within ``call_timeout_s``; a design that fails, times out or breaks the protocol raises
+    :class:`~glia.DesignError` (its message the failure's one line) and the router is closed.
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, source: str, limits: Limits, *, call_timeout_s: float = 1.0) -> None:
+        self.call_timeout_s = call_timeout_s
+        try:
+            self._box, loaded = _start(source, "routing", limits, check_only=False)
+        except _Stopped as e:
+            raise DesignError(e.failure.one_line()) from None
+        self.name = loaded.name
+        """The design's name (its ``name``, else its class's)."""
+        self._proxy = _Router(self._box, loaded.name)
+        self.failure: DesignFailure | None = None
+        """Why the design stopped, once it has."""
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        if self.failure is not None:
+            raise DesignError(self.failure.one_line())
+        self._box.deadline = time.monotonic() + self.call_timeout_s
+        try:
+            return fn()
+        except _Stopped as e:
+            self.failure = e.failure
+            self.close()
+            raise DesignError(e.failure.one_line()) from None
+        except DesignError as e:
+            self.failure = DesignFailure(kind="invalid-decision", message=str(e))
+            self.close()
+            raise
+
+    def setup(self, cluster: ClusterView, rng: np.random.Generator) -> None:
+        """The design's ``setup()``, with the cluster as it is now."""
+        self._call(lambda: self._proxy.setup(cluster, rng))
+
+    def schedule(self, cluster: ClusterView) -> list[tuple[int, Request]]:
+        """The design's decisions for ``cluster`` (requests named by id are those of the views
+        it was shown; an id it was never shown comes back as a stand-in with a NaN arrival)."""
+        return self._call(lambda: self._proxy.schedule(cluster))
+
+    def close(self) -> None:
+        """End the design's process (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._box.close()
+
+    _closed = False
+
+    def __enter__(self) -> SandboxedRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
