@@ -73,6 +73,7 @@ class _Engine:
         self.wake = anyio.Event()
         self.t0 = time.monotonic()
         self.next_id = 0
+        self.late_s = 0.0
 
     def now(self) -> float:
         """Simulated seconds since the engine started."""
@@ -89,14 +90,18 @@ class _Engine:
         """Step the model in scaled real time until cancelled."""
         clock = self.now()
         while True:
-            clock = max(clock, self.now())
             dt = self.model.start(clock)
             if dt == 0.0:
                 self.wake = anyio.Event()
                 await self.wake.wait()
+                clock = max(clock, self.now())  # idle until now
                 continue
             end = clock + dt
             await anyio.sleep(max(0.0, end / self.speed - (time.monotonic() - self.t0)))
+            # A busy engine's next iteration starts when this one ends in the model, however
+            # late the loop woke: small delays are caught up (the next sleep is shorter) rather
+            # than stretching the model's time. What is not caught up is the engine's lag.
+            self.late_s = max(self.late_s, self.now() - end)
             for p in self.model.finish(end):
                 pending = self.pending.get(p.id)
                 if pending is None or (p.tokens == pending.tokens and not p.done):
@@ -238,6 +243,13 @@ class Emulated:
     """Running emulated engines: their base URLs, replica ``i`` at ``urls[i]``."""
 
     urls: list[str]
+    _engines: list[_Engine] = field(default_factory=list, repr=False)
+
+    def lag_s(self) -> float:
+        """The most simulated seconds any engine has been behind its model so far: how late an
+        iteration ended in real time (near 0 where the process keeps up with ``speed``; then,
+        and only then, the times a client sees are the model's)."""
+        return max((e.late_s for e in self._engines), default=0.0)
 
 
 @asynccontextmanager
@@ -287,7 +299,7 @@ async def emulate(
                 tg.start_soon(engine.run)
             log.info("emulate_ready", urls=urls, speed=speed, model=model_name)
             try:
-                yield Emulated(urls)
+                yield Emulated(urls, engines)
             finally:
                 tg.cancel_scope.cancel()
     finally:

@@ -29,9 +29,13 @@ from ._bench import bench
 from ._emulate import emulate
 from ._serve import serve
 
-__all__ = ["PolicyTransfer", "TransferReport", "transfer"]
+__all__ = ["MAX_LAG", "PolicyTransfer", "TransferReport", "transfer"]
 
 log = structlog.get_logger("glia.transfer")
+
+MAX_LAG = 0.05
+"""How far the emulated engines may fall behind their model, as a share of the simulated mean
+E2E, before a served run is flagged (:attr:`PolicyTransfer.behind`): lower the speed."""
 
 DEFAULT_BASELINES = ("round-robin", "llq", "hra")
 """The baselines ``transfer`` runs beside a design (the paper's real-system comparison)."""
@@ -51,6 +55,15 @@ class PolicyTransfer(msgspec.Struct, frozen=True, kw_only=True):
     real_p99_e2e_s: float
     failures: list[str] = msgspec.field(default_factory=list)
     """The first few errors of requests the served run did not complete."""
+    lag_s: float = 0.0
+    """The most simulated seconds the emulated engines were behind their model (the process
+    could not keep up with the speed); see :attr:`behind`."""
+
+    @property
+    def behind(self) -> bool:
+        """Whether the emulation fell behind real time by more than :data:`MAX_LAG` of the
+        simulated mean E2E: its measured times are then the machine's, not the model's."""
+        return self.lag_s > MAX_LAG * self.sim_mean_e2e_s
 
     @property
     def mean_ratio(self) -> float:
@@ -75,6 +88,11 @@ class TransferReport(msgspec.Struct, frozen=True, kw_only=True):
     metrics_interval_s: float
     """The simulator's staleness option (0: exact views); the proxy scrapes at this interval
     of simulated time (or as often as it can, at 0)."""
+
+    @property
+    def behind(self) -> bool:
+        """Whether any served run fell behind real time (its numbers are not the model's)."""
+        return any(p.behind for p in self.policies)
 
     @property
     def same_ranking(self) -> bool:
@@ -136,6 +154,7 @@ async def transfer(
             ) as proxy,
         ):
             real = await bench(proxy.url, trace, speed=speed, seed=seed)
+            lag_s = engines.lag_s()
             failed = proxy.health()["design_failure"]
             if failed:
                 raise DesignError(
@@ -152,11 +171,18 @@ async def transfer(
             sim_p99_e2e_s=sim.summary.p99_e2e_s,
             real_p99_e2e_s=real.summary.p99_e2e_s,
             failures=[f"request {f.request}: {f.error}" for f in real.failures[:5]],
+            lag_s=lag_s,
         )
         log.info(
             "transfer_policy", policy=name, completed=row.completed,
             sim_mean_e2e_s=row.sim_mean_e2e_s, real_mean_e2e_s=row.real_mean_e2e_s,
+            lag_s=round(lag_s, 3), behind=row.behind,
         )  # fmt: skip
+        if row.behind:
+            log.warning(
+                "transfer_behind_real_time", policy=name, lag_s=round(lag_s, 3),
+                sim_mean_e2e_s=round(row.sim_mean_e2e_s, 3), speed=speed,
+            )  # fmt: skip
         out.append(row)
     return TransferReport(
         policies=out,
