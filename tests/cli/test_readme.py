@@ -35,8 +35,12 @@ NOT_HERE: dict[str, str] = {
     r"^glia dashboard\b": "a server that runs until stopped: "
     "tests/test_dashboard_live.py starts one as a subprocess and asks it over HTTP",
     r"^glia emulate\b": "servers that run until stopped: tests/engines/ start emulated engines",
-    r"^glia bench --endpoint http://localhost": "needs a running engine: tests/engines/ run "
-    "glia bench against a fake engine on loopback",
+    r"^glia bench --endpoint http://(localhost|127\.0\.0\.1)": "needs a running engine: "
+    "tests/engines/ run glia bench against a fake engine on loopback",
+    r"^glia serve\b": "a proxy that runs until stopped, in front of engines: "
+    "tests/engines/test_transfer.py starts one in front of emulated engines",
+    r"^glia transfer\b": "about a minute on 2 cores: tests/engines/test_transfer.py runs a "
+    "smaller one",
 }
 """Command pattern -> why this test does not run it."""
 
