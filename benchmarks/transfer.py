@@ -17,6 +17,7 @@ Paste the output into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 
@@ -44,8 +45,8 @@ def main() -> None:
         )
         started = time.monotonic()
         report = anyio.run(
-            lambda c=cluster, w=workload: transfer(
-                c, w, baselines=routers, seed=args.seed, speed=args.speed
+            functools.partial(
+                transfer, cluster, workload, baselines=routers, seed=args.seed, speed=args.speed
             )
         )
         wall = time.monotonic() - started

@@ -173,7 +173,7 @@ async def _first_model(client: aiohttp.ClientSession, base: str) -> str:
         raise InputError(
             f"cannot list the models of {base} ({_short(e)}): check the URL, or give --model"
         ) from None
-    ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    ids: list[str] = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
     if not ids:
         raise InputError(f"{base}/models lists no model: give --model")
     return ids[0]

@@ -57,7 +57,8 @@ class PolicyTransfer(msgspec.Struct, frozen=True, kw_only=True):
     """The first few errors of requests the served run did not complete."""
     lag_s: float = 0.0
     """The most simulated seconds the emulated engines were behind their model (the process
-    could not keep up with the speed); see :attr:`behind`."""
+    could not keep up with the speed): a bound on how much any measured E2E was stretched;
+    see :attr:`behind`."""
 
     @property
     def behind(self) -> bool:
@@ -121,6 +122,9 @@ async def transfer(
     routing proxy, on the same trace and seed as its simulation. The proxy scrapes the
     engines every ``cluster.metrics_interval_s`` of simulated time when that is set (the
     simulator then shows the same staleness), else every ``scrape_interval_s`` wall seconds.
+    The emulation is only faithful while this process keeps up with ``speed``: each policy's
+    ``lag_s`` is the most its engines fell behind their model, and one flagged ``behind``
+    (also logged as ``transfer_behind_real_time``) measured this machine, not the model.
     Raises :class:`~glia.DesignError` when the design cannot be simulated or served.
     """
     if not (math.isfinite(speed) and speed > 0):
