@@ -147,4 +147,10 @@ def _table(report: TransferReport, preset: str) -> Table:
         f"Kendall's tau {report.kendall_tau:.2f}: the simulator and the served runs rank the "
         f"policies {agree} (by mean E2E)"
     )
+    behind = [p.name for p in report.policies if p.behind]
+    if behind:
+        table.caption += (
+            f"; {', '.join(behind)} fell behind real time (measured this machine, not the "
+            "model): lower --speed"
+        )
     return table
