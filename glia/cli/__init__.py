@@ -6,8 +6,9 @@ policy; ``glia nats``, ``glia worker`` and ``glia monitor`` run and watch a clus
 latency`` and ``glia calibrate`` hold the latency model against measured iterations and fit it;
 ``glia bench`` replays a workload against a real OpenAI-compatible endpoint, ``glia
 emulate`` serves a preset's replicas as engines speaking vLLM's API, and ``glia serve`` runs a
-design's router in front of real engines as an OpenAI-compatible proxy; ``glia dashboard`` serves
-design runs to a browser.
+design's router in front of real engines as an OpenAI-compatible proxy; ``glia transfer`` runs
+policies both simulated and served, to check that the simulator ranks them right; ``glia
+dashboard`` serves design runs to a browser.
 Results go to stdout (a table, or JSON with ``--json``); progress, logs and errors go to stderr.
 Any error Glia raises on purpose prints one line, ``error: <what to fix>``, and exits with
 status 2.
@@ -27,6 +28,7 @@ from ._latency import calibrate, latency
 from ._serve import serve
 from ._simulate import check, simulate
 from ._steer import steer
+from ._transfer import transfer
 
 __all__ = ["app", "main"]
 
@@ -40,6 +42,7 @@ for _command in (
     bench,
     emulate,
     serve,
+    transfer,
     nats,
     worker,
     monitor,

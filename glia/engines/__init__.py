@@ -7,13 +7,16 @@ and summary, so that a measured run and a simulated one compare column for colum
 by the simulator's replica model in scaled real time. :func:`scrape` reads an engine's
 Prometheus ``/metrics`` (vLLM, SGLang or llama.cpp names) as a routing proxy sees it, with its
 age. :func:`serve` runs a design's router (or a baseline) in front of real engines, as an
-OpenAI-compatible routing proxy.
+OpenAI-compatible routing proxy. :func:`transfer` runs policies both ways, simulated and served
+by emulated engines behind the proxy, and reports whether the simulator ranks them as the served
+runs do.
 """
 
 from ._bench import BenchFailure, BenchOutcome, bench
 from ._emulate import DEFAULT_MAX_TOKENS, Emulated, emulate
 from ._scrape import EngineMetrics, MetricsError, parse_metrics, scrape
 from ._serve import EngineView, ServeStatistics, Serving, serve
+from ._transfer import PolicyTransfer, TransferReport, transfer
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -23,11 +26,14 @@ __all__ = [
     "EngineMetrics",
     "EngineView",
     "MetricsError",
+    "PolicyTransfer",
     "ServeStatistics",
     "Serving",
+    "TransferReport",
     "bench",
     "emulate",
     "parse_metrics",
     "scrape",
     "serve",
+    "transfer",
 ]

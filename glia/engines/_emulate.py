@@ -7,7 +7,8 @@ second. It serves
 
 * ``POST /v1/completions`` and ``POST /v1/chat/completions``, streaming (SSE) or not: a
   request's output is ``max_tokens`` placeholder tokens, produced at the simulated pace (one per
-  decode iteration, the first when its prefill ends);
+  decode iteration, the first when its prefill ends) and streamed as they are made, the tokens
+  of one ``stream_interval_s`` of wall time in one chunk (the first and last token at once);
 * ``GET /v1/models``, ``GET /health``;
 * ``GET /metrics`` in Prometheus text with vLLM's names (``vllm:num_requests_running``,
   ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``, ``vllm:num_preemptions_total``,
@@ -40,6 +41,10 @@ from glia.sim import ClusterConfig, EngineModel
 __all__ = ["DEFAULT_MAX_TOKENS", "Emulated", "emulate"]
 
 DEFAULT_MAX_TOKENS = 16
+DEFAULT_STREAM_INTERVAL_S = 0.02
+"""Wall seconds between a stream's chunks (vLLM's ``--stream-interval``, in time rather than
+tokens): the tokens made meanwhile go out together, so that the HTTP work of a client, a proxy
+and the engine grows with the number of streams, not with the token rate at a high speed."""
 CHARS_PER_TOKEN = 4
 
 log = get_logger("glia.emulate")
@@ -50,21 +55,25 @@ class _Pending:
     tokens: int = 0
     done: bool = False
     changed: anyio.Event = field(default_factory=anyio.Event)
+    finished: anyio.Event = field(default_factory=anyio.Event)
 
 
 class _Engine:
     """One emulated replica: its model, the requests in it, and the stepping loop."""
 
-    def __init__(self, cluster: ClusterConfig, index: int, speed: float, model_name: str) -> None:
+    def __init__(self, cluster: ClusterConfig, index: int, speed: float, model_name: str,
+                 stream_interval_s: float) -> None:  # fmt: skip
         self.model = EngineModel(cluster, index)
         replica = cluster.resolve().replicas[index]
         self.num_blocks, self.block_size = replica.num_blocks, cluster.block_size
         self.speed = speed
+        self.stream_interval_s = stream_interval_s
         self.name = model_name
         self.pending: dict[int, _Pending] = {}
         self.wake = anyio.Event()
         self.t0 = time.monotonic()
         self.next_id = 0
+        self.late_s = 0.0
 
     def now(self) -> float:
         """Simulated seconds since the engine started."""
@@ -81,14 +90,18 @@ class _Engine:
         """Step the model in scaled real time until cancelled."""
         clock = self.now()
         while True:
-            clock = max(clock, self.now())
             dt = self.model.start(clock)
             if dt == 0.0:
                 self.wake = anyio.Event()
                 await self.wake.wait()
+                clock = max(clock, self.now())  # idle until now
                 continue
             end = clock + dt
             await anyio.sleep(max(0.0, end / self.speed - (time.monotonic() - self.t0)))
+            # A busy engine's next iteration starts when this one ends in the model, however
+            # late the loop woke: small delays are caught up (the next sleep is shorter) rather
+            # than stretching the model's time. What is not caught up is the engine's lag.
+            self.late_s = max(self.late_s, self.now() - end)
             for p in self.model.finish(end):
                 pending = self.pending.get(p.id)
                 if pending is None or (p.tokens == pending.tokens and not p.done):
@@ -97,6 +110,7 @@ class _Engine:
                 pending.changed.set()
                 pending.changed = anyio.Event()
                 if p.done:
+                    pending.finished.set()
                     del self.pending[p.id]
             clock = end
 
@@ -176,13 +190,23 @@ def _app(engine: _Engine) -> web.Application:
             if pending.tokens == sent and not pending.done:
                 await pending.changed.wait()
             target = output if pending.done else pending.tokens
-            while sent < target:
-                sent += 1
+            if target > sent:
+                # Every token made since the last write goes out in one chunk, as engines that
+                # stream at an interval do: under load (or at a high --speed) a client gets
+                # fewer, larger chunks rather than a growing backlog, so the times it sees stay
+                # the model's. The usage chunk counts every token.
+                text, sent = "x " * (target - sent), target
                 finish = "length" if sent == output else None
                 piece: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
-                piece |= {"delta": {"content": "x "}} if chat else {"text": "x "}
+                piece |= {"delta": {"content": text}} if chat else {"text": text}
                 await _event(resp, {"id": ident, "object": kind, "created": created,
                                     "model": engine.name, "choices": [piece]})  # fmt: skip
+            if not pending.done and engine.stream_interval_s > 0:
+                # The next chunk waits out the interval, unless the request ends first: the
+                # first and the last token go out when they are made, so TTFT and E2E are
+                # exact, and a client reads a bounded number of chunks per second.
+                with anyio.move_on_after(engine.stream_interval_s):
+                    await pending.finished.wait()
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             await _event(resp, {"id": ident, "object": kind, "created": created,
@@ -219,6 +243,13 @@ class Emulated:
     """Running emulated engines: their base URLs, replica ``i`` at ``urls[i]``."""
 
     urls: list[str]
+    _engines: list[_Engine] = field(default_factory=list, repr=False)
+
+    def lag_s(self) -> float:
+        """The most simulated seconds any engine has been behind its model so far: how late an
+        iteration ended in real time (near 0 where the process keeps up with ``speed``; then,
+        and only then, the times a client sees are the model's)."""
+        return max((e.late_s for e in self._engines), default=0.0)
 
 
 @asynccontextmanager
@@ -228,15 +259,24 @@ async def emulate(
     speed: float = 1.0,
     host: str = "127.0.0.1",
     port: int = 8100,
+    stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
 ) -> AsyncIterator[Emulated]:
     """Serve every replica of ``cluster`` as an emulated engine while the context is open.
 
-    ``port`` 0 picks free ports; otherwise replica ``i`` listens on ``port + i``.
+    ``port`` 0 picks free ports; otherwise replica ``i`` listens on ``port + i``. A stream
+    sends at most one chunk per ``stream_interval_s`` wall seconds (0: one per iteration),
+    besides its first and last token.
     """
     if not speed > 0:
         raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
+    if not stream_interval_s >= 0:
+        raise InputError(
+            f"stream_interval_s is {stream_interval_s}: give the wall seconds between a "
+            "stream's chunks (0: one chunk per decode iteration)"
+        )
     model_name = cluster.resolve().model
-    engines = [_Engine(cluster, i, speed, model_name) for i in range(cluster.num_replicas)]
+    engines = [_Engine(cluster, i, speed, model_name, stream_interval_s)
+               for i in range(cluster.num_replicas)]  # fmt: skip
     runners: list[web.AppRunner] = []
     try:
         urls = []
@@ -259,7 +299,7 @@ async def emulate(
                 tg.start_soon(engine.run)
             log.info("emulate_ready", urls=urls, speed=speed, model=model_name)
             try:
-                yield Emulated(urls)
+                yield Emulated(urls, engines)
             finally:
                 tg.cancel_scope.cancel()
     finally:

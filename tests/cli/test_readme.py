@@ -39,10 +39,13 @@ NOT_HERE: dict[str, str] = {
     r"^glia steer\b": "needs a live design run on a NATS server: tests/cli/test_cli_steer.py "
     "steers one",
     r"^glia emulate\b": "servers that run until stopped: tests/engines/ start emulated engines",
-    r"^glia serve\b": "a proxy that runs until stopped: tests/engines/test_serve.py starts it",
+    r"^glia serve\b": "a proxy that runs until stopped, in front of engines: "
+    "tests/engines/test_serve.py and tests/engines/test_transfer.py start one",
     r"^glia simulate --design best\.py": "needs a designed best.py: glia design writes one",
-    r"^glia bench --endpoint http://localhost": "needs a running engine: tests/engines/ run "
-    "glia bench against a fake engine on loopback",
+    r"^glia bench --endpoint http://(localhost|127\.0\.0\.1)": "needs a running engine: "
+    "tests/engines/ run glia bench against a fake engine on loopback",
+    r"^glia transfer\b": "about a minute on 2 cores: tests/engines/test_transfer.py runs a "
+    "smaller one",
 }
 """Command pattern -> why this test does not run it."""
 
