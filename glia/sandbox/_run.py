@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -80,6 +81,11 @@ class _Sandbox:
         self._pos = 0
         ours, theirs = socket.socketpair()
         self.sock = ours
+        # Non-blocking: a wait spins briefly, then sleeps in poll() until the deadline.
+        ours.setblocking(False)
+        self._readable, self._writable = select.poll(), select.poll()
+        self._readable.register(ours, select.POLLIN)
+        self._writable.register(ours, select.POLLOUT)
         # Only a trusted design's process needs a folder here (inside the boundary its working
         # directory is the sandbox's own, empty /work).
         self._workdir = (
@@ -114,11 +120,14 @@ class _Sandbox:
 
     def flush(self) -> None:
         if self._out:
-            out, self._out = self._out, bytearray()
-            try:
-                self.sock.sendall(out)
-            except OSError:
-                self._died()
+            view, self._out = memoryview(self._out), bytearray()
+            while view:
+                try:
+                    view = view[self.sock.send(view) :]
+                except BlockingIOError:  # the design has not read what it was sent yet
+                    self._poll(self._writable)
+                except OSError:
+                    self._died()
 
     def _read(self, n: int) -> memoryview:
         """The next ``n`` bytes, read in large chunks (a frame's head and body, and the frames
@@ -127,22 +136,35 @@ class _Sandbox:
             if self._pos:
                 del self._in[: self._pos]
                 self._pos = 0
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                self._timed_out()
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(max(n - len(self._in), 1 << 16))
-            except TimeoutError:
-                self._timed_out()
-            except OSError:
-                chunk = b""
+            chunk = self._wait(max(n - len(self._in), 1 << 16))
             if not chunk:
                 self._died()
             self._in += chunk
         start = self._pos
         self._pos += n
         return memoryview(self._in)[start : self._pos]
+
+    def _wait(self, size: int) -> bytes:
+        """Up to ``size`` bytes, once some arrive (empty: the design's process is gone). Polls
+        for up to :data:`p.SPIN_S` before it sleeps until the deadline: a design usually
+        answers sooner than a sleeping reader takes to wake."""
+        sock, spin_until = self.sock, time.perf_counter() + p.SPIN_S
+        while True:
+            try:
+                return sock.recv(size)
+            except BlockingIOError:
+                if time.perf_counter() > spin_until:
+                    self._poll(self._readable)
+                else:
+                    os.sched_yield()  # the design may be waiting for this core
+            except OSError:
+                return b""
+
+    def _poll(self, poller: select.poll) -> None:
+        """Sleep until ``poller``'s event or the design's deadline."""
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            self._timed_out()
 
     def recv(self) -> p.FromSandbox:
         self.flush()

@@ -21,8 +21,10 @@ import linecache
 import operator
 import os
 import resource
+import select
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
@@ -163,6 +165,11 @@ class _Channel:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        # Non-blocking, so that a wait can spin briefly before it sleeps (see _wait).
+        os.set_blocking(fd, False)
+        self.readable, self.writable = select.poll(), select.poll()
+        self.readable.register(fd, select.POLLIN)
+        self.writable.register(fd, select.POLLOUT)
         self.decoder = msgspec.msgpack.Decoder(p.ToSandbox)
         self.encoder = msgspec.msgpack.Encoder()
         self.out = bytearray()  # frames not written yet: written together before a wait
@@ -175,13 +182,28 @@ class _Channel:
             if self.pos:
                 del self.buf[: self.pos]
                 self.pos = 0
-            chunk = os.read(self.fd, max(n - len(self.buf), 1 << 16))
+            chunk = self._wait(max(n - len(self.buf), 1 << 16))
             if not chunk:
                 os._exit(0)  # the simulator is gone: nothing left to do
             self.buf += chunk
         start = self.pos
         self.pos += n
         return memoryview(self.buf)[start : self.pos]
+
+    def _wait(self, size: int) -> bytes:
+        """Up to ``size`` bytes, once some arrive. The simulator's next call usually comes
+        within microseconds, so this spins for up to :data:`p.SPIN_S` before it sleeps:
+        a sleeping reader costs both processes a wake-up per round trip."""
+        fd, spin_until = self.fd, time.perf_counter() + p.SPIN_S
+        while True:
+            try:
+                return os.read(fd, size)
+            except BlockingIOError:
+                if time.perf_counter() > spin_until:
+                    self.readable.poll()
+                    spin_until = 0.0
+                else:
+                    os.sched_yield()  # the simulator may be waiting for this core
 
     def recv(self) -> p.ToSandbox:
         with self._read(4) as head:
@@ -197,7 +219,10 @@ class _Channel:
     def flush(self) -> None:
         view = memoryview(self.out)
         while view:
-            view = view[os.write(self.fd, view) :]
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:  # the simulator has not read what it was sent yet
+                self.writable.poll()
         view.release()
         self.out.clear()
 

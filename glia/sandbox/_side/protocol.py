@@ -13,6 +13,7 @@ queue only when it changed.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import msgspec
@@ -21,6 +22,7 @@ from .views import Request
 
 __all__ = [
     "MAX_FRAME",
+    "SPIN_S",
     "Call",
     "Failed",
     "Fetch",
@@ -41,6 +43,14 @@ __all__ = [
 MAX_FRAME = 4 << 20
 """Largest message the trusted side accepts from a sandbox (a routing call's decisions for a
 queue of ~100k requests fit)."""
+
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+SPIN_S = 200e-6 if (_CPUS or 1) > 1 else 0.0
+"""How long either end polls for the other's next message before it sleeps. A round trip's
+two wake-ups cost tens of microseconds each; the answer to a routing call, and the
+simulator's next call, usually come sooner than that. Not on one CPU, where a poller only
+keeps the other end from running."""
+
 
 Method = Literal["schedule", "order", "victim", "scale"]
 
