@@ -318,26 +318,29 @@ class _Answerer:
 
     def states(self, views: Iterable[ReplicaView], new: list[WireRequest]) -> list[p.ReplicaState]:
         out = []
+        known, shown, blocks = self.views, self.shown, self.blocks
         for v in views:
-            if v.id not in self.views:
-                self.introduced.append(_info(v))
-            self.views[v.id] = v
+            vid = v.id
+            if known.get(vid) is not v:
+                if vid not in known:
+                    self.introduced.append(_info(v))
+                known[vid] = v
             queue = v.queue
             ids: list[int] | None = None
-            if self.shown.get(v.id) != queue:
-                self.shown[v.id] = queue
+            if shown.get(vid) != queue:
+                shown[vid] = queue
                 ids = [q.id for q in queue]
                 for q in queue:
                     self._show(q, new)
-            stale = bool(v.stale_fields)  # scraped metrics: no prefix cache to show
-            allocated, cache = (
-                (v.num_allocated_blocks, 0 if stale else v.prefix_cache_blocks)
-                if self.blocks
-                else (-1, -1)
-            )
-            out.append(p.ReplicaState(v.id, allocated, v.num_running, cache, ids,
-                                      v.metrics_age_s if stale else 0.0,
-                                      v.num_outstanding if stale else -1))  # fmt: skip
+            if v.stale_fields:  # scraped metrics: no prefix cache to show
+                allocated = v.num_allocated_blocks if blocks else -1
+                out.append(p.ReplicaState(vid, allocated, v.num_running, 0 if blocks else -1,
+                                          ids, v.metrics_age_s, v.num_outstanding))  # fmt: skip
+            elif blocks:
+                out.append(p.ReplicaState(vid, v.num_allocated_blocks, v.num_running,
+                                          v.prefix_cache_blocks, ids))  # fmt: skip
+            else:
+                out.append(p.ReplicaState(vid, -1, v.num_running, -1, ids))
         return out
 
     def setup(self, cluster: ClusterView, rng: np.random.Generator) -> p.Ready:
