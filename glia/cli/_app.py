@@ -13,7 +13,7 @@ import msgspec
 import typer
 
 import glia
-from glia._errors import GliaError
+from glia._errors import GliaError, InputError
 from glia.experiment import DesignFailed
 from glia.presets import PRESETS
 from glia.sim import (
@@ -279,6 +279,18 @@ def _user_errors() -> Iterator[None]:
         _fail(f"design {e.failure.one_line()}")
     except GliaError as e:
         _fail(str(e))
+
+
+def _design_source(design: Path | None, router: str | None) -> str | None:
+    """The source of ``--design FILE`` (``None`` with ``--router NAME``): exactly one is given."""
+    if (design is None) == (router is None):
+        raise InputError("give exactly one of --design FILE and --router NAME")
+    if design is None:
+        return None
+    try:
+        return design.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"design file {str(design)!r} cannot be read: {e}") from None
 
 
 def _cannot_write(out: Path, e: OSError) -> NoReturn:

@@ -9,11 +9,10 @@ from typing import Annotated
 import anyio
 import typer
 
-from glia._errors import InputError
 from glia._logging import configure_logging, get_logger
 from glia.engines import serve as serve_proxy
 
-from ._app import TrustOpt, _user_errors
+from ._app import TrustOpt, _design_source, _user_errors
 
 __all__ = ["serve"]
 
@@ -67,14 +66,7 @@ def serve(
     """
     configure_logging()
     with _user_errors():
-        if (design is None) == (router is None):
-            raise InputError("give exactly one of --design FILE and --router NAME")
-        source = None
-        if design is not None:
-            try:
-                source = design.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"design file {str(design)!r} cannot be read: {e}") from None
+        source = _design_source(design, router)
 
         async def run() -> None:
             async with serve_proxy(

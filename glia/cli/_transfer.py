@@ -20,7 +20,7 @@ from glia.engines import TransferReport
 from glia.engines import transfer as run_transfer
 from glia.engines._transfer import DEFAULT_BASELINES
 
-from ._app import DurationOpt, JsonOpt, PresetOpt, SeedOpt, TrustOpt, _user_errors
+from ._app import DurationOpt, JsonOpt, PresetOpt, SeedOpt, TrustOpt, _design_source, _user_errors
 from ._setup import experiment_setup
 
 __all__ = ["transfer"]
@@ -67,14 +67,7 @@ def transfer(
     """
     configure_logging(level=logging.WARNING)  # a line per request would drown the table
     with _user_errors():
-        if (design is None) == (router is None):
-            raise InputError("give exactly one of --design FILE and --router NAME")
-        source = None
-        if design is not None:
-            try:
-                source = design.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"design file {str(design)!r} cannot be read: {e}") from None
+        source = _design_source(design, router)
         if not (math.isfinite(speed) and speed > 0):
             raise InputError(f"--speed is {speed}: give a positive factor (10: ten simulated s/s)")
         cluster, workload = experiment_setup(
