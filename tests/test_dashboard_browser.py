@@ -39,6 +39,16 @@ pytestmark = [
         reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (as .ci/run does)",
     ),
 ]
+_TRIAL_AFTER_RELAY = """relay => {
+  const rows = document.querySelectorAll("table.trials tr[data-trial]").length;
+  if (window.rowsAtRelay === undefined) {
+    const items = Array.from(document.querySelectorAll("ul.log li"));
+    if (!items.some(li => li.textContent.includes(relay))) return false;
+    window.rowsAtRelay = rows;
+  }
+  return rows > window.rowsAtRelay;
+}"""
+"""Polled in the page: true once a trial row arrived after the log showed ``relay``."""
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
@@ -91,20 +101,27 @@ async def test_watch_and_steer_a_live_run_in_chromium(tmp_path: Path) -> None:
                 rows = page.locator("table.trials tr[data-trial]")
                 await rows.nth(0).wait_for(timeout=60_000)
                 await page.locator("svg.scores polyline").first.wait_for(state="attached")
+                # pause at once: no new turn starts, so the offline search (a few fast trials)
+                # cannot end before the note reaches it
+                await page.click("form.steer button[value=pause]")
+                await page.locator("ul.log li.human", has_text="pause from").first.wait_for()
                 # a note typed into the page: recorded with its origin, passed on by the
-                # supervisor at its next turn
+                # supervisor at its next turn once the run resumes
                 await page.fill("form.steer textarea", NOTE)
                 await page.click("form.steer button[value=note]")
                 await page.locator("output.steered", has_text="sent note").wait_for()
                 human = page.locator("ul.log li.human", has_text="note from dashboard 127.0.0.1")
                 await human.wait_for(timeout=60_000)
-                relay = page.locator("ul.log li", has_text=f"{RELAYED} {NOTE}")
-                await relay.first.wait_for(timeout=120_000)
-                seen = await rows.count()
-                await rows.nth(seen).wait_for(timeout=60_000)  # a trial after the note
-                # pause: no new turn starts (so the run cannot end before the stop button)
+                await page.click("form.steer button[value=resume]")
+                await page.locator("ul.log li.human", has_text="resume from").wait_for()
+                # a trial row added after the supervisor's relay of the note (counted in the
+                # page when the relay shows, so a fast trial cannot slip past the count)
+                await page.wait_for_function(_TRIAL_AFTER_RELAY, arg=f"{RELAYED} {NOTE}",
+                                             timeout=120_000)  # fmt: skip
+                seen = await rows.count() - 1
+                # pause again: the run cannot end by itself before the stop button
                 await page.click("form.steer button[value=pause]")
-                await page.locator("ul.log li.human", has_text="pause from").wait_for()
+                await page.locator("ul.log li.human", has_text="pause from").nth(1).wait_for()
                 for d in shots:
                     await page.screenshot(path=str(d / "dashboard-run.png"), full_page=True)
                 # a design's diff, from the table's link
@@ -148,14 +165,15 @@ async def test_watch_and_steer_a_live_run_in_chromium(tmp_path: Path) -> None:
     assert rec.validation and len(rec.trials) < 30
     human_log = [e for e in rec.log if e.role == "human"]
     assert [e.text for e in human_log] == [
-        f"note from dashboard 127.0.0.1: {NOTE}", "pause from dashboard 127.0.0.1",
+        "pause from dashboard 127.0.0.1", f"note from dashboard 127.0.0.1: {NOTE}",
+        "resume from dashboard 127.0.0.1", "pause from dashboard 127.0.0.1",
         "stop from dashboard 127.0.0.1",
     ]  # fmt: skip
     # the researcher's first trial after the supervisor passed the note on follows it
     relayed = next(e for e in rec.log if e.role == "supervisor" and RELAYED in e.text)
     after = [t for t in rec.trials if t.at > relayed.at]
     assert after and "starve_s=120" in after[0].note
-    assert not any("starve_s" in t.note for t in rec.trials if t.at < human_log[0].at)
+    assert not any("starve_s" in t.note for t in rec.trials if t.at < human_log[1].at)
     assert shutil.which(CHROMIUM) == CHROMIUM
 
 
