@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 
 from glia._errors import InputError
-from glia._lifeline import adopt, lifeline
+from glia._lifeline import adopt, end_pool, lifeline
 from glia.experiment import DesignFailed, DesignFailure, Experiment, Limits
 from glia.policies import baseline_router, resolve_autoscaler, resolve_scheduler
 from glia.sandbox import BASES, run_sandboxed
@@ -49,7 +49,8 @@ def run_experiment(exp: Experiment, limits: Limits | None = None) -> SimResult:
 def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> list[SimResult]:
     """Run experiments on ``jobs`` local processes (default: one per core); results in order.
 
-    The first failing experiment's error is raised after the others finished or were cancelled.
+    The first failing experiment's error is raised at once: the experiments not started are
+    cancelled, the running ones stopped (their processes ended), as on an interrupt (Ctrl-C).
     """
     todo = list(experiments)
     jobs = min(jobs or os.cpu_count() or 1, len(todo))
@@ -58,5 +59,11 @@ def run_batch(experiments: Iterable[Experiment], jobs: int | None = None) -> lis
     # Processes that end with this one, even when it is killed outright.
     context = multiprocessing.get_context()
     line = lifeline(context.get_start_method())
-    with ProcessPoolExecutor(jobs, context, initializer=adopt, initargs=(line,)) as pool:
-        return list(pool.map(run_experiment, todo))
+    pool = ProcessPoolExecutor(jobs, context, initializer=adopt, initargs=(line,))
+    try:
+        results = list(pool.map(run_experiment, todo))
+    except BaseException:
+        end_pool(pool)  # the pool's own exit would wait for every running experiment
+        raise
+    pool.shutdown()
+    return results

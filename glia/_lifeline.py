@@ -27,16 +27,20 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from glia import _reaper
 from glia._tempstore import lock_dir, reclaim
 
-__all__ = ["ORPHANED", "Lifeline", "adopt", "lifeline", "watchers"]
+__all__ = ["ORPHANED", "Lifeline", "adopt", "end_pool", "lifeline", "watchers"]
 
 ORPHANED = 70
 """Exit status of a child that ended because the root Glia process died."""
+_END_GRACE_S = 2.0
+"""How long :func:`end_pool` gives a pool's processes after SIGTERM before SIGKILL."""
 _STACK = 256 * 1024
 """Stack of the watcher thread (it only blocks in one read): small, inside memory limits."""
 
@@ -148,3 +152,31 @@ def _watch(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.read(fd, 1)  # returns only at end of file: nothing is ever written to the pipe
     os._exit(ORPHANED)
+
+
+def end_pool(pool: ProcessPoolExecutor) -> None:
+    """Shut ``pool`` down now (blocking, for at most a few seconds): work not started is
+    cancelled and the processes are ended (SIGTERM, then SIGKILL) instead of being waited for.
+
+    For a pool whose results nobody will read any more (its user was cancelled or failed):
+    ``shutdown(wait=True)`` would wait for every running task to finish, however long it
+    takes (a design can run for minutes). What a process started dies with it (a sandbox's
+    boundary dies with its parent).
+    """
+    # Private, but the only handle on the processes before Python 3.14's kill_workers(); taken
+    # before shutdown(), which forgets them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager: threading.Thread | None = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):  # already gone
+            proc.terminate()
+    deadline = time.monotonic() + _END_GRACE_S
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+    if manager is not None:  # it notices the processes gone, fails their futures and ends
+        manager.join(_END_GRACE_S)

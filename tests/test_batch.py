@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
+import time
 from pathlib import Path
 
 import msgspec
@@ -65,6 +67,20 @@ def test_errors_cross_process_boundaries_intact() -> None:
         run_batch([bad, bad], jobs=2)
     assert failed.value.failure.kind == "syntax"
     assert failed.value.failure.message == "design.py:1: '(' was never closed"
+
+
+@pytest.mark.timeout(120)
+def test_a_failure_stops_the_batch_at_once_without_waiting_for_running_experiments() -> None:
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=20.0)
+    sleeper = "import time\ntime.sleep(50)\n" + DESIGN  # under the 60 s wall limit
+    bad = Experiment(cluster=cluster, workload=workload, design_source="x = (")
+    slow = [Experiment(cluster=cluster, workload=workload, seed=i, design_source=sleeper)
+            for i in range(3)]  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(glia.DesignFailed):
+        run_batch([bad, *slow], jobs=2)
+    assert time.monotonic() - started < 20  # the running sleeper was stopped, not awaited
+    assert multiprocessing.active_children() == []
 
 
 def test_an_experiments_router_is_a_baseline_name_never_a_file_it_would_run(

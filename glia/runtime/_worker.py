@@ -32,7 +32,7 @@ from nats.errors import MaxPayloadError
 
 from glia._batch import run_experiment
 from glia._errors import DesignError, GliaError, InputError
-from glia._lifeline import adopt, lifeline
+from glia._lifeline import adopt, end_pool, lifeline
 from glia._logging import get_logger
 from glia.bus import (
     Bus,
@@ -183,9 +183,12 @@ class SimWorker:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Serve experiments until :meth:`drain` (or cancellation)."""
+        """Serve experiments until :meth:`drain` (or cancellation: the experiments running
+        are not waited for, their processes are ended, and, unacknowledged, they go back to
+        the bus)."""
         self._pool = self._new_pool(self.concurrency)
         slots = anyio.Semaphore(self.concurrency)
+        drained = False
         try:
             async with self.bus.work_queue(self.ack_wait) as queue, anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
@@ -210,12 +213,16 @@ class SimWorker:
                             continue
                         jobs.start_soon(self._handle, got[0], slots)
                 tg.cancel_scope.cancel()  # the heartbeats
+            drained = True
         finally:
             with anyio.CancelScope(shield=True):
                 pool, self._pool = self._pool, None
-                await anyio.to_thread.run_sync(
-                    lambda: pool.shutdown(wait=True, cancel_futures=True)
-                )
+                if drained:  # nothing is running any more
+                    await anyio.to_thread.run_sync(lambda: pool.shutdown(wait=True))
+                else:
+                    # Cancelled or failed: the experiments running were not acknowledged, so
+                    # the bus hands them out again; waiting for them could take minutes.
+                    await anyio.to_thread.run_sync(end_pool, pool)
             log.info("worker_stopped", **vars(self.statistics()))
 
     def _new_pool(self, processes: int) -> ProcessPoolExecutor:
@@ -334,6 +341,7 @@ class SimWorker:
         assert shared is not None
         own = self._new_pool(1) if d.attempt > 1 else None
         pool: Executor = own or shared
+        finished = False
         try:
             future = asyncio.wrap_future(pool.submit(self._runner, req.experiment, self.limits))
             error: Exception | None = None
@@ -345,6 +353,7 @@ class SimWorker:
                     error = e
                 finally:
                     tg.cancel_scope.cancel()
+            finished = True
             if isinstance(error, BrokenProcessPool) and own is None and self._pool is shared:
                 # The first to notice replaces the pool for everyone.
                 self._pool = self._new_pool(self.concurrency)
@@ -354,7 +363,11 @@ class SimWorker:
             return outcome
         finally:
             if own is not None:
-                own.shutdown(wait=False, cancel_futures=True)
+                if finished:
+                    own.shutdown(wait=False)
+                else:  # cancelled: the process would run on, unwatched, to the end
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(end_pool, own)
 
     async def _keep_alive(self, d: Delivery) -> None:
         """Tell the bus the experiment is still running, well within its ack wait."""

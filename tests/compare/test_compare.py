@@ -33,9 +33,13 @@ from glia.runtime import local_cluster
 SMALL = {"duration_s": 60.0}
 
 # Design runs on a real cluster take seconds idle but can pass 30 s on a loaded 2-core machine.
-# A pytest-timeout *signal* that lands inside the event loop leaves the cluster fixture's
-# teardown (nats-server, worker processes) hanging, so the whole session never ends: these tests
-# get the slow budget, and the thread method, which dumps every stack and ends the process.
+# These tests get the slow budget, and the thread method, which dumps every stack and ends the
+# process. Not the signal method: its exception is raised wherever the main thread is. Raised in
+# the selector's wait, it leaves the test's coroutine running (the anyio plugin runs the async
+# fixture's teardown after it, in the same task); raised in a loop callback or in nats-py's
+# reader task, it loses a wake-up or kills the connection's reader, so that coroutine waits for
+# ever, with no second timeout. (Leaving local_cluster itself is bounded: see
+# tests/runtime/test_lifecycle.py.)
 design_run = pytest.mark.timeout(300, method="thread")
 
 

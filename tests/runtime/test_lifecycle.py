@@ -28,7 +28,9 @@ import pytest
 import glia
 from glia import Experiment
 from glia._tempstore import MARKER, lock_dir, reclaim, temp_store
-from glia.bus import ExperimentResult, NatsBus, decode_result, nats_server
+from glia.bus import ExperimentResult, ExperimentStarted, NatsBus, decode_result, nats_server
+from glia.experiment import Limits
+from glia.runtime import local_cluster
 from glia.sandbox import boundary
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -428,3 +430,90 @@ def test_a_temp_store_is_locked_while_in_use_and_removed_after(
         assert store.path.parent == tmp_path and (store.path / MARKER).exists()
         assert reclaim("glia-test-") == []  # locked by this process
     assert not store.path.exists()
+
+
+# -- leaving a local cluster mid-run -------------------------------------------------------------
+SLEEPER = (
+    "import time\n"
+    "from glia.policies import Router\n"
+    "time.sleep(90)\n"
+    "class Sleeper(Router):\n"
+    "    def schedule(self, cluster):\n"
+    "        return []\n"
+)
+_LEAVE_S = 20.0
+"""Bound on leaving a local cluster whose worker is busy (its server and bus stop in a second
+or two; running designs are not waited for)."""
+
+
+class _Left(Exception):
+    pass
+
+
+class _Interrupted(BaseException):
+    """Like pytest's ``Failed`` from a timeout signal, or ``KeyboardInterrupt``: not an
+    ``Exception``."""
+
+
+_SHARED = ("multiprocessing.forkserver", "multiprocessing.resource_tracker", "pymp-")
+"""Processes multiprocessing starts once per process (and the reaper of their folder): they
+serve every pool of this process and end with it (see glia._lifeline). A pool's processes,
+forked by the fork server, share its command line but not its parent."""
+
+
+def _ours(procs: set[Proc]) -> set[Proc]:
+    """``procs`` but for this process's shared multiprocessing helpers."""
+    me = os.getpid()
+    return {
+        p for p in procs
+        if not ((st := _stat(p[0])) and st[1] == me and any(s in _cmdline(p[0]) for s in _SHARED))
+    }  # fmt: skip
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("how", ["raise", "interrupt", "cancel"])
+@pytest.mark.anyio
+async def test_leaving_a_busy_local_cluster_stops_it_promptly_and_leaves_nothing(
+    tmp_path: Path, how: str
+) -> None:
+    me = os.getpid()
+    before = _descendants(me)
+    cluster, workload = glia.experiment_config("glia-routing", duration_s=20)
+    designs = [Experiment(cluster=cluster, workload=workload, seed=i, design_source=SLEEPER)
+               for i in range(4)]  # fmt: skip
+    limits = Limits(wall_s=600, cpu_s=600)
+    seen: set[Proc] = set()
+    left_at = 0.0
+    error: BaseException | None = None
+    try:
+        with anyio.CancelScope() as scope:
+            async with local_cluster(workers=2, store_dir=str(tmp_path / "js"), limits=limits) as c:
+                run = await c.submit(designs)
+                async with c.events(run.run_id) as events:
+                    with anyio.fail_after(_START_S):
+                        started = 0
+                        async for event in events:
+                            started += isinstance(event, ExperimentStarted)
+                            if started == 2:
+                                break
+                        while len(_ours(_descendants(me) - before)) < 8:  # server, pools, sandboxes
+                            await anyio.sleep(0.05)
+                await anyio.sleep(1)  # the designs' sandboxes are running
+                seen = _ours(_descendants(me) - before)
+                left_at = time.monotonic()
+                if how == "raise":
+                    raise _Left
+                if how == "interrupt":
+                    raise _Interrupted
+                scope.cancel()
+                await anyio.sleep(600)
+    except BaseException as e:  # checked below, once the time is taken
+        error = e
+    took = time.monotonic() - left_at
+    assert took < _LEAVE_S, f"leaving the cluster took {took:.1f} s"
+    expected = {"raise": _Left, "interrupt": _Interrupted}.get(how, type(None))
+    assert type(error) is expected, f"leaving the cluster raised {error!r}"  # not in a group
+    deadline = time.monotonic() + _SETTLE_S
+    while (alive := {p for p in seen if _alive(p)}) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    assert not alive, f"still running after the cluster stopped: {_describe(alive)}"
