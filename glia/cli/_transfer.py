@@ -18,7 +18,7 @@ from glia._errors import InputError
 from glia._logging import configure_logging
 from glia.engines import TransferReport
 from glia.engines import transfer as run_transfer
-from glia.engines._transfer import DEFAULT_BASELINES
+from glia.engines._transfer import DEFAULT_BASELINES, DEFAULT_REPLICATES
 
 from ._app import DurationOpt, JsonOpt, PresetOpt, SeedOpt, TrustOpt, _design_source, _user_errors
 from ._setup import experiment_setup
@@ -52,6 +52,18 @@ def transfer(
             show_default=False,
         ),
     ] = None,
+    replicates: Annotated[
+        int,
+        typer.Option(
+            "--replicates",
+            min=1,
+            help=(
+                "Simulations per policy, averaged: the trace as given and copies with arrivals "
+                "moved by up to 1 simulated ms (a served run cannot replay exact timing, and "
+                "some policies' outcomes hang on it)."
+            ),
+        ),
+    ] = DEFAULT_REPLICATES,
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
     trust_design: TrustOpt = False,
@@ -61,9 +73,10 @@ def transfer(
     Each policy runs in the simulator and through `glia serve` in front of `glia emulate`'s
     engines (the preset's replicas in scaled real time, --speed) measured by `glia bench`, on
     the same workload and seed. Prints each policy's simulated and measured mean and p99 E2E,
-    their ratio, and whether the two rankings agree (Kendall's tau). Takes about --duration /
-    --speed wall seconds per policy, plus the tail; a run the machine could not keep up with is
-    flagged "behind" (lower --speed).
+    their ratio, and whether the two rankings agree (Kendall's tau). The simulated figures
+    average --replicates runs (the spread of their means beside the mean). Takes about
+    --duration / --speed wall seconds per policy, plus the tail; a run the machine could not
+    keep up with is flagged "behind" (lower --speed).
     """
     configure_logging(level=logging.WARNING)  # a line per request would drown the table
     with _user_errors():
@@ -90,6 +103,7 @@ def transfer(
                     seed=seed,
                     speed=speed,
                     trust_design=trust_design,
+                    replicates=replicates,
                 )
             )
     for p in report.policies:
@@ -127,7 +141,7 @@ def _table(report: TransferReport, preset: str) -> Table:
     for p in report.policies:
         table.add_row(
             p.name + (" (behind)" if p.behind else ""),
-            f"{p.sim_mean_e2e_s:.2f}",
+            f"{p.sim_mean_e2e_s:.2f}" + (f" ± {p.sim_sd_e2e_s:.2f}" if p.replicates > 1 else ""),
             f"{p.real_mean_e2e_s:.2f}",
             f"{p.mean_ratio:.3f}",
             f"{p.sim_p99_e2e_s:.1f}",

@@ -36,7 +36,9 @@ from glia.sim import (
     ReplicaView,
     Request,
     SimResult,
+    Trace,
     WorkloadConfig,
+    run_simulation,
     simulate,
 )
 from glia.tasks import DEFAULT_TASK, TASKS
@@ -532,13 +534,15 @@ def run_sandboxed(
     router: str = "llq",
     scheduler: str | None = None,
     autoscaler: str | None = None,
+    trace: Trace | None = None,
 ) -> SimResult | DesignFailure:
     """Simulate a design given as source code, its decisions made in the sandbox; the result
     (computed here) or why it failed.
 
     The design is the ``task``'s policy (a Router, ReplicaScheduler or Autoscaler subclass);
     ``router``, ``scheduler`` and ``autoscaler`` name the baselines in the other places (the
-    one of the design's task is ignored). Raises
+    one of the design's task is ignored). ``trace`` replaces the workload's requests for
+    ``seed`` (the workload still names the run). Raises
     :class:`~glia.sandbox.SandboxUnavailable` when the OS boundary cannot be set up and
     ``limits.trusted`` is not set.
     """
@@ -557,7 +561,16 @@ def run_sandboxed(
     if isinstance(proxy, _Autoscaler):
         proxy.interval_s = loaded.interval_s
     try:
-        result = simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
+        if trace is None:
+            result = simulate(cluster, workload, seed, **policies)  # type: ignore[arg-type]
+        else:
+            result = run_simulation(
+                trace,
+                cluster,
+                seed=seed,
+                workload=workload,
+                **policies,  # type: ignore[arg-type]
+            )
         if isinstance(proxy, _Router):
             proxy.settle()
         return result
