@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from glia._errors import InputError
 from glia._logging import configure_logging
 from glia.engines import TransferReport
 from glia.engines import transfer as run_transfer
@@ -81,8 +79,6 @@ def transfer(
     configure_logging(level=logging.WARNING)  # a line per request would drown the table
     with _user_errors():
         source = _design_source(design, router)
-        if not (math.isfinite(speed) and speed > 0):
-            raise InputError(f"--speed is {speed}: give a positive factor (10: ten simulated s/s)")
         cluster, workload = experiment_setup(
             preset, duration=duration, metrics_interval_s=metrics_interval
         )

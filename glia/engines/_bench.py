@@ -33,6 +33,8 @@ import numpy as np
 from glia._errors import InputError, SimulationError
 from glia.sim import RequestTable, Summary, Trace, summarize
 
+from ._emulate import check_speed
+
 __all__ = ["BenchFailure", "BenchOutcome", "bench"]
 
 MAX_ERROR_CHARS = 300
@@ -85,8 +87,7 @@ async def bench(
     one word ``w<id>`` per token id, for servers that take no token-id prompts (llama.cpp's
     Python server); its prompt length is then the engine's count when it reports usage.
     """
-    if not (math.isfinite(speed) and speed > 0):
-        raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
+    check_speed(speed)
     if vocab < 2:
         raise InputError(f"vocab is {vocab}: prompts need token ids from at least 2")
     base = endpoint.rstrip("/")

@@ -25,6 +25,7 @@ does not cancel its request inside the model: it runs to the end, as its KV memo
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,6 +49,12 @@ and the engine grows with the number of streams, not with the token rate at a hi
 CHARS_PER_TOKEN = 4
 
 log = get_logger("glia.emulate")
+
+
+def check_speed(speed: float) -> None:
+    """Refuse a time scale that is not a positive, finite factor (simulated s per wall s)."""
+    if not (math.isfinite(speed) and speed > 0):
+        raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
 
 
 @dataclass
@@ -267,8 +274,7 @@ async def emulate(
     sends at most one chunk per ``stream_interval_s`` wall seconds (0: one per iteration),
     besides its first and last token.
     """
-    if not speed > 0:
-        raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
+    check_speed(speed)
     if not stream_interval_s >= 0:
         raise InputError(
             f"stream_interval_s is {stream_interval_s}: give the wall seconds between a "

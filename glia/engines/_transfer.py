@@ -42,7 +42,7 @@ from glia.sandbox import run_sandboxed
 from glia.sim import ClusterConfig, SimResult, Trace, WorkloadConfig, build_trace, run_simulation
 
 from ._bench import bench
-from ._emulate import emulate
+from ._emulate import check_speed, emulate
 from ._serve import serve
 
 __all__ = ["MAX_LAG", "PolicyTransfer", "TransferReport", "transfer"]
@@ -168,8 +168,7 @@ async def transfer(
     the replicates' average. Raises :class:`~glia.DesignError` when the design cannot be
     simulated or served.
     """
-    if not (math.isfinite(speed) and speed > 0):
-        raise InputError(f"speed is {speed}: give a positive factor (10: ten simulated s per s)")
+    check_speed(speed)
     if not (isinstance(replicates, int) and replicates >= 1):
         raise InputError(f"replicates is {replicates!r}: give at least 1 simulation per policy")
     if not (math.isfinite(jitter_s) and jitter_s >= 0):
