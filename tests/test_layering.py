@@ -17,7 +17,7 @@ from pathlib import Path
 GLIA = Path(__file__).resolve().parents[1] / "glia"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_errors", "_logging", "_tempstore"),
+    ("_atomic", "_errors", "_logging", "_tempstore"),
     ("_reaper",),
     ("_lifeline",),
     ("kernels",),

@@ -8,13 +8,13 @@ Checkpoints go to ``checkpoint.json`` in the run directory and to the bus's KV b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 
+from glia._atomic import write_atomic
 from glia._errors import InputError
 from glia.bus import SteerMessage
 from glia.report import Budget, RunRecord
@@ -133,12 +133,7 @@ def encode(cp: Checkpoint) -> bytes:
 def save_checkpoint(cp: Checkpoint, run_dir: Path) -> bytes:
     """Write ``checkpoint.json`` atomically; returns the encoded checkpoint."""
     data = encode(cp)
-    tmp = run_dir / "checkpoint.json.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, run_dir / "checkpoint.json")
+    write_atomic(run_dir / "checkpoint.json", data)
     return data
 
 

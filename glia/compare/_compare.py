@@ -36,6 +36,7 @@ import msgspec
 import numpy as np
 from pydantic_ai.models import Model
 
+from glia._atomic import write_atomic
 from glia._client import Client, connect
 from glia._design import DesignRun, design_async
 from glia._errors import InputError, unknown_name
@@ -215,7 +216,7 @@ def _claim(root: Path, config: CompareConfig) -> None:
                     "another --out, or the same settings to resume it"
                 )
             return
-        _write(path, msgspec.json.format(msgspec.json.encode(config)))
+        write_atomic(path, msgspec.json.format(msgspec.json.encode(config)))
     except OSError as e:
         raise InputError(
             f"cannot write the comparison directory {str(root)!r} ({e.strerror}): give --out a "
@@ -226,16 +227,6 @@ def _claim(root: Path, config: CompareConfig) -> None:
 def _diff(old: CompareConfig, new: CompareConfig) -> str:
     a, b = msgspec.to_builtins(old), msgspec.to_builtins(new)
     return ", ".join(f"{k} {a[k]!r} there, {b[k]!r} now" for k in a if a[k] != b.get(k))
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically: a killed comparison never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def _load_result(rdir: Path) -> RunResult | None:
@@ -269,7 +260,7 @@ async def _run(
             f"{config.budget}: its design runs must share one budget"
         )
     if run.record.status != "interrupted":
-        _write(rdir / "result.json", msgspec.json.format(msgspec.json.encode(result)))
+        write_atomic(rdir / "result.json", msgspec.json.format(msgspec.json.encode(result)))
     return result
 
 

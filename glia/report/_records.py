@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from glia._atomic import write_atomic
 from glia.sim import Summary
 
 __all__ = [
@@ -168,14 +169,7 @@ _decoder = msgspec.json.Decoder(RunRecord)
 
 def save_record(record: RunRecord, path: str) -> None:
     """Write ``record`` as JSON to ``path`` atomically (a crash never leaves half a file)."""
-    import os
-
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(msgspec.json.format(msgspec.json.encode(record), indent=1))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(record), indent=1))
 
 
 def load_record(data: bytes) -> RunRecord:
