@@ -49,6 +49,8 @@ log = get_logger("glia.bus")
 MAX_DELIVER = 6
 """JetStream's own bound on deliveries; workers give up earlier (see the worker's attempts)."""
 PATIENCE_S = 60.0
+ARTIFACT_WAIT_S = 120.0
+"""How long reading one artifact may take (seconds): nats-py waits for its chunks for ever."""
 """How long a JetStream request is retried while a cluster elects a new leader (seconds)."""
 _TRANSIENT = (
     nats.errors.TimeoutError,  # no leader to answer yet (or its node just died)
@@ -119,6 +121,7 @@ class NatsBus:
         self.nc, self.js, self.url = nc, js, url
         self._kv, self._runs, self._store = buckets
         self.patience = PATIENCE_S
+        self.artifact_wait = ARTIFACT_WAIT_S
 
     async def _patiently(self, fn: Callable[..., Awaitable[_T]], *args: Any, **kw: Any) -> _T:
         """``fn(...)``, retried while JetStream cannot answer (see :func:`_patiently`)."""
@@ -366,11 +369,19 @@ class NatsBus:
         await self._patiently(self._store.put, name, data)
 
     async def get_artifact(self, name: str) -> bytes:
-        try:
-            result = await self._patiently(self._store.get, name)
-        except nats.js.errors.ObjectNotFoundError:
-            raise BusError(f"no artifact {name!r} in the object store") from None
-        return bytes(result.data or b"")
+        # Bounded: an object whose chunks are deleted after its description was read (it was
+        # replaced or purged meanwhile) leaves nats-py's reader waiting for chunks that never
+        # come.
+        with anyio.move_on_after(self.artifact_wait):
+            try:
+                result = await self._patiently(self._store.get, name)
+            except nats.js.errors.ObjectNotFoundError:
+                raise BusError(f"no artifact {name!r} in the object store") from None
+            return bytes(result.data or b"")
+        raise BusError(
+            f"artifact {name!r} could not be read in {self.artifact_wait:g} s: its chunks are "
+            "missing from the object store (deleted while it was read, or the bucket purged)"
+        )
 
     async def save_checkpoint(self, run_id: str, data: bytes) -> None:
         await self._patiently(self._runs.put, run_id, data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -321,7 +322,10 @@ class SimWorker:
             logger.exception("experiment_error")
             return
         wall = time.perf_counter() - t0
-        artifact = f"{key}.csv"
+        # A name of its own per run of an experiment: the same experiment can run twice at
+        # once (two runs submit it before either result is cached), and an object store put
+        # under a taken name deletes the old copy's chunks, under a reader holding its result.
+        artifact = f"{key}-{secrets.token_hex(4)}.csv"
         result = ExperimentResult(
             run_id=run, key=key, label=label, router=router, summary=summary,
             worker=self.name, artifact=artifact,

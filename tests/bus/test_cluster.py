@@ -30,6 +30,7 @@ from glia.bus import (
     decode_request,
     nats_server,
 )
+from glia.bus import _subjects as subjects
 
 from .conftest import small_experiments
 
@@ -242,6 +243,43 @@ async def test_resubmitting_returns_the_cached_result_without_running(
     assert all(isinstance(r, ExperimentResult) and not r.cached for r in first)
     assert all(isinstance(r, ExperimentResult) and r.cached for r in again)
     assert [r.summary for r in again] == [r.summary for r in first]  # type: ignore[union-attr]
+
+
+async def test_an_experiment_run_again_keeps_the_artifact_of_its_first_run(
+    nats: NatsServer, tmp_path: Path
+) -> None:
+    # Two runs can run one experiment at once (both submit it before either result is cached).
+    # Each run of it stores its table under a name of its own: storing it under the first's
+    # name deletes the first's chunks, and a client reading them would wait for ever.
+    (exp,) = small_experiments(1)
+    async with connected(nats) as (bus, client):
+        with workers(nats.url, ["w1"], tmp_path):
+            await wait_for_workers(bus, {"w1"})
+            (first,) = await client.gather(await client.submit([exp]), timeout=60)
+            cache = await bus.js.key_value(subjects.RESULTS_BUCKET)
+            await cache.delete(exp.key())  # as if the second run had started meanwhile
+            (second,) = await client.gather(await client.submit([exp]), timeout=60)
+        assert isinstance(first, ExperimentResult) and isinstance(second, ExperimentResult)
+        assert not first.cached and not second.cached
+        assert first.artifact != second.artifact
+        table = await client.requests(first.artifact)
+        assert table and table == await client.requests(second.artifact)
+
+
+async def test_an_artifact_whose_chunks_vanish_is_an_error_not_a_hang(nats: NatsServer) -> None:
+    async with connected(nats) as (bus, _):
+        await bus.put_artifact("t.csv", b"id,e2e\n0,1.0\n")
+        store = await bus.js.object_store(subjects.ARTIFACTS_BUCKET)
+        info = await store.get_info("t.csv")
+        stream = f"OBJ_{subjects.ARTIFACTS_BUCKET}"
+        await bus.js.purge_stream(stream, subject=f"$O.{subjects.ARTIFACTS_BUCKET}.C.{info.nuid}")
+        bus.artifact_wait = 1.0
+        with pytest.raises(BusError) as e:
+            await bus.get_artifact("t.csv")
+    assert str(e.value) == (
+        "artifact 't.csv' could not be read in 1 s: its chunks are missing from the object "
+        "store (deleted while it was read, or the bucket purged)"
+    )
 
 
 async def test_garbage_on_the_queue_is_dropped_and_work_goes_on(
