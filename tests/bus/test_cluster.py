@@ -261,7 +261,7 @@ async def test_an_experiment_run_again_keeps_the_artifact_of_its_first_run(
             (second,) = await client.gather(await client.submit([exp]), timeout=60)
         assert isinstance(first, ExperimentResult) and isinstance(second, ExperimentResult)
         assert not first.cached and not second.cached
-        assert first.artifact != second.artifact
+        assert first.artifact and second.artifact and first.artifact != second.artifact
         table = await client.requests(first.artifact)
         assert table and table == await client.requests(second.artifact)
 
