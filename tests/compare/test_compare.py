@@ -39,7 +39,8 @@ SMALL = {"duration_s": 60.0}
 # fixture's teardown after it, in the same task); raised in a loop callback or in nats-py's
 # reader task, it loses a wake-up or kills the connection's reader, so that coroutine waits for
 # ever, with no second timeout. (Leaving local_cluster itself is bounded: see
-# tests/runtime/test_lifecycle.py.)
+# tests/runtime/test_lifecycle.py.) Before either, tests/conftest.py cancels a test's body in
+# its own loop, so a hang fails with the await it hangs in.
 design_run = pytest.mark.timeout(300, method="thread")
 
 
