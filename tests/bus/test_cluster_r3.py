@@ -323,7 +323,7 @@ async def test_a_batch_on_3_nodes_survives_losing_the_stream_leader_and_a_worker
     quick = small_experiments(20)
     phase_a = [sleepy(100 + i, 1.5) for i in range(6)]  # running when the leader dies
     phase_b = quick[:12]  # submitted while the cluster elects a new leader
-    phase_c = [sleepy(200, 4.0), *quick[12:]]  # after the restart; its worker dies mid-run
+    phase_c = [sleepy(200, 8.0), *quick[12:]]  # after the restart; its worker dies mid-run
     exps = phase_a + phase_b + phase_c
     assert len({e.key() for e in exps}) == len(exps)
     run_id = new_run_id()
@@ -347,13 +347,20 @@ async def test_a_batch_on_3_nodes_survives_losing_the_stream_leader_and_a_worker
             await victim.wait_ready()
             for stream in STREAMS:  # the rest of the cluster has recovered too
                 await stream_leader(bus, stream)
-            c = await client.submit(phase_c, run_id=run_id, labels=["slow", *"cdefghij"])
+            # The slow one alone first, so that its worker is killed as soon as it starts: a
+            # publish of the others, retried while the cluster settles, held the kill back
+            # once until the design had finished.
+            c0 = await client.submit(phase_c[:1], run_id=run_id, labels=["slow"])
             started = await first_event(
                 bus, run_id, lambda ev: isinstance(ev, ExperimentStarted) and ev.label == "slow"
             )
             assert isinstance(started, ExperimentStarted)
             kill_worker(procs[started.worker])
-            run = SubmittedRun(run_id, a.keys + b.keys + c.keys, a.labels + b.labels + c.labels)
+            c = await client.submit(phase_c[1:], run_id=run_id, labels=list("cdefghij"))
+            parts = (a, b, c0, c)
+            run = SubmittedRun(
+                run_id, sum((p.keys for p in parts), ()), sum((p.labels for p in parts), ())
+            )
             results = await client.gather(run, timeout=300)
             with anyio.fail_after(60):  # every request acknowledged: nothing more will come
                 while await bus.queue_depth():
