@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -23,13 +22,7 @@ from glia.sim import (
     run_simulation,
 )
 
-
-def _trace(arrivals: Sequence[float], prompts: Sequence[int], outputs: Sequence[int]) -> Trace:
-    return Trace(
-        np.asarray(arrivals, dtype=np.float64),
-        np.asarray(prompts, dtype=np.int64),
-        np.asarray(outputs, dtype=np.int64),
-    )
+from .conftest import trace_of as _trace
 
 
 def _cluster(**kw: int | float) -> ClusterConfig:

@@ -3,8 +3,6 @@ engines; the router's own tracking stays exact, and fields no engine exports are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 import numpy as np
 import pytest
@@ -26,13 +24,7 @@ from glia.sim import (
     run_simulation,
 )
 
-
-def _trace(arrivals: Sequence[float], prompts: Sequence[int], outputs: Sequence[int]) -> Trace:
-    return Trace(
-        np.asarray(arrivals, dtype=np.float64),
-        np.asarray(prompts, dtype=np.int64),
-        np.asarray(outputs, dtype=np.int64),
-    )
+from .conftest import trace_of as _trace
 
 
 def _cluster(interval: float, **kw: int) -> ClusterConfig:
