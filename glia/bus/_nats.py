@@ -49,9 +49,9 @@ log = get_logger("glia.bus")
 MAX_DELIVER = 6
 """JetStream's own bound on deliveries; workers give up earlier (see the worker's attempts)."""
 PATIENCE_S = 60.0
+"""How long a JetStream request is retried while a cluster elects a new leader (seconds)."""
 ARTIFACT_WAIT_S = 120.0
 """How long reading one artifact may take (seconds): nats-py waits for its chunks for ever."""
-"""How long a JetStream request is retried while a cluster elects a new leader (seconds)."""
 _TRANSIENT = (
     nats.errors.TimeoutError,  # no leader to answer yet (or its node just died)
     nats.errors.NoRespondersError,
